@@ -1,0 +1,1 @@
+"""Binance spot market streams: URLs, records and frame parsing. No I/O here."""

@@ -1,0 +1,159 @@
+"""One WebSocket connection: websocket-client does the handshake (TLS, proxies, HTTP status),
+the ``FrameReader`` does the reading, and control frames are answered here."""
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+
+import websocket
+
+from connectors.websocket.errors import ConnectFailed, ConnectionLost
+from connectors.websocket.frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_TEXT,
+    FrameReader,
+    PeerClosed,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Message:
+    """A complete data message. ``size`` exceeds ``len(payload)`` when it was over the limit."""
+
+    payload: bytes
+    binary: bool
+    size: int
+
+
+class Connection:
+    def __init__(self, url: str, connect_timeout: float, poll_interval: float, max_message_bytes: int):
+        self.url = url
+        self._connect_timeout = connect_timeout
+        self._poll_interval = poll_interval
+        self._max = max_message_bytes
+        self._ws: websocket.WebSocket | None = None
+        self._reader: FrameReader | None = None
+        self._fragments: list = []  # frames of a fragmented message so far
+        self.opened_at = 0.0
+        self.last_frame_at = 0.0
+        self.messages = 0
+        self.pings = 0
+
+    def open(self) -> None:
+        try:
+            ws = websocket.create_connection(
+                self.url,
+                timeout=self._connect_timeout,
+                skip_utf8_validation=True,  # the decoder validates; the library's check is pure Python
+                enable_multithread=True,
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            headers = exc.resp_headers or {}
+            raise ConnectFailed(
+                self.url, f"handshake answered HTTP {exc.status_code}", exc.status_code, _retry_after(headers)
+            ) from exc
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectFailed(self.url, _describe(exc)) from exc
+        ws.sock.settimeout(self._poll_interval)
+        self._ws = ws
+        self._reader = FrameReader(ws.sock, self._max)
+        self.opened_at = self.last_frame_at = time.monotonic()
+
+    def receive(self) -> list[Message]:
+        """Data messages received within one poll interval; pings answered. Raises ConnectionLost."""
+        try:
+            frames = self._reader.read()
+        except PeerClosed:
+            raise ConnectionLost("connection closed without a close frame (EOF)") from None
+        except ssl.SSLError as exc:
+            raise ConnectionLost(f"TLS error: {exc}") from exc
+        except OSError as exc:
+            raise ConnectionLost(_describe(exc)) from exc
+        if not frames:
+            return []
+        self.last_frame_at = time.monotonic()
+        messages = []
+        for frame in frames:
+            op = frame.opcode
+            if op == OP_TEXT or op == OP_BINARY:
+                if frame.fin:
+                    messages.append(Message(frame.payload, op == OP_BINARY, frame.size))
+                else:
+                    self._fragments = [frame]
+            elif op == OP_CONTINUATION and self._fragments:
+                self._fragments.append(frame)
+                if frame.fin:
+                    messages.append(self._assemble())
+            elif op == OP_PING:
+                self.pings += 1
+                self._send_pong(frame.payload)
+            elif op == OP_CLOSE:
+                self._answer_close(frame.payload)
+        self.messages += len(messages)
+        return messages
+
+    def close(self, code: int = websocket.STATUS_NORMAL) -> None:
+        ws, self._ws = self._ws, None
+        if ws is None:
+            return
+        try:
+            ws.send_close(code)
+        except Exception:  # the peer may be gone already; closing must still finish
+            pass
+        try:
+            ws.sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in recv; close() alone does not
+        except OSError:
+            pass
+        ws.shutdown()
+
+    def _assemble(self) -> Message:
+        first = self._fragments[0]
+        size = sum(f.size for f in self._fragments)
+        payload = b"".join(f.payload for f in self._fragments)[: self._max if size > self._max else size]
+        self._fragments = []
+        return Message(payload, first.opcode == OP_BINARY, size)
+
+    def _send_pong(self, payload: bytes) -> None:
+        try:
+            self._ws.pong(payload)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionLost(f"cannot answer ping: {_describe(exc)}") from exc
+
+    def _answer_close(self, payload: bytes) -> None:
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        reason = payload[2:].decode("utf-8", "replace")
+        try:
+            self._ws.send_close(code or websocket.STATUS_NORMAL)
+        except (OSError, websocket.WebSocketException):
+            pass
+        raise ConnectionLost("server closed the connection", code, reason)
+
+
+def _retry_after(headers: dict) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(exc, (socket.gaierror, websocket.WebSocketAddressException)):
+        return f"DNS lookup failed: {exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,40 @@
+"""Errors the bridge hands to its consumer, each carrying the context needed to act on it."""
+from __future__ import annotations
+
+
+class FeedError(Exception):
+    """The feed cannot go on by itself; raising it lets the caller (a Flink job) restart."""
+
+
+class ConnectFailed(FeedError):
+    def __init__(self, url: str, cause: str, status: int | None = None, retry_after: float | None = None):
+        self.url, self.cause, self.status, self.retry_after = url, cause, status, retry_after
+        detail = f"HTTP {status}" if status is not None else cause
+        if retry_after is not None:
+            detail += f", Retry-After {retry_after:g}s"
+        super().__init__(f"cannot connect to {url}: {detail}")
+
+
+class ReconnectsExhausted(FeedError):
+    def __init__(self, url: str, attempts: int, last_cause: str):
+        self.url, self.attempts, self.last_cause = url, attempts, last_cause
+        super().__init__(f"gave up on {url} after {attempts} reconnect attempts; last: {last_cause}")
+
+
+class BufferOverflow(FeedError):
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        super().__init__(f"buffer full at {capacity} items and the overflow policy is 'fail'")
+
+
+class ConnectionLost(Exception):
+    """An established connection ended; the bridge reconnects (internal, never reaches the consumer)."""
+
+    def __init__(self, cause: str, code: int | None = None, reason: str = ""):
+        self.cause, self.code, self.reason = cause, code, reason
+        detail = cause if code is None else f"{cause} (close code {code}{' ' + reason if reason else ''})"
+        super().__init__(detail)
+
+
+class SilenceTimeout(ConnectionLost):
+    """No frame at all (not even a ping) for longer than the configured silence timeout."""

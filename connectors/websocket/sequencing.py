@@ -1,0 +1,68 @@
+"""Sequence continuity per key (trade ids per symbol): gaps, duplicates and reordering."""
+from __future__ import annotations
+
+from enum import Enum
+
+MAX_OPEN_GAPS = 1024  # per key; the oldest are forgotten (a late fill then counts as a duplicate)
+
+
+class Verdict(Enum):
+    NEXT = "next"  # seq == last + 1 (or the first seen)
+    GAP = "gap"  # seq > last + 1: the ids between are missing
+    LATE = "late"  # fills part of an earlier gap: reordered, delivered
+    DUPLICATE = "duplicate"  # seen before: dropped
+
+    @property
+    def deliver(self) -> bool:
+        return self is not Verdict.DUPLICATE
+
+
+class SequenceTracker:
+    def __init__(self):
+        self._last: dict = {}
+        self._gaps: dict = {}  # key -> list of [first, last] missing ranges, oldest first
+        self.gaps = 0
+        self.missing = 0
+        self.duplicates = 0
+        self.reordered = 0
+
+    def last(self, key):
+        return self._last.get(key)
+
+    def restore(self, key, last_seq: int) -> None:
+        """Resume after ``last_seq`` (from checkpointed state) with no memory of older gaps."""
+        self._last[key] = last_seq
+
+    def accept(self, key, seq: int) -> tuple[Verdict, int]:
+        """Returns the verdict and, for a GAP, how many ids are missing before ``seq``."""
+        last = self._last.get(key)
+        if last is None or seq == last + 1:
+            self._last[key] = seq
+            return Verdict.NEXT, 0
+        if seq > last:
+            missing = seq - last - 1
+            self._last[key] = seq
+            gaps = self._gaps.setdefault(key, [])
+            gaps.append([last + 1, seq - 1])
+            if len(gaps) > MAX_OPEN_GAPS:
+                del gaps[0]
+            self.gaps += 1
+            self.missing += missing
+            return Verdict.GAP, missing
+        if self._fill(key, seq):
+            self.reordered += 1
+            self.missing -= 1
+            return Verdict.LATE, 0
+        self.duplicates += 1
+        return Verdict.DUPLICATE, 0
+
+    def _fill(self, key, seq: int) -> bool:
+        gaps = self._gaps.get(key)
+        if not gaps:
+            return False
+        for i, (first, last) in enumerate(gaps):
+            if first <= seq <= last:
+                pieces = [r for r in ([first, seq - 1], [seq + 1, last]) if r[0] <= r[1]]
+                gaps[i : i + 1] = pieces
+                return True
+        return False

@@ -31,7 +31,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _field(data: dict, name: str, kind: type, label: str):
+def _field(data: dict, name: str, kind: type, label: str):  # every check has this signature
     try:
         value = data[name]
     except KeyError:
@@ -45,7 +45,7 @@ def _field(data: dict, name: str, kind: type, label: str):
     return value
 
 
-def _amount(data: dict, name: str, label: str) -> Decimal:
+def _amount(data: dict, name: str, kind: type, label: str) -> Decimal:
     text = _field(data, name, str, label)
     try:
         value = Decimal(text)
@@ -56,37 +56,63 @@ def _amount(data: dict, name: str, label: str) -> Decimal:
     return value
 
 
-def _non_negative(data: dict, name: str, label: str) -> int:
-    value = _field(data, name, int, label)
+def _non_negative(data: dict, name: str, kind: type, label: str) -> int:
+    value = _field(data, name, kind, label)
     if value < 0:
         raise _Invalid(FailureReason.IMPOSSIBLE_VALUE, f"{label} {value} is negative")
     return value
 
 
+_CHECKS = {str: _field, int: _non_negative, bool: _field, Decimal: _amount}
+
+# (field, type, label) in the order a diagnosis reports them.
+_TRADE_FIELDS = (("s", str, "symbol"), ("t", int, "trade id"), ("p", Decimal, "price"),
+                 ("q", Decimal, "quantity"), ("T", int, "trade time"), ("E", int, "event time"),
+                 ("m", bool, "buyer is maker"))
+_AGG_FIELDS = (("s", str, "symbol"), ("a", int, "aggregate id"), ("p", Decimal, "price"),
+               ("q", Decimal, "quantity"), ("f", int, "first trade id"), ("l", int, "last trade id"),
+               ("T", int, "trade time"), ("E", int, "event time"), ("m", bool, "buyer is maker"))
+
+
+def _diagnose(data: dict, fields) -> None:
+    """Raises the precise reason a frame failed the fast path (the fast path only says yes or no)."""
+    for name, kind, label in fields:
+        _CHECKS[kind](data, name, kind, label)
+    raise AssertionError(f"fast path rejected a valid frame: {data!r}")
+
+
+def _sound(amount: Decimal) -> bool:
+    return amount.is_finite() and not amount.is_signed()
+
+
+# The fast paths below check every field inline: per-field helper calls cost more than the JSON
+# decoding itself (cProfile, bench/). Any doubt goes to _diagnose, which names the reason.
 def _trade(data: dict) -> Trade:
-    return Trade(
-        symbol=_field(data, "s", str, "symbol"),
-        trade_id=_non_negative(data, "t", "trade id"),
-        price=_amount(data, "p", "price"),
-        quantity=_amount(data, "q", "quantity"),
-        trade_time=_non_negative(data, "T", "trade time"),
-        event_time=_non_negative(data, "E", "event time"),
-        buyer_is_maker=_field(data, "m", bool, "buyer is maker"),
-    )
+    try:
+        s, t, p, q, T, E, m = data["s"], data["t"], data["p"], data["q"], data["T"], data["E"], data["m"]
+        if (type(s) is str and type(t) is int and type(p) is str and type(q) is str and type(T) is int
+                and type(E) is int and type(m) is bool and t >= 0 and T >= 0 and E >= 0):
+            price, quantity = Decimal(p), Decimal(q)
+            if _sound(price) and _sound(quantity):
+                return Trade(s, t, price, quantity, T, E, m)
+    except (KeyError, InvalidOperation):
+        pass
+    _diagnose(data, _TRADE_FIELDS)
 
 
 def _agg_trade(data: dict) -> AggTrade:
-    return AggTrade(
-        symbol=_field(data, "s", str, "symbol"),
-        agg_id=_non_negative(data, "a", "aggregate id"),
-        price=_amount(data, "p", "price"),
-        quantity=_amount(data, "q", "quantity"),
-        first_trade_id=_non_negative(data, "f", "first trade id"),
-        last_trade_id=_non_negative(data, "l", "last trade id"),
-        trade_time=_non_negative(data, "T", "trade time"),
-        event_time=_non_negative(data, "E", "event time"),
-        buyer_is_maker=_field(data, "m", bool, "buyer is maker"),
-    )
+    try:
+        s, a, p, q, f, l = data["s"], data["a"], data["p"], data["q"], data["f"], data["l"]
+        T, E, m = data["T"], data["E"], data["m"]
+        if (type(s) is str and type(a) is int and type(p) is str and type(q) is str and type(f) is int
+                and type(l) is int and type(T) is int and type(E) is int and type(m) is bool
+                and a >= 0 and f >= 0 and l >= 0 and T >= 0 and E >= 0):
+            price, quantity = Decimal(p), Decimal(q)
+            if _sound(price) and _sound(quantity):
+                return AggTrade(s, a, price, quantity, f, l, T, E, m)
+    except (KeyError, InvalidOperation):
+        pass
+    _diagnose(data, _AGG_FIELDS)
 
 
 _BUILDERS = {"trade": _trade, "aggTrade": _agg_trade}

@@ -81,8 +81,7 @@ def _diagnose(data: dict, fields) -> None:
     raise AssertionError(f"fast path rejected a valid frame: {data!r}")
 
 
-def _sound(amount: Decimal) -> bool:
-    return amount.is_finite() and not amount.is_signed()
+_ZERO, _INFINITY = Decimal(0), Decimal("Infinity")  # NaN compares by raising InvalidOperation
 
 
 # The fast paths below check every field inline: per-field helper calls cost more than the JSON
@@ -93,7 +92,7 @@ def _trade(data: dict) -> Trade:
         if (type(s) is str and type(t) is int and type(p) is str and type(q) is str and type(T) is int
                 and type(E) is int and type(m) is bool and t >= 0 and T >= 0 and E >= 0):
             price, quantity = Decimal(p), Decimal(q)
-            if _sound(price) and _sound(quantity):
+            if _ZERO <= price < _INFINITY and _ZERO <= quantity < _INFINITY:
                 return Trade(s, t, price, quantity, T, E, m)
     except (KeyError, InvalidOperation):
         pass
@@ -108,7 +107,7 @@ def _agg_trade(data: dict) -> AggTrade:
                 and type(l) is int and type(T) is int and type(E) is int and type(m) is bool
                 and a >= 0 and f >= 0 and l >= 0 and T >= 0 and E >= 0):
             price, quantity = Decimal(p), Decimal(q)
-            if _sound(price) and _sound(quantity):
+            if _ZERO <= price < _INFINITY and _ZERO <= quantity < _INFINITY:
                 return AggTrade(s, a, price, quantity, f, l, T, E, m)
     except (KeyError, InvalidOperation):
         pass

@@ -78,6 +78,7 @@ class _Reader(threading.Thread):
         self.bridge, self.conn = bridge, conn
         self.first_seen: dict = {}  # key -> first seq this connection delivered (handover overlap)
         self.last_seen: dict = {}
+        self.overlap_until: dict = {}  # key -> last seq of the connection this one replaced
         self.records = 0
         self.wants_handover = False
         self.lost: ConnectionLost | None = None
@@ -98,9 +99,10 @@ class _Reader(threading.Thread):
             self.lost = exc
         except FeedError as exc:
             self.fatal = exc
-        except Exception as exc:  # a reader bug must surface, not end the thread silently
-            log.exception("reader for %s crashed", conn.url)
-            self.fatal = FeedError(f"reader for {conn.url} crashed: {exc!r}")
+        except Exception as exc:
+            if not self._stopping:  # stop() closes the socket under the reader: errors then are expected
+                log.exception("reader for %s crashed", conn.url)  # a bug must surface, not end silently
+                self.fatal = FeedError(f"reader for {conn.url} crashed: {exc!r}")
         finally:
             if self._stopping:
                 self.lost = None
@@ -289,12 +291,15 @@ class Bridge:
             while not self._overlaps(old, new) and time.monotonic() < deadline:
                 if old.ended.is_set() or new.ended.is_set() or self._stop.wait(self.config.poll_interval):
                     break
+            if not self._overlaps(old, new):
+                log.warning("handover of %s: no overlap seen with the old connection (a gap, if any, is logged)",
+                            self.name)
+            readers.remove(old)
+            old.stop()
+            with self._lock:  # what the old one delivered, the new one may still be catching up to
+                new.overlap_until = dict(old.last_seen)
         finally:
-            self._handing_over = False
-        if not self._overlaps(old, new):
-            log.warning("handover of %s: no overlap seen with the old connection (a gap, if any, is logged)", self.name)
-        readers.remove(old)
-        old.stop()
+            self._handing_over = False  # only now: the old reader may deliver duplicates until stopped
 
     def _overlaps(self, old: _Reader, new: _Reader) -> bool:
         """True once, for every key the old connection carried, the new one started no later."""
@@ -336,7 +341,7 @@ class Bridge:
                 last_seen[key] = seq
                 verdict, missing = accept(key, seq)
                 if verdict is not Verdict.NEXT:
-                    self._irregular(key, seq, verdict, missing)
+                    self._irregular(reader, key, seq, verdict, missing)
                     if not verdict.deliver:
                         continue
                 out.append(item)
@@ -357,7 +362,7 @@ class Bridge:
         reader.records += n_records
         return out
 
-    def _irregular(self, key, seq: int, verdict: Verdict, missing: int) -> None:
+    def _irregular(self, reader: _Reader, key, seq: int, verdict: Verdict, missing: int) -> None:
         counts = self._counts
         if verdict is Verdict.GAP:
             counts["gaps"] += 1
@@ -367,7 +372,7 @@ class Bridge:
             counts["reordered"] += 1
             counts["missing_ids"] -= 1
             self._rlog.warning("sequence reorder", "%s: %s id %d arrived late (reordered)", self.name, key, seq)
-        elif self._handing_over:
+        elif self._handing_over or seq <= reader.overlap_until.get(key, -1):
             counts["handover_duplicates"] += 1  # expected: both connections carry the overlap
         else:
             counts["duplicates"] += 1

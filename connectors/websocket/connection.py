@@ -42,6 +42,7 @@ class Connection:
         self._ws: websocket.WebSocket | None = None
         self._reader: FrameReader | None = None
         self._fragments: list = []  # frames of a fragmented message so far
+        self._closed: ConnectionLost | None = None  # a close frame, raised after what preceded it
         self.opened_at = 0.0
         self.last_frame_at = 0.0
         self.messages = 0
@@ -69,6 +70,8 @@ class Connection:
 
     def receive(self) -> list[Message]:
         """Data messages received within one poll interval; pings answered. Raises ConnectionLost."""
+        if self._closed is not None:
+            raise self._closed
         try:
             frames = self._reader.read()
         except PeerClosed:
@@ -96,7 +99,8 @@ class Connection:
                 self.pings += 1
                 self._send_pong(frame.payload)
             elif op == OP_CLOSE:
-                self._answer_close(frame.payload)
+                self._closed = self._answer_close(frame.payload)
+                break
         self.messages += len(messages)
         return messages
 
@@ -127,14 +131,14 @@ class Connection:
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectionLost(f"cannot answer ping: {_describe(exc)}") from exc
 
-    def _answer_close(self, payload: bytes) -> None:
+    def _answer_close(self, payload: bytes) -> ConnectionLost:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
         reason = payload[2:].decode("utf-8", "replace")
         try:
             self._ws.send_close(code or websocket.STATUS_NORMAL)
         except (OSError, websocket.WebSocketException):
             pass
-        raise ConnectionLost("server closed the connection", code, reason)
+        return ConnectionLost("server closed the connection", code, reason)
 
 
 def _retry_after(headers: dict) -> float | None:

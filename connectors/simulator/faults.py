@@ -1,0 +1,152 @@
+"""Faults a test can switch on while the simulator runs, from any thread.
+
+Each command runs on the simulator's event loop and has taken effect when it returns.
+What a client sees:
+
+- ``refuse_connections()``: the listening socket is closed, so ``connect()`` fails with
+  ECONNREFUSED until ``accept_connections()``. ``refuse_connections(times=N)``: the port
+  stays open but each of the next N TCP connections is reset (RST) as soon as it is
+  accepted, before any handshake byte; the client's handshake fails with ECONNRESET.
+- ``reject_handshake(status, retry_after, times)``: the upgrade request is answered with
+  that HTTP status (and a ``Retry-After`` header) instead of ``101``.
+- ``drop_after(n, code, reason, reset, times)``: after n more market messages the server
+  sends a close frame with ``code``/``reason``, or with ``reset`` ends the TCP connection
+  with RST (frames still in flight may be lost, as with a real reset).
+- ``go_silent()`` / ``resume()``: nothing at all, on every connection, new ones too: no
+  market data, no replies, no pings; what is emitted meanwhile waits in each connection's
+  queue and follows on ``resume()``, like bytes behind a stalled link.
+- ``send_frames(frames, binary)``: frames (``str`` or ``bytes``, sent as they are, so a
+  text frame may carry invalid UTF-8) queued to every open connection after what is
+  already queued, i.e. between two market messages.
+- ``server_shutdown(grace)``: ``{"e":"serverShutdown","E":<ms>}`` (combined connections:
+  ``{"stream":"!serverShutdown","data":{...}}``), then a close frame 1001 ``grace`` seconds later.
+- ``max_lifetime(seconds)``: connections older than that get a close frame 1001
+  (``None`` lifts the limit).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from connectors.simulator.session import INJECTED, NOTICE, DropPlan, Frame, Session
+
+if TYPE_CHECKING:
+    from connectors.simulator.server import Exchange
+
+
+class Faults:
+    def __init__(self, exchange: Exchange, call: Callable) -> None:
+        self._exchange = exchange
+        self._call = call  # runs a function or coroutine function on the loop, returns its result
+        self._resets_left = 0
+        self._rejections_left = 0
+        self._rejection: tuple[int, float | None] = (429, None)
+        self._drops_left: int | None = 0
+        self._drop: DropPlan | None = None
+        self._lifetime: float | None = None
+        self.refused = 0  # connections reset by ``refuse_connections(times=N)``
+
+    # Commands, callable from any thread.
+
+    def refuse_connections(self, times: int | None = None) -> None:
+        if times is None:
+            self._call(self._exchange.stop_listening)
+        else:
+            self._call(setattr, self, "_resets_left", times)
+
+    def accept_connections(self) -> None:
+        """Undo ``refuse_connections``, either form."""
+        self._call(self._accept)
+
+    def reject_handshake(self, status: int = 429, retry_after: float | None = 2, times: int = 1) -> None:
+        self._call(self._set_rejection, status, retry_after, times)
+
+    def drop_after(
+        self,
+        n_messages: int,
+        code: int = 1001,
+        reason: str = "",
+        reset: bool = False,
+        times: int | None = 1,
+    ) -> None:
+        """Drop ``times`` connections (``None``: all), open ones first, then new ones."""
+        self._call(self._arm_drop, DropPlan(n_messages, code, reason, reset), times)
+
+    def go_silent(self) -> None:
+        self._call(self._exchange.speaking.clear)
+
+    def resume(self) -> None:
+        self._call(self._exchange.speaking.set)
+
+    def send_frames(self, frames: Iterable[str | bytes], binary: bool = False) -> None:
+        batch = [
+            Frame(frame.encode() if isinstance(frame, str) else bytes(frame), INJECTED, binary=binary)
+            for frame in frames
+        ]
+        self._call(self._send_frames, batch)
+
+    def server_shutdown(self, grace: float = 5.0) -> None:
+        self._call(self._server_shutdown, grace)
+
+    def max_lifetime(self, seconds: float | None) -> None:
+        self._call(self._set_lifetime, seconds)
+
+    # Loop side, used by the exchange.
+
+    def take_reset(self) -> bool:
+        if self._resets_left <= 0:
+            return False
+        self._resets_left -= 1
+        self.refused += 1
+        return True
+
+    def take_rejection(self) -> tuple[int, float | None] | None:
+        if self._rejections_left <= 0:
+            return None
+        self._rejections_left -= 1
+        return self._rejection
+
+    def on_open(self, session: Session) -> None:
+        if self._drop is not None and self._drops_left != 0:
+            self._give_drop(session)
+        session.limit_lifetime(self._lifetime)
+
+    async def _accept(self) -> None:
+        self._resets_left = 0
+        await self._exchange.listen()
+
+    def _set_rejection(self, status: int, retry_after: float | None, times: int) -> None:
+        self._rejection = (status, retry_after)
+        self._rejections_left = times
+
+    def _arm_drop(self, plan: DropPlan, times: int | None) -> None:
+        self._drop, self._drops_left = plan, times
+        for session in self._exchange.open_sessions():
+            if self._drops_left == 0:
+                break
+            self._give_drop(session)
+
+    def _give_drop(self, session: Session) -> None:
+        plan = self._drop
+        session.plan_drop(DropPlan(plan.remaining, plan.code, plan.reason, plan.reset))
+        if self._drops_left is not None:
+            self._drops_left -= 1
+
+    def _send_frames(self, frames: list[Frame]) -> None:
+        for session in self._exchange.open_sessions():
+            for frame in frames:
+                session.push(frame)
+
+    def _server_shutdown(self, grace: float) -> None:
+        event = b'{"e":"serverShutdown","E":%d}' % (time.time_ns() // 1_000_000)
+        raw = Frame(event, NOTICE)
+        wrapped = Frame(b'{"stream":"!serverShutdown","data":%s}' % event, NOTICE)
+        for session in self._exchange.open_sessions():
+            session.push(wrapped if session.combined else raw)
+            session.close_later(grace, 1001, "server shutdown")
+
+    def _set_lifetime(self, seconds: float | None) -> None:
+        self._lifetime = seconds
+        for session in self._exchange.open_sessions():
+            session.limit_lifetime(seconds)

@@ -1,0 +1,401 @@
+"""A Binance-compatible exchange on loopback, run in a background thread.
+
+Routes, as on ``stream.binance.com``:
+
+- ``/ws/<stream>[/<stream>...]``: raw events; ``/ws``: nothing until a SUBSCRIBE;
+- ``/stream?streams=a/b/c``: events wrapped ``{"stream": ..., "data": ...}``;
+- live ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` on any of them;
+- ``GET /api/v3/historicalTrades?symbol=..&fromId=..&limit=..`` over plain HTTP.
+
+The server pings every ``ping_interval`` seconds (payload: the send time in ns) and closes
+with 1008 when a ping is not answered by a matching pong within ``pong_timeout``. Pings
+are its own, not the library's keepalive, so that ``faults.go_silent()`` can stop them.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import http
+import inspect
+import itertools
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from connectors.simulator import rest
+from connectors.simulator.commands import InvalidRequest, parse_command, result_reply, valid_stream_name
+from connectors.simulator.faults import Faults
+from connectors.simulator.market import Market
+from connectors.simulator.session import (
+    MARKET,
+    ConnectionRecord,
+    Frame,
+    Session,
+    reset_transport,
+)
+
+logger = logging.getLogger(__name__)
+
+# A speed-0 market waits while any connection has more than this many frames queued.
+QUEUE_HIGH = 1024
+_THREAD_CALL_TIMEOUT = 10.0
+
+
+class Exchange:
+    """The simulator's state and behaviour; lives on, and is only touched from, its loop."""
+
+    def __init__(
+        self,
+        market: Market,
+        host: str,
+        port: int,
+        *,
+        ping_interval: float | None,
+        pong_timeout: float | None,
+        close_timeout: float,
+        call: Callable,
+    ) -> None:
+        self.market = market
+        self.host, self.port = host, port
+        self.ping_interval, self.pong_timeout = ping_interval, pong_timeout
+        self.close_timeout = close_timeout
+        self.speaking = asyncio.Event()
+        self.speaking.set()
+        self.room = asyncio.Event()
+        self.faults = Faults(self, call)
+        self.records: list[ConnectionRecord] = []
+        self.http_requests: list[tuple[str, int]] = []
+        self._sessions: dict[int, Session] = {}
+        self._subscribers: dict[str, set[Session]] = defaultdict(set)
+        self._servers: list[Server] = []
+        self._listening: Server | None = None
+        self._ids = itertools.count(1)
+        self._market_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.listen()
+        self._market_task = asyncio.get_running_loop().create_task(self.market.run(self))
+        self._market_task.add_done_callback(_log_failure)
+
+    async def stop(self) -> None:
+        self._market_task.cancel()
+        for server in self._servers:
+            server.close()
+        try:
+            async with asyncio.timeout(self.close_timeout + 1.0):
+                await asyncio.gather(*(server.wait_closed() for server in self._servers))
+        except TimeoutError:
+            # A client that stopped reading cannot take a close frame: cut it off.
+            for session in list(self._sessions.values()):
+                session.ws.transport.abort()
+            await asyncio.gather(*(server.wait_closed() for server in self._servers))
+
+    async def listen(self) -> None:
+        if self._listening is not None:
+            return
+        server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            create_connection=functools.partial(_Connection, self),
+            compression=None,
+            ping_interval=None,
+            ping_timeout=None,
+            close_timeout=self.close_timeout,
+        )
+        # Port 0 picks a free port the first time; later listens reuse it.
+        self.port = server.sockets[0].getsockname()[1]
+        self._servers.append(server)
+        self._listening = server
+
+    def stop_listening(self) -> None:
+        if self._listening is not None:
+            # Closes the listening socket only; accepted connections carry on.
+            self._listening.server.close()
+            self._listening = None
+
+    def open_sessions(self) -> list[Session]:
+        return [session for session in self._sessions.values() if session.ws.state is State.OPEN]
+
+    def sessions(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    # Market sink.
+
+    def publish(self, stream: str, payload: bytes) -> None:
+        sessions = self._subscribers.get(stream)
+        if not sessions:
+            return
+        raw = wrapped = None
+        for session in sessions:
+            if session.combined:
+                if wrapped is None:
+                    wrapped = Frame(b'{"stream":"%s","data":%s}' % (stream.encode(), payload), MARKET, stream)
+                session.push(wrapped)
+            else:
+                if raw is None:
+                    raw = Frame(payload, MARKET, stream)
+                session.push(raw)
+
+    async def writable(self) -> None:
+        while any(len(session.queue) > QUEUE_HIGH for session in self._sessions.values()):
+            self.room.clear()
+            await self.room.wait()
+
+    # Subscriptions.
+
+    def answer(self, session: Session, message: str | bytes) -> bytes:
+        try:
+            command = parse_command(message)
+        except InvalidRequest as error:
+            return error.reply
+        if command.method == "SUBSCRIBE":
+            self.subscribe(session, command.params)
+        elif command.method == "UNSUBSCRIBE":
+            self.unsubscribe(session, command.params)
+        else:
+            return result_reply(command, list(session.record.streams))
+        return result_reply(command)
+
+    def subscribe(self, session: Session, streams) -> None:
+        for stream in streams:
+            if stream not in session.record.streams:
+                session.record.streams.append(stream)
+                self._subscribers[stream].add(session)
+                self.market.subscribe(stream)
+
+    def unsubscribe(self, session: Session, streams) -> None:
+        for stream in streams:
+            if stream in session.record.streams:
+                session.record.streams.remove(stream)
+                self._subscribers[stream].discard(session)
+                self.market.unsubscribe(stream)
+
+    def forget(self, session: Session) -> None:
+        """Drop a closing session from the fan-out; its record keeps its last streams."""
+        for stream in session.record.streams:
+            self._subscribers[stream].discard(session)
+            self.market.unsubscribe(stream)
+        self._sessions.pop(session.record.id, None)
+        self.room.set()
+
+    # Connections.
+
+    def _process_request(self, connection: _Connection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if path == "/api/v3/historicalTrades":
+            status, body = rest.historical_trades(self.market, query)
+            return self._http(connection, request, status, body)
+        if path == "/ws" or path.startswith("/ws/"):
+            route = (False, [name for name in path[4:].split("/") if name])
+        elif path == "/stream":
+            names = parse_qs(query).get("streams", [""])[-1]
+            route = (True, [name for name in names.split("/") if name])
+        else:
+            return self._http(connection, request, 404, b'{"code":-1,"msg":"Not found."}')
+        invalid = [name for name in route[1] if not valid_stream_name(name)]
+        if invalid:
+            body = orjson.dumps({"code": 2, "msg": f"Invalid request: invalid stream name {invalid[0]!r}"})
+            return self._http(connection, request, 400, body)
+        rejection = self.faults.take_rejection()
+        if rejection is not None:
+            status, retry_after = rejection
+            headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+            body = orjson.dumps({"code": -1003, "msg": http.HTTPStatus(status).phrase})
+            return self._http(connection, request, status, body, headers)
+        connection.route = route
+        return None
+
+    def _http(
+        self, connection: ServerConnection, request: Request, status: int, body: bytes, headers: dict | None = None
+    ) -> Response:
+        self.http_requests.append((request.path, status))
+        response = connection.respond(status, body.decode())
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json;charset=UTF-8"
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    async def _handle(self, ws: _Connection) -> None:
+        combined, streams = ws.route
+        record = ConnectionRecord(next(self._ids), ws.request.path, combined, [], time.time())
+        session = Session(ws, record, self)
+        self.records.append(record)
+        self._sessions[record.id] = session
+        self.subscribe(session, streams)
+        self.faults.on_open(session)
+        await session.serve()
+
+
+class _Connection(ServerConnection):
+    """Carries the route chosen during the handshake; can be reset right on accept."""
+
+    def __init__(self, exchange: Exchange, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.exchange = exchange
+        self.route: tuple[bool, list[str]] = (False, [])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.exchange.faults.take_reset():
+            reset_transport(transport)
+
+
+class ExchangeSimulator:
+    """The exchange in a background thread with its own event loop.
+
+    ``start()`` returns once it listens; ``stop()`` closes every connection (1001), stops
+    the loop and joins the thread. Also a context manager. Everything public may be used
+    from any thread except the loop's own.
+    """
+
+    def __init__(
+        self,
+        market: Market,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ping_interval: float | None = 20.0,
+        pong_timeout: float | None = 60.0,
+        close_timeout: float = 2.0,
+    ) -> None:
+        self.market = market
+        self.host = host
+        self._port = port
+        self._options = dict(ping_interval=ping_interval, pong_timeout=pong_timeout, close_timeout=close_timeout)
+        self._exchange: Exchange | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+        self._stop_requested = False
+        self._lock = threading.Lock()
+
+    def start(self) -> ExchangeSimulator:
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("a simulator starts only once")
+            started: concurrent.futures.Future = concurrent.futures.Future()
+            self._thread = threading.Thread(target=self._run, args=(started,), name="exchange-simulator", daemon=True)
+            self._thread.start()
+        started.result()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._thread is None or self._stop_requested:
+                return
+            self._stop_requested = True
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join()
+
+    def __enter__(self) -> ExchangeSimulator:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._running().port
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        return self._running().faults
+
+    @property
+    def connections(self) -> list[ConnectionRecord]:
+        """Every WebSocket connection so far, oldest first; records fill in live. One is
+        listed when its handler starts, a moment after the client got its ``101``."""
+        return list(self._running().records)
+
+    @property
+    def http_requests(self) -> list[tuple[str, int]]:
+        """``(path, status)`` of every request answered without an upgrade."""
+        return list(self._running().http_requests)
+
+    def sent_trade_ids(self, symbol: str) -> list[int]:
+        """Ids of the ``<symbol>@trade`` events written to any connection, connection by
+        connection in opening order, each in send order."""
+        stream = f"{symbol.lower()}@trade"
+        ids = []
+        for record in self.connections:
+            for frame in list(record.sent):
+                if frame.kind == MARKET and frame.stream == stream:
+                    event = orjson.loads(frame.data)
+                    ids.append(event["data"]["t"] if record.combined else event["t"])
+        return ids
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
+        """Poll ``predicate`` from the calling thread; TimeoutError if it stays false."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            time.sleep(interval)
+
+    def wait_until_idle(self, timeout: float = 30.0) -> None:
+        """Wait until the market has emitted everything and every queued frame is written."""
+        exchange = self._running()
+
+        def idle() -> bool:
+            return self.market.finished and not any(session.queue for session in exchange.sessions())
+
+        self.wait_for(lambda: self._call(idle), timeout)
+
+    def _running(self) -> Exchange:
+        if self._exchange is None:
+            raise RuntimeError("the simulator is not running")
+        return self._exchange
+
+    def _run(self, started: concurrent.futures.Future) -> None:
+        asyncio.run(self._main(started))
+
+    async def _main(self, started: concurrent.futures.Future) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        try:
+            exchange = Exchange(self.market, self.host, self._port, call=self._call, **self._options)
+            await exchange.start()
+        except BaseException as error:
+            started.set_exception(error)
+            return
+        self._exchange = exchange
+        started.set_result(None)
+        await self._stopped.wait()
+        await exchange.stop()
+
+    def _call(self, function: Callable, *args):
+        """Run ``function(*args)`` (awaited if it is a coroutine) on the loop; its result."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("fault commands are for other threads than the simulator's")
+
+        async def run():
+            result = function(*args)
+            return await result if inspect.isawaitable(result) else result
+
+        self._running()
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(_THREAD_CALL_TIMEOUT)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the market stopped", exc_info=task.exception())

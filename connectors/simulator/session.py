@@ -1,0 +1,236 @@
+"""One client connection: its outgoing queue, writer, pings, planned drop, and its record."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+if TYPE_CHECKING:
+    from connectors.simulator.server import Exchange
+
+MARKET = "market"  # a market event
+REPLY = "reply"  # an answer to a client request
+NOTICE = "notice"  # a serverShutdown event
+INJECTED = "injected"  # a frame from ``faults.send_frames``
+
+# Writers tell a speed-0 market there is room again below this many queued frames.
+QUEUE_LOW = 256
+
+
+def reset_transport(transport: asyncio.BaseTransport) -> None:
+    """Close with RST: a zero linger time makes the kernel reset instead of FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class Frame(NamedTuple):
+    """A data frame as it goes on the wire; market frames are shared by all sessions."""
+
+    data: bytes
+    kind: str
+    stream: str | None = None
+    binary: bool = False
+
+
+@dataclass(eq=False)
+class ConnectionRecord:
+    """What one WebSocket connection was sent and how it ended (times: ``time.time()``)."""
+
+    id: int
+    path: str
+    combined: bool
+    streams: list[str]  # current subscriptions; the last ones once closed
+    opened_at: float
+    closed_at: float | None = None
+    close_code: int | None = None  # the code of whichever side closed first; 1006 if none
+    close_reason: str | None = None
+    closed_by: str | None = None  # "server" or "client"
+    reset: bool = False  # the server ended it with a TCP reset
+    sent: list[Frame] = field(default_factory=list)
+    received: list[str | bytes] = field(default_factory=list)
+    pings: list[bytes] = field(default_factory=list)  # payloads of the pings sent
+    pongs: list[bytes] = field(default_factory=list)  # payloads of the pings answered in time
+
+    @property
+    def pings_sent(self) -> int:
+        return len(self.pings)
+
+    @property
+    def pongs_received(self) -> int:
+        return len(self.pongs)
+
+
+@dataclass
+class DropPlan:
+    remaining: int
+    code: int
+    reason: str
+    reset: bool
+
+
+class Session:
+    def __init__(self, ws: ServerConnection, record: ConnectionRecord, exchange: Exchange) -> None:
+        self.ws = ws
+        self.record = record
+        self.exchange = exchange
+        self.queue: deque[Frame] = deque()
+        self.drop: DropPlan | None = None
+        self._ready = asyncio.Event()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._lifetime: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def combined(self) -> bool:
+        return self.record.combined
+
+    @property
+    def age(self) -> float:
+        return time.time() - self.record.opened_at
+
+    def push(self, frame: Frame) -> None:
+        self.queue.append(frame)
+        self._ready.set()
+
+    def plan_drop(self, plan: DropPlan) -> None:
+        self.drop = plan
+        if plan.remaining <= 0:
+            self.spawn(self._execute_drop())
+
+    def close_later(self, delay: float, code: int, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers.append(loop.call_later(max(delay, 0.0), self.close_soon, code, reason))
+
+    def limit_lifetime(self, seconds: float | None) -> None:
+        """Close with 1001 once the connection is ``seconds`` old (``None``: no limit)."""
+        if self._lifetime is not None:
+            self._lifetime.cancel()
+            self._lifetime = None
+        if seconds is not None:
+            loop = asyncio.get_running_loop()
+            self._lifetime = loop.call_later(
+                max(seconds - self.age, 0.0), self.close_soon, 1001, "connection lifetime exceeded"
+            )
+
+    def close_soon(self, code: int, reason: str) -> None:
+        self.spawn(self.close(code, reason))
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close from the server's side. Recorded at once: the TCP connection itself only
+        ends when the client closes its side too (or after ``close_timeout``)."""
+        if self.record.closed_by is None:
+            self.record.close_code, self.record.close_reason, self.record.closed_by = code, reason, "server"
+        await self.ws.close(code, reason)
+
+    def spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def serve(self) -> None:
+        """Run the connection until it closes, then fill in the end of its record."""
+        self.spawn(self._write())
+        if self.exchange.ping_interval is not None:
+            self.spawn(self._ping())
+        try:
+            async for message in self.ws:
+                self.record.received.append(message)
+                self.push(Frame(self.exchange.answer(self, message), REPLY))
+        except ConnectionClosed:
+            pass
+        finally:
+            for timer in self._timers:
+                timer.cancel()
+            self.limit_lifetime(None)
+            for task in list(self._tasks):
+                task.cancel()
+            self.exchange.forget(self)
+        await self.ws.wait_closed()
+        self._record_end()
+
+    def abort(self) -> None:
+        """End the connection with a TCP reset (RST) instead of a close frame."""
+        self.record.reset, self.record.close_code, self.record.closed_by = True, 1006, "server"
+        reset_transport(self.ws.transport)
+
+    async def _write(self) -> None:
+        ws, queue, record, exchange = self.ws, self.queue, self.record, self.exchange
+        speaking = exchange.speaking
+        try:
+            while True:
+                if not queue:
+                    self._ready.clear()
+                    await self._ready.wait()
+                    continue
+                if not speaking.is_set():
+                    await speaking.wait()
+                frame = queue.popleft()
+                await ws.send(frame.data, text=not frame.binary)
+                record.sent.append(frame)
+                if len(queue) <= QUEUE_LOW:
+                    exchange.room.set()
+                if frame.kind == MARKET and self.drop is not None:
+                    self.drop.remaining -= 1
+                    if self.drop.remaining <= 0:
+                        await self._execute_drop()
+                        return
+        except ConnectionClosed:
+            pass
+
+    async def _execute_drop(self) -> None:
+        plan, self.drop = self.drop, None
+        if plan.reset:
+            self.abort()
+        else:
+            await self.close(plan.code, plan.reason)
+
+    async def _ping(self) -> None:
+        exchange = self.exchange
+        while True:
+            await asyncio.sleep(exchange.ping_interval)
+            await exchange.speaking.wait()
+            payload = str(time.time_ns()).encode()
+            try:
+                pong = await self.ws.ping(payload)
+            except ConnectionClosed:
+                return
+            self.record.pings.append(payload)
+            if exchange.pong_timeout is not None:
+                self.spawn(self._expect_pong(pong, payload, exchange.pong_timeout))
+
+    async def _expect_pong(self, pong: asyncio.Future, payload: bytes, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(pong)
+        except TimeoutError:
+            await self.close(1008, "pong timeout")
+        except ConnectionClosed:
+            pass
+        else:
+            self.record.pongs.append(payload)
+
+    def _record_end(self) -> None:
+        record, protocol = self.record, self.ws.protocol
+        record.closed_at = time.time()
+        if record.closed_by is not None:
+            return
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None and (received is None or not protocol.close_rcvd_then_sent):
+            record.close_code, record.close_reason, record.closed_by = sent.code, sent.reason, "server"
+        elif received is not None:
+            record.close_code, record.close_reason, record.closed_by = (
+                received.code,
+                received.reason,
+                "client",
+            )
+        else:
+            record.close_code, record.closed_by = 1006, "client"

@@ -138,6 +138,14 @@ class Bridge:
 
     # -- the consumer's side ------------------------------------------------------------------
 
+    def resume_after(self, positions: dict) -> "Bridge":
+        """Continue after these last delivered sequence numbers (key -> seq), e.g. from a Flink
+        checkpoint: anything at or below them is a duplicate, anything beyond the next a gap."""
+        with self._lock:
+            for key, seq in positions.items():
+                self._sequencer.restore(key, seq)
+        return self
+
     def start(self) -> "Bridge":
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"ws-bridge-{self.name}", daemon=True)

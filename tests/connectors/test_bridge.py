@@ -262,3 +262,14 @@ def test_repeated_open_close_leaves_no_threads_or_sockets(simulator, tmp_path):
             feed.close()
     assert threading.active_count() == threads
     assert _open_fds() <= fds + 1  # the gate's lock file may stay cached by the OS, nothing else
+
+
+def test_resume_after_checkpointed_ids_drops_what_was_delivered_before(simulator, tmp_path):
+    sim = simulator(Market.generated(["btcusdt"], rate=0, count=1000, speed=0))
+    feed = BinanceFeed(["btcusdt"], "trade", sim.ws_url, config(tmp_path)).resume_after({"BTCUSDT": 500})
+    with feed:
+        items = collect(feed, count_trades(500))
+        sim.wait_for(lambda: feed.stats["messages"] == 1000)
+        items += feed.drain(10_000)
+    assert trade_ids(items, "BTCUSDT") == list(range(501, 1001))
+    assert feed.stats["duplicates"] == 500

@@ -1,0 +1,124 @@
+"""Helpers shared by tests/flink and tests/job: run job/main.py, read its outputs, compute the
+expected trades and bars from the captures independently of connectors.flink."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[2]
+MAIN = REPO / "job" / "main.py"
+CAPTURES = ("btcusdt_20240809.gz", "ethusdt_20240809.gz")
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+JOB_TIMEOUT = 600  # a hang guard only: a healthy run takes well under a minute
+
+
+def job_command(ws_url: str, out: Path, tmp: Path, *extra: str, duration: float = 12) -> list[str]:
+    return [sys.executable, str(MAIN), "--ws-url", ws_url, "--symbols", "btcusdt,ethusdt",
+            "--duration", str(duration), "--out", str(out), "--checkpoint-interval", "1s",
+            "--checkpoint-dir", (tmp / "checkpoints").as_uri(), *extra]
+
+
+def job_env(log_dir: Path) -> dict:
+    return dict(os.environ, FLINK_LOG_DIR=str(log_dir))
+
+
+def start_job(cmd, log_dir: Path, stdout_path: Path) -> subprocess.Popen:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out = open(stdout_path, "wb")
+    return subprocess.Popen(cmd, env=job_env(log_dir), stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def finish_job(proc: subprocess.Popen, stdout_path: Path) -> str:
+    try:
+        rc = proc.wait(timeout=JOB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"job still running after {JOB_TIMEOUT}s:\n{tail(stdout_path)}")
+    text = stdout_path.read_text(errors="replace")
+    assert rc == 0, f"job exited with {rc}:\n{tail(stdout_path)}"
+    return text
+
+
+def tail(path: Path, n: int = 6000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.exists() else "(no output)"
+
+
+def flink_log(log_dir: Path) -> str:
+    return "".join(Path(p).read_text(errors="replace") for p in sorted(glob.glob(str(log_dir / "*.log"))))
+
+
+def read_output(out: Path, name: str) -> list[dict]:
+    """Committed JSON lines only (in-progress files start with a dot)."""
+    rows = []
+    for path in sorted((out / name).rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            rows.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip())
+    return rows
+
+
+def in_progress_files(out: Path) -> list[Path]:
+    return [p for p in out.rglob(".*") if p.is_file()]
+
+
+# -- expectations from the captures, computed here with Decimal (not with connectors.flink) ----------
+
+_CTX = Context(prec=80, rounding=ROUND_HALF_EVEN)
+
+
+def capture_trades(capture_dir: Path) -> list[dict]:
+    from connectors.simulator import load_events
+    events = load_events([capture_dir / c for c in CAPTURES], kinds=("trade",), symbols=SYMBOLS)
+    return [e.data for e in events]
+
+
+def expected_bars(trades: list[dict]) -> dict[tuple[str, int], dict]:
+    groups = defaultdict(list)
+    for t in trades:
+        groups[(t["s"], t["T"] // 60_000 * 60_000)].append(t)
+    bars = {}
+    for (symbol, start), ts in groups.items():
+        ts.sort(key=lambda t: t["t"])
+        prices = [Decimal(t["p"]) for t in ts]
+        volume = sum((Decimal(t["q"]) for t in ts), Decimal(0))
+        quote = sum((_CTX.multiply(Decimal(t["p"]), Decimal(t["q"])) for t in ts), Decimal(0))
+        bars[(symbol, start)] = {
+            "symbol": symbol, "window_start": start, "window_end": start + 60_000,
+            "open": Decimal(ts[0]["p"]), "high": max(prices), "low": min(prices),
+            "close": Decimal(ts[-1]["p"]), "volume": volume, "quote_volume": quote,
+            "vwap": _CTX.divide(quote, volume).quantize(Decimal("1e-8"), context=_CTX),
+            "trade_count": len(ts), "first_trade_id": ts[0]["t"], "last_trade_id": ts[-1]["t"]}
+    return bars
+
+
+DECIMAL_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "vwap")
+
+
+def normalized_bars(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    out = {}
+    for r in rows:
+        key = (r["symbol"], r["window_start"])
+        assert key not in out, f"bar emitted twice: {key}"
+        out[key] = {k: Decimal(v) if k in DECIMAL_FIELDS else v for k, v in r.items()}
+    return out
+
+
+def assert_trades_exact(written: list[dict], sent: dict[str, list[int]], capture: list[dict]):
+    """Every trade the simulator sent, once, with the capture's exact strings."""
+    by_id = {(t["s"], t["t"]): t for t in capture}
+    got = defaultdict(list)
+    for w in written:
+        got[w["symbol"]].append(w["trade_id"])
+        src = by_id[(w["symbol"], w["trade_id"])]
+        assert (w["price"], w["quantity"], w["trade_time"], w["event_time"], w["buyer_is_maker"]) == \
+            (src["p"], src["q"], src["T"], src["E"], src["m"]), w
+    for symbol in SYMBOLS:
+        assert len(got[symbol]) == len(set(got[symbol])), f"{symbol}: duplicates written"
+        assert sorted(got[symbol]) == sorted(sent[symbol]), f"{symbol}: written ids differ from sent ids"

@@ -1,0 +1,106 @@
+"""The whole job on a real MiniCluster (``python job/main.py``, one subprocess per test) reading the
+real exchange simulator on loopback, which replays the real 2024-08-09 BTCUSDT and ETHUSDT captures
+(18,556 trades) as fast as the job takes them.
+
+No timed assertions: the job ends by itself (``--duration``), and waits have generous bounds that
+only guard against hangs.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from connectors.simulator import Market
+from flinkjob import (CAPTURES, SYMBOLS, assert_trades_exact, capture_trades, expected_bars,
+                      finish_job, flink_log, in_progress_files, job_command, normalized_bars,
+                      read_output, start_job)
+
+BAD_TEXT_FRAMES = [
+    b"this is not json",                                           # invalid_json
+    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1}}',      # missing_field
+    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":"x","p":"1","q":"1","T":1,"m":true}}',  # wrong_type
+    b"[1, 2, 3]",                                                  # not_an_object
+    b"\xff\xfe invalid utf-8",                                     # invalid_utf8
+]
+BAD_BINARY_FRAMES = [b"\x00\x01binary"]                            # binary_frame
+EXPECTED_REASONS = Counter({"invalid_json": 1, "missing_field": 1, "wrong_type": 1,
+                            "not_an_object": 1, "invalid_utf8": 1, "binary_frame": 1})
+
+
+@pytest.fixture(scope="module")
+def capture(capture_dir):
+    trades = capture_trades(capture_dir)
+    assert len(trades) == 10_147 + 8_409
+    return trades
+
+
+def replay_market(capture_dir):
+    return Market.replay([capture_dir / c for c in CAPTURES], symbols=SYMBOLS, speed=0)
+
+
+def check_outputs(out, sim, capture, *, whole_capture: bool):
+    """Trades written == trades the simulator sent (ids, once each, exact strings); bars == bars
+    computed here from those trades; no file left uncommitted."""
+    assert sim.market.finished, "the simulator had not sent the whole capture when the job ended"
+    sent = {s: sim.sent_trade_ids(s) for s in SYMBOLS}
+    sent_keys = {(s, i) for s, ids in sent.items() for i in ids}
+    if whole_capture:
+        assert len(sent_keys) == len(capture)
+    assert_trades_exact(read_output(out, "trades"), sent, capture)
+    expected = expected_bars([t for t in capture if (t["s"], t["t"]) in sent_keys])
+    assert normalized_bars(read_output(out, "bars")) == expected
+    assert in_progress_files(out) == [], "files left uncommitted"
+
+
+def test_trades_bars_dead_letters_and_a_dropped_connection(simulator, capture_dir, capture, tmp_path):
+    sim = simulator(replay_market(capture_dir))
+    sim.faults.drop_after(5000, code=1001)  # the first connection ends after 5,000 messages
+    out, logs = tmp_path / "out", tmp_path / "log"
+    proc = start_job(job_command(sim.ws_url, out, tmp_path), logs, tmp_path / "stdout.txt")
+    try:
+        # once the job has reconnected, inject malformed frames into its connection
+        sim.wait_for(lambda: len(sim.connections) >= 2, timeout=300)
+        sim.faults.send_frames(BAD_TEXT_FRAMES)
+        sim.faults.send_frames(BAD_BINARY_FRAMES, binary=True)
+    finally:
+        finish_job(proc, tmp_path / "stdout.txt")
+
+    # A drop loses what the market emitted while nobody was connected (a live market does not
+    # wait): compare with what was sent, not with the whole capture.
+    check_outputs(out, sim, capture, whole_capture=False)
+
+    dead = read_output(out, "dead-letters")
+    assert Counter(d["reason"] for d in dead) == EXPECTED_REASONS
+    by_reason = {d["reason"]: d for d in dead}
+    assert by_reason["invalid_json"]["raw"] == "this is not json"
+    assert by_reason["invalid_utf8"]["raw_encoding"] == "base64"
+    from connectors.flink.rows import decode_raw
+    assert decode_raw(by_reason["invalid_utf8"]["raw"], "base64") == BAD_TEXT_FRAMES[-1]
+    assert decode_raw(by_reason["binary_frame"]["raw"], by_reason["binary_frame"]["raw_encoding"]) == BAD_BINARY_FRAMES[0]
+    assert all(d["error"] and d["received_at"] > 0 for d in dead)
+
+    log = flink_log(logs)
+    assert re.search(r"connection to ws://127\.0\.0\.1:\d+/stream\S* \(btcusdt,ethusdt@trade\) lost", log)
+    assert len(re.findall(r"connected to ws://127\.0\.0\.1", log)) == 2
+    assert "dead letter" in log  # rate-limited warning from the bridge operator
+    assert len(sim.connections) == 2
+
+
+def test_refused_connections_fail_the_job_which_restarts_and_delivers(simulator, capture_dir, capture, tmp_path):
+    sim = simulator(replay_market(capture_dir))
+    sim.faults.refuse_connections(times=2)
+    out, logs = tmp_path / "out", tmp_path / "log"
+    cmd = job_command(sim.ws_url, out, tmp_path, "--max-reconnect-attempts", "1", "--backoff-initial", "0.1",
+                      "--set", "restart-strategy.exponential-delay.initial-backoff=200ms")
+    proc = start_job(cmd, logs, tmp_path / "stdout.txt")
+    finish_job(proc, tmp_path / "stdout.txt")
+
+    log = flink_log(logs)
+    assert sim.faults.refused == 2
+    assert "feed failed, failing the job so Flink restarts it" in log
+    restarts = re.findall(r"switched from state RUNNING to RESTARTING", log)
+    assert len(restarts) >= 1, "the job never restarted"
+    check_outputs(out, sim, capture, whole_capture=True)
+    assert read_output(out, "dead-letters") == []

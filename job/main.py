@@ -9,27 +9,16 @@ Run ``python job/main.py --help`` for every option.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO, "conf", "config.yaml")
 DEFAULT_WS_URL = "wss://stream.binance.com:9443"
 
 log = logging.getLogger("job")
-
-
-def _connectors_installed() -> bool:
-    """Can this Python import ``connectors`` without this checkout on its path (pip-installed,
-    editable or not)? Asked of a fresh interpreter, as a Python worker would start."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    probe = subprocess.run([sys.executable, "-c", "import connectors.flink"], cwd=tempfile.gettempdir(),
-                           env=env, capture_output=True)
-    return probe.returncode == 0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -97,7 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--backoff-jitter", type=float, help="(0.2)")
     g.add_argument("--max-connection-age", type=float, metavar="S",
                    help="reconnect proactively before Binance's 24 h limit (85000)")
-    g.add_argument("--feed-factory", help=argparse.SUPPRESS)  # tests/prototypes: module:callable
+    # bench/ swaps in an instrumented feed ("module:callable") to measure latency
+    g.add_argument("--feed-factory", default="connectors.feed:BinanceFeed", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.symbols is None:
         args.symbols = "btcusdt,ethusdt" if args.demo else "btcusdt"
@@ -211,22 +201,13 @@ def main(argv=None) -> int:
     if local:  # the embedded cluster's log (default: inside site-packages/pyflink/log)
         os.makedirs(os.environ.setdefault("FLINK_LOG_DIR", "/tmp/binance-flink/log"), exist_ok=True)
         log.info("Flink log (embedded cluster, Python workers): %s", os.environ["FLINK_LOG_DIR"])
-    installed = _connectors_installed()
-    if not installed:
-        sys.path.insert(0, REPO)
-        if local:  # the embedded cluster's Python workers inherit this environment
-            os.environ["PYTHONPATH"] = os.pathsep.join(
-                [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    if importlib.util.find_spec("connectors") is None:  # the Python workers need it installed too
+        raise SystemExit("the project is not installed in this Python: run `bash scripts/setup` "
+                         "(or `pip install -e .`) and use that environment's python")
 
     from pyflink.datastream import StreamExecutionEnvironment
 
     env = StreamExecutionEnvironment.get_execution_environment(flink_config(args, local))
-    ship_dir = None
-    if not installed and not local:  # remote workers: ship the package as a zip
-        ship_dir = tempfile.mkdtemp(prefix="binance-flink-")
-        archive = shutil.make_archive(os.path.join(ship_dir, "connectors"), "zip", REPO, "connectors")
-        env.add_python_file(archive)
-
     sim = None
     ws_url = args.ws_url
     if args.demo:
@@ -241,8 +222,6 @@ def main(argv=None) -> int:
     finally:
         if sim is not None:
             sim.stop()
-        if ship_dir:
-            shutil.rmtree(ship_dir, ignore_errors=True)
     return 0
 
 

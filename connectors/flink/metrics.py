@@ -36,8 +36,9 @@ class SourceMetrics:
     FLIP-33: ``numRecordsIn`` (trades taken from the feeds), ``numRecordsInErrors`` (parse failures),
     ``currentEmitEventTimeLag`` (ms between now and the trade time of the last record emitted),
     ``pendingRecords`` (records waiting in the feeds' buffers), ``sourceIdleTime`` (ms since the last
-    record). Ours: ``duplicatesDropped``, ``suspectedGaps``, ``feedErrors``, ``activeShards`` and one
-    gauge ``feed_<name>`` per counter of ``BinanceFeed.stats`` (summed over the shards).
+    record). Ours: ``feedErrors``, ``activeShards`` and one gauge ``feed_<name>`` per counter of
+    ``BinanceFeed.stats`` (summed over the shards), e.g. ``feed_gaps``, ``feed_missing_ids``,
+    ``feed_duplicates`` (dropped, after a restart too), ``feed_disconnects``.
     """
 
     def __init__(self, metric_group, feeds: dict):
@@ -45,36 +46,27 @@ class SourceMetrics:
         self._g = metric_group.add_group(GROUP)
         self.records_in = count(self._g, "numRecordsIn")
         self.records_in_errors = count(self._g, "numRecordsInErrors")
-        self.duplicates = count(self._g, "duplicatesDropped")
-        self.gaps = count(self._g, "suspectedGaps")
         self.feed_errors = count(self._g, "feedErrors")
         self.last_event_time = 0
         self.last_record_at = time.time()
         self._stat_names: set[str] = set()
         self._g.gauge("currentEmitEventTimeLag", self._emit_lag)
         self._g.gauge("sourceIdleTime", lambda: int((time.time() - self.last_record_at) * 1000))
-        self._g.gauge("pendingRecords", lambda: self._stat_sum(("buffered", "pending", "queued")))
+        self._g.gauge("pendingRecords", lambda: self._stat_sum("buffered"))
         self._g.gauge("activeShards", lambda: len(self._feeds))
 
     def _emit_lag(self) -> int:
         return int(time.time() * 1000) - self.last_event_time if self.last_event_time else 0
 
-    def _stat_sum(self, names) -> int:
-        total = 0
-        for feed in list(self._feeds.values()):
-            stats = _stats(feed)
-            for n in names:
-                if n in stats:
-                    total += int(stats[n])
-                    break
-        return total
+    def _stat_sum(self, name: str) -> int:
+        return sum(_stats(feed).get(name, 0) for feed in list(self._feeds.values()))
 
     def register_feed_stats(self, feed) -> None:
         """One gauge per feed counter, registered when a feed starts (names come from the feed)."""
         for name in _stats(feed):
             if name not in self._stat_names:
                 self._stat_names.add(name)
-                self._g.gauge(f"feed_{name}", lambda n=name: self._stat_sum((n,)))
+                self._g.gauge(f"feed_{name}", lambda n=name: self._stat_sum(n))
 
 
 def _stats(feed) -> dict:

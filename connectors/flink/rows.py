@@ -50,10 +50,7 @@ def trade_row(rec) -> Row:
                rec.event_time, rec.buyer_is_maker, rec.trade_id, rec.trade_id)
 
 
-def encode_raw(raw) -> tuple[str, str]:
-    if isinstance(raw, str):
-        return raw, "utf-8"
-    raw = bytes(raw)
+def encode_raw(raw: bytes) -> tuple[str, str]:
     try:
         return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -66,9 +63,8 @@ def decode_raw(text: str, encoding: str) -> bytes:
 
 def dead_letter_row(failure) -> Row:
     """A ``ParseFailure`` as a DEAD_LETTER_TYPE row."""
-    reason = getattr(failure.reason, "value", failure.reason)
     raw, encoding = encode_raw(failure.raw)
-    return Row(str(reason), raw, encoding, str(failure.error), int(failure.received_at))
+    return Row(str(failure.reason), raw, encoding, failure.error, failure.received_at)
 
 
 def trade_json(row, stream: str = "trade") -> str:

@@ -27,21 +27,20 @@ import importlib
 import logging
 import math
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
+from connectors.binance.records import ParseFailure
+from connectors.binance.streams import DEFAULT_BASE_URL, STREAM_KINDS
+from connectors.websocket.bridge import BridgeConfig
+from connectors.websocket.errors import FeedError
+from connectors.websocket.ratelimited_log import RateLimitedLog
+
 from .metrics import SourceMetrics
-from .rows import DEAD_LETTER_TYPE, TRADE_TYPE, dead_letter_row, encode_raw, trade_row
-
-try:  # lands in parallel; keep this module importable without it
-    from connectors.websocket.bridge import BridgeConfig
-except ImportError:  # pragma: no cover
-    BridgeConfig = None
-
-from connectors.binance.streams import DEFAULT_BASE_URL
+from .rows import DEAD_LETTER_TYPE, TRADE_TYPE, dead_letter_row, trade_row
 
 log = logging.getLogger(__name__)
 
@@ -90,28 +89,25 @@ def seed_stream(env, t_env, n_shards: int, duration_s: float | None = None, name
 
 
 def trade_stream(env, symbols: Sequence[str], stream: str = "trade", base_url: str = DEFAULT_BASE_URL,
-                 config=None, shards: int | Sequence[Sequence[str]] | None = None, *,
-                 t_env=None, duration_s: float | None = None, parallelism: int | None = None,
-                 drain_interval_ms: int = 10, max_batch: int = 2000,
-                 feed_factory: str | Callable | None = None, uid_prefix: str = "binance"):
+                 config: BridgeConfig = BridgeConfig(), shards: int | Sequence[Sequence[str]] | None = None,
+                 *, t_env=None, duration_s: float | None = None, parallelism: int | None = None,
+                 drain_interval_ms: int = 10, max_batch: int = 2000, feed_factory: str = DEFAULT_FEED,
+                 uid_prefix: str = "binance"):
     """``(trades, dead_letters)``: TRADE_TYPE rows and DEAD_LETTER_TYPE rows.
 
-    ``config`` is a ``BridgeConfig`` (default ``BridgeConfig()``). ``t_env`` defaults to a new
-    ``StreamTableEnvironment`` over ``env`` (the seed comes from the Table API ``datagen``).
-    ``feed_factory`` builds the feed (``"module:callable"`` or a callable taking
-    ``(symbols, stream, base_url, config)``); default ``connectors.feed:BinanceFeed``.
+    ``t_env`` defaults to a new ``StreamTableEnvironment`` over ``env`` (the seed comes from the
+    Table API ``datagen``). ``feed_factory`` (``"module:callable"``, called as
+    ``(symbols, stream, base_url, config)``) builds each shard's feed: ``BinanceFeed`` unless an
+    instrumented one is wanted (bench/ stamps latency this way).
     """
-    if stream not in ("trade", "aggTrade"):
-        raise ValueError(f"stream must be 'trade' or 'aggTrade', not {stream!r}")
+    if stream not in STREAM_KINDS:
+        raise ValueError(f"stream must be one of {STREAM_KINDS}, not {stream!r}")
     groups = plan_shards(symbols, shards)
     if t_env is None:
         from pyflink.table import StreamTableEnvironment
         t_env = StreamTableEnvironment.create(env)
-    if config is None and BridgeConfig is not None:
-        config = BridgeConfig()
     seed = seed_stream(env, t_env, len(groups), duration_s)
-    fn = _BridgeFunction(groups, stream, base_url, config, drain_interval_ms, max_batch,
-                         feed_factory or DEFAULT_FEED)
+    fn = _BridgeFunction(groups, stream, base_url, config, drain_interval_ms, max_batch, feed_factory)
     trades = (seed.key_by(lambda e: e[0], key_type=Types.INT())
               .process(fn, output_type=TRADE_TYPE)
               .name(f"binance {stream} bridge").uid(f"{uid_prefix}-bridge"))
@@ -120,29 +116,7 @@ def trade_stream(env, symbols: Sequence[str], stream: str = "trade", base_url: s
     return trades, trades.get_side_output(DEAD_LETTERS)
 
 
-class RateLimitedLog:
-    """At most one line per ``interval_s``; the lines in between are counted, not lost silently."""
-
-    def __init__(self, logger, interval_s: float = 10.0):
-        self.logger, self.interval_s = logger, interval_s
-        self.next_at = 0.0
-        self.suppressed = 0
-
-    def warning(self, msg: str, *args) -> None:
-        now = time.monotonic()
-        if now < self.next_at:
-            self.suppressed += 1
-            return
-        if self.suppressed:
-            msg += f" ({self.suppressed} similar messages suppressed)"
-        self.suppressed = 0
-        self.next_at = now + self.interval_s
-        self.logger.warning(msg, *args)
-
-
-def _resolve(factory):
-    if callable(factory):
-        return factory
+def _resolve(factory: str):
     module, _, attr = factory.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -161,7 +135,6 @@ class _BridgeFunction(KeyedProcessFunction):
         self.feeds = {}          # shard -> feed (this subtask's shards only)
         self.stopped = set()     # shards whose bounded run ended
         self.next_timer = {}     # shard -> the one processing-time timer we keep armed
-        self.last_ids = {}       # shard -> {SYMBOL: last id}, mirror of the keyed MapState
         self.last_state = runtime_context.get_map_state(
             MapStateDescriptor("last_trade_id", Types.STRING(), Types.LONG()))
         try:
@@ -170,7 +143,6 @@ class _BridgeFunction(KeyedProcessFunction):
             self.subtask = "?"
         self.metrics = SourceMetrics(runtime_context.get_metrics_group(), self.feeds)
         self.failure_log = RateLimitedLog(log)
-        self.gap_log = RateLimitedLog(log)
         self._make_feed = _resolve(self.feed_factory)
 
     def close(self):
@@ -204,7 +176,7 @@ class _BridgeFunction(KeyedProcessFunction):
         n = self.max_batch
         try:
             batch = feed.drain(self.max_batch)
-        except Exception as e:
+        except FeedError as e:
             self.metrics.feed_errors.inc()
             log.error("shard %s %s: feed failed, failing the job so Flink restarts it: %s",
                       shard, self.groups[shard], e)
@@ -218,15 +190,13 @@ class _BridgeFunction(KeyedProcessFunction):
         feed = self.feeds.get(shard)
         if feed is None:
             symbols = self.groups[shard]
-            if self.config is not None:
-                feed = self._make_feed(symbols, self.stream, self.base_url, self.config)
-            else:
-                feed = self._make_feed(symbols, self.stream, self.base_url)
+            feed = self._make_feed(symbols, self.stream, self.base_url, self.config)
             self.feeds[shard] = feed
-            self.last_ids[shard] = {k: v for k, v in self.last_state.items()}
+            last_ids = dict(self.last_state.items())
             log.info("subtask %s shard %s: starting feed for %s (%s) at %s, last ids %s",
-                     self.subtask, shard, symbols, self.stream, self.base_url, self.last_ids[shard])
-            feed.start()
+                     self.subtask, shard, symbols, self.stream, self.base_url, last_ids)
+            # The feed drops what was delivered before the restart and reports what is missing.
+            feed.resume_after(last_ids).start()
             self.metrics.register_feed_stats(feed)
         return feed
 
@@ -246,7 +216,7 @@ class _BridgeFunction(KeyedProcessFunction):
         while True:
             try:
                 batch = feed.drain(self.max_batch)
-            except Exception as e:  # the feed failed after its last records: they are all out
+            except FeedError as e:  # the feed failed after its last records: they are all out
                 log.info("shard %s: feed ended with %s after close", shard, e)
                 break
             if not batch:
@@ -256,36 +226,20 @@ class _BridgeFunction(KeyedProcessFunction):
         self.feeds.pop(shard, None)
 
     def _emit(self, shard, batch):
-        if not batch:
-            return
-        last_ids = self.last_ids[shard]
-        changed = {}
-        m = self.metrics
+        """Trades out, parse failures to the dead letters, each symbol's last id into state."""
+        last_ids, m = {}, self.metrics
         for rec in batch:
-            seq = getattr(rec, "seq", None)
-            if seq is None:  # a ParseFailure
+            if type(rec) is ParseFailure:
                 m.records_in_errors.inc()
-                reason = getattr(rec.reason, "value", rec.reason)
-                raw, _ = encode_raw(rec.raw)
-                self.failure_log.warning("shard %s: dead letter %s: %s; raw %.200s", shard, reason,
-                                         rec.error, raw)
+                self.failure_log.warning("dead letter", "shard %s: dead letter %s: %s; raw %.200r", shard,
+                                         rec.reason, rec.error, rec.raw)
                 yield DEAD_LETTERS, dead_letter_row(rec)
-                continue
-            m.records_in.inc()
-            symbol = rec.symbol
-            last = last_ids.get(symbol)
-            if last is not None:
-                if seq <= last:
-                    m.duplicates.inc()
-                    continue
-                if seq != last + 1:
-                    m.gaps.inc()
-                    self.gap_log.warning("shard %s: %s id jumped from %s to %s (suspected gap of %s)",
-                                         shard, symbol, last, seq, seq - last - 1)
-            last_ids[symbol] = seq
-            changed[symbol] = seq
-            m.last_event_time = rec.trade_time
-            yield trade_row(rec)
-        m.last_record_at = time.time()
-        for symbol, seq in changed.items():
+            else:
+                last_ids[rec.symbol] = rec.seq
+                m.last_event_time = rec.trade_time
+                m.records_in.inc()
+                yield trade_row(rec)
+        if last_ids:
+            m.last_record_at = time.time()
+        for symbol, seq in last_ids.items():
             self.last_state.put(symbol, seq)

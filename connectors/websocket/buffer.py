@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from enum import Enum
+from enum import StrEnum
 
 from connectors.websocket.errors import BufferOverflow
 
 
-class Overflow(str, Enum):
+class Overflow(StrEnum):
     BLOCK = "block"  # the reader waits: nothing is dropped, the socket backs up (the default)
     DROP_OLDEST = "drop_oldest"
     DROP_NEWEST = "drop_newest"

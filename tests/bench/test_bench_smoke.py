@@ -1,0 +1,32 @@
+"""``bench/run.py --quick`` runs to the end and writes every result key (no timed assertions: the
+figures depend on the machine). Takes a few minutes: it starts Flink four times."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+KEYS = [
+    "load_server_msgs_per_s",
+    *(f"{client}_{metric}" for client in ("bridge", "seed_style", "websockets", "picows")
+      for metric in ("msgs_per_s", "cpu_s_per_million")),
+    "bridge_vs_seed_style",
+    "flink_trades_per_s", "flink_filesource_trades_per_s", "flink_vs_filesource",
+    *(f"{name}_{q}_{rate}" for name in ("latency_ms", "source_latency_ms")
+      for q in ("p50", "p95", "p99") for rate in ("1k", "10k")),
+    "idle_cpu_pct",
+    "stalled_peak_rss_mb",
+]
+
+
+def test_quick_run_writes_every_key(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--output", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    missing = [k for k in KEYS if results.get(k) is None]
+    assert not missing, f"missing or empty: {missing}"
+    assert all(isinstance(v, bool) for k, v in results.items() if k.startswith("target_"))
+    text = (tmp_path / "results.md").read_text()
+    assert "## Targets" in text and "Idle cost" in text

@@ -71,7 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     g = p.add_argument_group("bridge (WebSocket connection)")
     g.add_argument("--drain-interval", type=int, default=10, metavar="MS",
-                   help="how often the operator drains the connection's buffer")
+                   help="how often the operator drains the connection's buffer while trades flow")
+    g.add_argument("--idle-drain-interval", type=int, default=100, metavar="MS",
+                   help="while the feed is quiet the drain backs off, doubling up to this")
     g.add_argument("--max-batch", type=int, default=2000, help="records taken per drain")
     g.add_argument("--buffer-size", type=int, help="bounded buffer between socket and Flink (100000)")
     g.add_argument("--overflow", choices=("block", "drop_oldest", "drop_newest", "fail"),
@@ -155,7 +157,8 @@ def build(env, args, ws_url: str):
     trades, dead = trade_stream(
         env, args.symbol_list, args.stream, ws_url, bridge_config(args), shards=args.shards,
         t_env=t_env, duration_s=args.duration, parallelism=args.parallelism,
-        drain_interval_ms=args.drain_interval, max_batch=args.max_batch,
+        drain_interval_ms=args.drain_interval, idle_drain_interval_ms=args.idle_drain_interval,
+        max_batch=args.max_batch,
         feed_factory=args.feed_factory)
     timed = with_trade_time(trades, args.out_of_orderness, args.idleness or None)
     bars, late = minute_bars(timed)
@@ -219,6 +222,9 @@ def main(argv=None) -> int:
                  f" for {args.duration:g}s" if args.duration else "")
         env.execute(name)
         log.info("job finished")
+    except KeyboardInterrupt:  # Ctrl-C: the embedded cluster goes down with this process
+        log.info("interrupted: stopping")
+        return 130
     finally:
         if sim is not None:
             sim.stop()

@@ -69,7 +69,8 @@ def plan_shards(symbols: Sequence[str], shards: int | Sequence[Sequence[str]] | 
 def seed_stream(env, t_env, n_shards: int, duration_s: float | None = None, name: str = "seed"):
     """One element per shard and second: ``(shard, tick, last)``; bounded when ``duration_s``."""
     if duration_s is None:
-        kind = "'fields.tick.kind' = 'random', 'fields.tick.min' = '0', 'fields.tick.max' = '0'"
+        # the value is unused; datagen rejects min == max
+        kind = "'fields.tick.kind' = 'random', 'fields.tick.min' = '0', 'fields.tick.max' = '1'"
     else:
         end = max(1, math.ceil(duration_s))
         kind = (f"'fields.tick.kind' = 'sequence', 'fields.tick.start' = '1', "
@@ -91,7 +92,8 @@ def seed_stream(env, t_env, n_shards: int, duration_s: float | None = None, name
 def trade_stream(env, symbols: Sequence[str], stream: str = "trade", base_url: str = DEFAULT_BASE_URL,
                  config: BridgeConfig = BridgeConfig(), shards: int | Sequence[Sequence[str]] | None = None,
                  *, t_env=None, duration_s: float | None = None, parallelism: int | None = None,
-                 drain_interval_ms: int = 10, max_batch: int = 2000, feed_factory: str = DEFAULT_FEED,
+                 drain_interval_ms: int = 10, idle_drain_interval_ms: int = 100, max_batch: int = 2000,
+                 feed_factory: str = DEFAULT_FEED,
                  uid_prefix: str = "binance"):
     """``(trades, dead_letters)``: TRADE_TYPE rows and DEAD_LETTER_TYPE rows.
 
@@ -107,7 +109,8 @@ def trade_stream(env, symbols: Sequence[str], stream: str = "trade", base_url: s
         from pyflink.table import StreamTableEnvironment
         t_env = StreamTableEnvironment.create(env)
     seed = seed_stream(env, t_env, len(groups), duration_s)
-    fn = _BridgeFunction(groups, stream, base_url, config, drain_interval_ms, max_batch, feed_factory)
+    fn = _BridgeFunction(groups, stream, base_url, config, drain_interval_ms, idle_drain_interval_ms, max_batch,
+                         feed_factory)
     trades = (seed.key_by(lambda e: e[0], key_type=Types.INT())
               .process(fn, output_type=TRADE_TYPE)
               .name(f"binance {stream} bridge").uid(f"{uid_prefix}-bridge"))
@@ -122,12 +125,14 @@ def _resolve(factory: str):
 
 
 class _BridgeFunction(KeyedProcessFunction):
-    def __init__(self, groups, stream, base_url, config, drain_interval_ms, max_batch, feed_factory):
+    def __init__(self, groups, stream, base_url, config, drain_interval_ms, idle_drain_interval_ms, max_batch,
+                 feed_factory):
         self.groups = groups
         self.stream = stream
         self.base_url = base_url
         self.config = config
         self.interval = max(1, int(drain_interval_ms))
+        self.idle_interval = max(self.interval, int(idle_drain_interval_ms))
         self.max_batch = max(1, int(max_batch))
         self.feed_factory = feed_factory
 
@@ -135,6 +140,7 @@ class _BridgeFunction(KeyedProcessFunction):
         self.feeds = {}          # shard -> feed (this subtask's shards only)
         self.stopped = set()     # shards whose bounded run ended
         self.next_timer = {}     # shard -> the one processing-time timer we keep armed
+        self.delay = {}          # shard -> ms until the next drain (backs off while the feed is quiet)
         self.last_state = runtime_context.get_map_state(
             MapStateDescriptor("last_trade_id", Types.STRING(), Types.LONG()))
         try:
@@ -182,8 +188,17 @@ class _BridgeFunction(KeyedProcessFunction):
                       shard, self.groups[shard], e)
             raise
         yield from self._emit(shard, batch)
-        # a full batch means more is waiting: come back at once, else in `interval` ms
-        self._arm(shard, ctx, 0 if len(batch) >= n else self.interval)
+        # A full batch means more is waiting: come back at once. A quiet feed is drained less and
+        # less often, up to idle_interval: each timer is a JVM-Python round trip, and at a steady
+        # 10 ms they cost an idle job a third of a core (bench/).
+        if len(batch) >= n:
+            delay = 0
+        elif batch:
+            delay = self.interval
+        else:
+            delay = min(self.idle_interval, 2 * self.delay.get(shard, self.interval))
+        self.delay[shard] = max(delay, self.interval)
+        self._arm(shard, ctx, delay)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _ensure_feed(self, shard):

@@ -1,26 +1,55 @@
 """`python job/main.py --demo`: no network, the embedded simulator, bars on stdout."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import orjson
 
-from flinkjob import MAIN, REPO, job_env
-
-BAR_KEYS = ["symbol", "window_start", "window_end", "open", "high", "low", "close", "volume",
-            "quote_volume", "vwap", "trade_count", "first_trade_id", "last_trade_id"]
+from connectors.simulator import load_events
+from flinkjob import MAIN, REPO, expected_bars, job_env, normalized_bars
 
 
-def test_demo_prints_bars(tmp_path):
-    cmd = [sys.executable, str(MAIN), "--demo", "--demo-speed", "60", "--duration", "10",
-           "--checkpoint-dir", (tmp_path / "ckpt").as_uri()]
-    run = subprocess.run(cmd, env=job_env(tmp_path / "log"), cwd=REPO, capture_output=True, text=True,
-                         timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    bars = [orjson.loads(line) for line in run.stdout.splitlines() if line.startswith('{"symbol"')]
-    assert {b["symbol"] for b in bars} == {"BTCUSDT", "ETHUSDT"}
-    assert all(list(b) == BAR_KEYS for b in bars)
-    # the sample's first complete minute, 2024-08-09 00:01 UTC, on its first replay pass
-    first = [b for b in bars if b["window_start"] == 1723161660000]
-    assert len(first) == 2 and all(b["trade_count"] > 0 for b in first)
+def test_readme_demo_runs_until_interrupted_and_leaves_nothing_behind(tmp_path, sample_capture):
+    """README's main command, as is: no --duration. Bars of the sample's first pass must equal bars
+    computed here from the sample; Ctrl-C must stop the job and every process it started."""
+    expected = expected_bars([e.data for e in load_events([sample_capture], kinds=("trade",))])
+    complete = {key for key in expected if key[1] < 1723161840000}  # the minutes 00:00 to 00:03
+    cmd = [sys.executable, str(MAIN), "--demo", "--checkpoint-dir", (tmp_path / "ckpt").as_uri()]
+    stdout = tmp_path / "stdout.txt"
+    with open(stdout, "wb") as out:
+        proc = subprocess.Popen(cmd, env=job_env(tmp_path / "log"), cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        bars = {}
+        deadline = time.monotonic() + 300  # a hang guard: bars come within a minute
+        while not complete <= bars.keys():
+            assert proc.poll() is None, stdout.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no bars: " + stdout.read_text()[-3000:]
+            time.sleep(1)
+            lines = [orjson.loads(line) for line in stdout.read_text().splitlines() if line.startswith('{"symbol"')]
+            bars = normalized_bars([b for b in lines if b["window_start"] < 1723161840000])  # first pass only
+        assert {key: bars[key] for key in complete} == {key: expected[key] for key in complete}
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert proc.wait(timeout=120) in (0, 130)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    _wait_until_group_gone(proc.pid)
+
+
+def _wait_until_group_gone(pgid: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            os.killpg(pgid, signal.SIGKILL)
+            raise AssertionError("processes of the job were left running after it stopped")
+        time.sleep(0.5)

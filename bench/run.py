@@ -1,0 +1,152 @@
+"""Runs every benchmark and writes bench/results.md and bench/results.json.
+
+    python bench/run.py            # ~15 minutes on 2 cores
+    python bench/run.py --quick    # under 5 minutes: shorter windows, one Flink round, 15 s idle
+
+Needs Java 17 (Flink), psutil and, for the bridge's profile, py-spy (``pip install .[bench] py-spy``).
+Captures: $BINANCE_CAPTURES, else <repo>/../shared/data/binance, else <repo>/data/sample.
+Scratch (job output, logs, the FileSource input): $BENCH_SCRATCH or the system temp dir.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, bench/ is not installed
+
+from bench import bridge_profile, flink_runs, report  # noqa: E402
+from bench.data import REPO, Trades  # noqa: E402
+from bench.loadserver import LoadServer  # noqa: E402
+
+PLANS = {
+    "full": dict(count=2_000_000, seconds=4.0, rounds=3, stalled_seconds=10.0, flink_rounds=2,
+                 flink_warmup=10.0, flink_window=30.0, file_lines=1_500_000, latency_warmup=10.0,
+                 latency_phase=30.0, idle_settle=10.0, idle=60.0),
+    "quick": dict(count=600_000, seconds=2.0, rounds=2, stalled_seconds=4.0, flink_rounds=1,
+                  flink_warmup=8.0, flink_window=12.0, file_lines=500_000, latency_warmup=5.0,
+                  latency_phase=10.0, idle_settle=3.0, idle=15.0),
+}
+# module under bench.clients -> result key prefix
+CLIENTS = {"raw": "load_server", "bridge": "bridge", "seed_style": "seed_style",
+           "websockets_sync": "websockets", "picows_orjson": "picows"}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_client(module: str, url: str, count: int, seconds: float) -> dict:
+    done = subprocess.run([sys.executable, "-m", f"bench.clients.{module}", "--url", url,
+                           "--count", str(count), "--seconds", str(seconds)],
+                          cwd=REPO, capture_output=True, text=True, timeout=seconds + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"client {module} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_of(rounds: list[dict], key: str):
+    values = [r[key] for r in rounds if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def bridge_benchmarks(plan: dict, server: LoadServer, results: dict) -> None:
+    by_client: dict[str, list[dict]] = {name: [] for name in CLIENTS.values()}
+    for n in range(plan["rounds"]):
+        for module, name in CLIENTS.items():  # alternated, so load changes hit every client alike
+            result = run_client(module, server.url, plan["count"], plan["seconds"])
+            by_client[name].append(result)
+            log(f"round {n + 1}: {name} {result['msgs_per_s']:,} msg/s")
+    for name, rounds in by_client.items():
+        results[f"{name}_msgs_per_s"] = round(median_of(rounds, "msgs_per_s"))
+        results[f"{name}_cpu_s_per_million"] = median_of(rounds, "cpu_s_per_million")
+    pairs = list(zip(by_client["bridge"], by_client["seed_style"], by_client["picows"]))
+    results["bridge_vs_seed_style"] = round(statistics.median(b["msgs_per_s"] / s["msgs_per_s"] for b, s, _ in pairs), 2)
+    results["bridge_vs_picows"] = round(statistics.median(b["msgs_per_s"] / p["msgs_per_s"] for b, _, p in pairs), 3)
+    results["bridge_parse_failures"] = sum(r["parse_failures"] for r in by_client["bridge"])
+    results["bridge_gaps"] = sum(r["gaps"] for r in by_client["bridge"])
+    results["client_count"], results["client_seconds"] = plan["count"], plan["seconds"]
+
+
+def stalled_benchmark(plan: dict, server: LoadServer, results: dict) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.clients.stalled", "--url", server.url,
+                           "--seconds", str(plan["stalled_seconds"])],
+                          cwd=REPO, capture_output=True, text=True, timeout=plan["stalled_seconds"] + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"stalled consumer failed: {done.stderr[-2000:]}")
+    stalled = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("peak_rss_mb", "baseline_rss_mb", "rss_at_full_mb", "rss_end_mb", "buffer_size", "buffered",
+                "full_after_s", "seconds"):
+        results[f"stalled_{key}"] = stalled[key]
+    log(f"stalled consumer: peak RSS {stalled['peak_rss_mb']} MB, buffered {stalled['buffered']:,}")
+
+
+def flink_throughput(plan: dict, server: LoadServer, scratch: Path, results: dict) -> None:
+    trades_file = scratch / "trades.jsonl"
+    with open(trades_file, "wb") as f:  # the very messages the load server sends, one per line
+        f.writelines(payload + b"\n" for payload in Trades().payloads(plan["file_lines"]))
+    bridge, files = [], []
+    for n in range(plan["flink_rounds"]):
+        bridge.append(flink_runs.bridge_throughput(server, scratch / f"flink-bridge-{n}", plan["flink_warmup"],
+                                                   plan["flink_window"]))
+        log(f"round {n + 1}: Flink job {bridge[-1]['trades_per_s']:,} trades/s")
+        files.append(flink_runs.filesource_throughput(trades_file, plan["file_lines"], scratch / f"flink-file-{n}",
+                                                      plan["flink_warmup"], plan["flink_window"]))
+        log(f"round {n + 1}: FileSource twin {files[-1]['trades_per_s']:,} trades/s")
+    results["flink_trades_per_s"] = round(median_of(bridge, "trades_per_s"))
+    results["flink_filesource_trades_per_s"] = round(median_of(files, "trades_per_s"))
+    results["flink_vs_filesource"] = round(statistics.median(
+        b["trades_per_s"] / f["trades_per_s"] for b, f in zip(bridge, files)), 3)
+    results["flink_filesource_input_used_up"] = any(f["input_used_up"] for f in files)
+    results["flink_warmup_s"], results["flink_window_s"] = plan["flink_warmup"], plan["flink_window"]
+
+
+def latency_and_idle(plan: dict, scratch: Path, results: dict) -> None:
+    paced = flink_runs.paced(scratch / "flink-paced", plan["latency_warmup"], plan["latency_phase"],
+                             plan["idle_settle"], plan["idle"])
+    results.update(paced)
+    results["latency_warmup_s"], results["latency_phase_s"] = plan["latency_warmup"], plan["latency_phase"]
+    results["idle_settle_s"] = plan["idle_settle"]
+    log(f"latency p99 {paced['latency_ms_p99_1k']} ms at 1k/s, {paced['latency_ms_p99_10k']} ms at 10k/s; "
+        f"idle {paced['idle_cpu_pct']}% of a core")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="finish in under 5 minutes")
+    p.add_argument("--output", type=Path, default=REPO / "bench", help="where results.md/json go")
+    args = p.parse_args(argv)
+    plan = PLANS["quick" if args.quick else "full"]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-", dir=os.environ.get("BENCH_SCRATCH")))
+    started = time.monotonic()
+    results = {"quick": args.quick, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "cpu_count": os.cpu_count(), "load_avg_start": round(os.getloadavg()[0], 2),
+               "rounds": plan["rounds"], "flink_rounds": plan["flink_rounds"]}
+    log(f"scratch {scratch}")
+    profiled = None
+    with LoadServer("flood", "--count", str(plan["count"])) as server:
+        bridge_benchmarks(plan, server, results)
+        stalled_benchmark(plan, server, results)
+        if bridge_profile.available():
+            profiled = bridge_profile.profile_bridge(server.url, plan["count"], plan["seconds"], scratch)
+        else:
+            log("py-spy not installed: no profile of the bridge")
+        flink_throughput(plan, server, scratch, results)
+    latency_and_idle(plan, scratch, results)
+    results["load_avg_end"] = round(os.getloadavg()[0], 2)
+    results["run_seconds"] = round(time.monotonic() - started)
+    report.judge(results)
+    report.write(results, profiled, args.output)
+    log(f"wrote {args.output / 'results.md'} and results.json in {results['run_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -68,8 +68,10 @@ class Connection:
         self._reader = FrameReader(ws.sock, self._max)
         self.opened_at = self.last_frame_at = time.monotonic()
 
-    def receive(self) -> list[Message]:
-        """Data messages received within one poll interval; pings answered. Raises ConnectionLost."""
+    def receive(self) -> list:
+        """What arrived within one poll interval, in order: payload ``bytes`` of each ordinary text
+        message, a ``Message`` for anything else (binary, fragmented, oversized). Pings are
+        answered here. Raises ConnectionLost."""
         if self._closed is not None:
             raise self._closed
         try:
@@ -85,6 +87,9 @@ class Connection:
         self.last_frame_at = time.monotonic()
         messages = []
         for frame in frames:
+            if type(frame) is bytes:
+                messages.append(frame)
+                continue
             op = frame.opcode
             if op == OP_TEXT or op == OP_BINARY:
                 if frame.fin:

@@ -9,6 +9,7 @@ without ever being held in memory.
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
@@ -16,6 +17,8 @@ OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
 _RECV_SIZE = 1 << 18
 EVIDENCE_BYTES = 256  # how much of an oversized frame is kept for the dead letter
+_FIN_TEXT = 0x80 | OP_TEXT
+_U16, _U64 = struct.Struct(">H"), struct.Struct(">Q")
 
 
 @dataclass(slots=True)
@@ -31,70 +34,77 @@ class PeerClosed(Exception):
 
 
 class FrameReader:
+    """``read()`` returns, in order, the payload ``bytes`` of each complete unmasked text frame
+    within the limit (all that Binance sends but pings) and a ``Frame`` for anything else."""
+
     def __init__(self, sock: socket.socket, max_payload: int):
         self._sock = sock
         self._max_payload = max_payload
-        self._buf = bytearray()
+        self._rest = b""  # bytes of an incomplete frame, kept for the next read
         self._skipping: Frame | None = None  # an oversized frame being discarded
         self._skip_left = 0
 
-    def read(self) -> list[Frame]:
-        """Blocks at most the socket's timeout; returns the complete frames received (maybe none)."""
+    def read(self) -> list:
+        """Blocks at most the socket's timeout; returns what is complete (maybe nothing)."""
         try:
             chunk = self._sock.recv(_RECV_SIZE)
         except (socket.timeout, BlockingIOError):
             return []
         if not chunk:
             raise PeerClosed()
-        self._buf += chunk
-        return self._slice()
+        # bytes, not a bytearray: slicing bytes copies once, a bytearray slice twice
+        return self._slice(self._rest + chunk if self._rest else chunk)
 
-    def _slice(self) -> list[Frame]:
-        buf, frames, pos = self._buf, [], 0
+    def _slice(self, buf: bytes) -> list:
+        out, pos, end_of_data = [], 0, len(buf)
         if self._skipping is not None:
-            pos = min(self._skip_left, len(buf))
+            pos = min(self._skip_left, end_of_data)
             self._skip_left -= pos
-            if self._skip_left == 0:
-                frames.append(self._skipping)
-                self._skipping = None
-        end_of_data = len(buf)
-        while self._skipping is None and end_of_data - pos >= 2:
+            if self._skip_left:
+                self._rest = b""
+                return out
+            out.append(self._skipping)
+            self._skipping = None
+        max_payload = self._max_payload
+        while end_of_data - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
-            length, header = b1 & 0x7F, 2
+            length, start = b1 & 0x7F, pos + 2
             if length == 126:
                 if end_of_data - pos < 4:
                     break
-                length, header = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+                length, start = _U16.unpack_from(buf, pos + 2)[0], pos + 4
             elif length == 127:
                 if end_of_data - pos < 10:
                     break
-                length, header = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-            mask_at = pos + header
-            if b1 & 0x80:  # servers must not mask, but a masked frame is still readable
-                header += 4
-            start = pos + header
-            if length > self._max_payload:
+                length, start = _U64.unpack_from(buf, pos + 2)[0], pos + 10
+            masked = b1 & 0x80  # servers must not mask, but a masked frame is still readable
+            if masked:
+                start += 4
+            if length > max_payload:
                 if end_of_data < start:
                     break
                 available = min(end_of_data - start, length)
-                evidence = bytes(buf[start : start + min(available, EVIDENCE_BYTES)])
-                frame = Frame(b0 & 0x0F, bool(b0 & 0x80), evidence, length)
-                if available == length:
-                    frames.append(frame)
-                else:
-                    self._skipping, self._skip_left = frame, length - available
+                frame = Frame(b0 & 0x0F, bool(b0 & 0x80), buf[start : start + min(available, EVIDENCE_BYTES)],
+                              length)
                 pos = start + available
+                if available < length:
+                    self._skipping, self._skip_left = frame, length - available
+                    break
+                out.append(frame)
                 continue
             end = start + length
             if end > end_of_data:
                 break
-            payload = bytes(buf[start:end])
-            if b1 & 0x80:
-                payload = _unmask(payload, bytes(buf[mask_at : mask_at + 4]))
-            frames.append(Frame(b0 & 0x0F, bool(b0 & 0x80), payload, length))
+            if b0 == _FIN_TEXT and not masked:
+                out.append(buf[start:end])
+            else:
+                payload = buf[start:end]
+                if masked:
+                    payload = _unmask(payload, buf[start - 4 : start])
+                out.append(Frame(b0 & 0x0F, bool(b0 & 0x80), payload, length))
             pos = end
-        del buf[:pos]
-        return frames
+        self._rest = buf[pos:]
+        return out
 
 
 def _unmask(payload: bytes, key: bytes) -> bytes:

@@ -19,7 +19,7 @@ class Verdict(Enum):
 
 class SequenceTracker:
     def __init__(self):
-        self._last: dict = {}
+        self.last_seqs: dict = {}  # key -> last seq; public so a hot loop can take the common case inline
         self._gaps: dict = {}  # key -> list of [first, last] missing ranges, oldest first
         self.gaps = 0
         self.missing = 0
@@ -27,21 +27,21 @@ class SequenceTracker:
         self.reordered = 0
 
     def last(self, key):
-        return self._last.get(key)
+        return self.last_seqs.get(key)
 
     def restore(self, key, last_seq: int) -> None:
         """Resume after ``last_seq`` (from checkpointed state) with no memory of older gaps."""
-        self._last[key] = last_seq
+        self.last_seqs[key] = last_seq
 
     def accept(self, key, seq: int) -> tuple[Verdict, int]:
         """Returns the verdict and, for a GAP, how many ids are missing before ``seq``."""
-        last = self._last.get(key)
+        last = self.last_seqs.get(key)
         if last is None or seq == last + 1:
-            self._last[key] = seq
+            self.last_seqs[key] = seq
             return Verdict.NEXT, 0
         if seq > last:
             missing = seq - last - 1
-            self._last[key] = seq
+            self.last_seqs[key] = seq
             gaps = self._gaps.setdefault(key, [])
             gaps.append([last + 1, seq - 1])
             if len(gaps) > MAX_OPEN_GAPS:

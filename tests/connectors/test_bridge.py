@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from connectors.binance.records import FailureReason, ParseFailure, Trade
+from connectors.binance.records import AggTrade, FailureReason, ParseFailure, Trade
 from connectors.feed import BinanceFeed
 from connectors.simulator.market import Market
 from connectors.websocket.bridge import BridgeConfig
@@ -65,6 +65,28 @@ def test_replay_of_real_captures_delivers_every_trade_once_in_order(simulator, c
     stats = feed.stats
     assert (stats["gaps"], stats["duplicates"], stats["parse_failures"], stats["disconnects"]) == (0, 0, 0, 0)
     assert sim.connections[0].path.startswith("/stream?streams=btcusdt@trade/ethusdt@trade")
+
+
+def test_replay_of_the_older_trade_format_on_a_raw_stream(simulator, capture_paths, feeds, tmp_path):
+    paths = [p for p in capture_paths if p.name == "btcusdt_20230405.dat.gz"]  # still carries b/a
+    sim = simulator(Market.replay(paths, speed=0))
+    feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
+    ids = trade_ids(collect(feed, count_trades(3_144)), "BTCUSDT")
+    assert ids == sim.sent_trade_ids("BTCUSDT") == list(range(ids[0], ids[0] + 3_144))
+
+
+def test_replay_of_real_agg_trades(simulator, capture_paths, feeds, tmp_path):
+    paths = [p for p in capture_paths if p.name.startswith("cryptofeed_")]
+    sim = simulator(Market.replay(paths, kinds=("aggTrade",), speed=0))
+    feed = feeds(["btcusdt", "ethusdt", "dotusdt"], "aggTrade", sim.ws_url, config(tmp_path))
+    items = collect(feed, lambda items: len(items) >= 1_227 + 506 + 177)
+    assert all(isinstance(i, AggTrade) for i in items)
+    for symbol, n in (("BTCUSDT", 1_227), ("ETHUSDT", 506), ("DOTUSDT", 177)):
+        aggs = [i for i in items if i.symbol == symbol]
+        assert [a.agg_id for a in aggs] == list(range(aggs[0].agg_id, aggs[0].agg_id + n))
+        # each aggregate picks up where the previous ended: no trade lost between them
+        assert all(b.first_trade_id == a.last_trade_id + 1 for a, b in zip(aggs, aggs[1:]))
+    assert feed.stats["gaps"] == 0 and feed.stats["parse_failures"] == 0
 
 
 def test_raw_stream_single_symbol(simulator, feeds, tmp_path):

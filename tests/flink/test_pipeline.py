@@ -104,3 +104,15 @@ def test_refused_connections_fail_the_job_which_restarts_and_delivers(simulator,
     assert len(restarts) >= 1, "the job never restarted"
     check_outputs(out, sim, capture, whole_capture=True)
     assert read_output(out, "dead-letters") == []
+
+
+def test_two_shards_on_two_subtasks(simulator, capture_dir, capture, tmp_path):
+    """One raw-stream connection per symbol, each in its own bridge subtask; bars in parallel too."""
+    sim = simulator(replay_market(capture_dir))
+    out, logs = tmp_path / "out", tmp_path / "log"
+    proc = start_job(job_command(sim.ws_url, out, tmp_path, "--shards", "2", "--parallelism", "2"),
+                     logs, tmp_path / "stdout.txt")
+    finish_job(proc, tmp_path / "stdout.txt")
+
+    assert sorted(c.path for c in sim.connections) == ["/ws/btcusdt@trade", "/ws/ethusdt@trade"]
+    check_outputs(out, sim, capture, whole_capture=True)

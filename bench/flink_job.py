@@ -64,8 +64,8 @@ class FlinkJob:
 
     def cpu_seconds(self) -> tuple[dict[str, float], set[int]]:
         """User + system CPU so far of the tree's processes by role, and their pids. ``python`` is
-        the job's own process: in a local run PyFlink serves the Python workers from it (Beam's
-        loopback mode), so the operators' Python code runs there; ``jvm`` is the MiniCluster."""
+        the job's own process: in process mode PyFlink serves the Python workers from it (Beam's
+        loopback mode); in thread mode they run inside ``jvm``, the MiniCluster."""
         by_role, pids = {"python": 0.0, "jvm": 0.0, "other": 0.0}, set()
         for p in self.processes():
             try:

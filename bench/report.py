@@ -153,11 +153,11 @@ def markdown(r: dict, profile: dict | None) -> str:
         f"trade has reached the sink and {r['idle_settle_s']:g} s more have passed, the CPU time (user + "
         f"system) of the job's whole process tree ({r['idle_processes']} processes) is measured over {r['idle_window_s']:g} s"
         + (" (shortened from 60 s by --quick)" if r["quick"] else "") + ". Checkpoints (every 10 s), "
-        "the 10 ms drain timer and the bundle timers keep running: they are the cost.",
+        "the drain timer (backing off to 100 ms while quiet) and the bundle timers keep running: they are the cost.",
         "",
         f"**{r['idle_cpu_pct']:.1f}% of one core**: the JVM {r['idle_cpu_pct_jvm']:.1f}%, the job's "
-        f"Python process {r['idle_cpu_pct_python']:.1f}% (in a local run it hosts the Python workers: "
-        f"PyFlink's Beam loopback mode), other processes {r['idle_cpu_pct_other']:.1f}%.",
+        f"Python process {r['idle_cpu_pct_python']:.1f}% (it hosts the Python workers in process mode, "
+        f"Beam's loopback; in thread mode they run inside the JVM), other processes {r['idle_cpu_pct_other']:.1f}%.",
         "",
         "## 5. Memory under a stalled consumer",
         "",

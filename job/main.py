@@ -113,6 +113,13 @@ def bridge_config(args):
 
 def flink_config(args, local: bool):
     from connectors.flink.config import load_config
+    if local:
+        # Thread mode embeds an interpreter in the JVM that does not see this venv; it takes this
+        # environment's site-packages from PYTHONPATH, which the JVM reads once, when load_config
+        # starts it: so before that, and whatever the mode (process mode does not mind).
+        import site
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        os.environ["PYTHONPATH"] = os.pathsep.join(paths + site.getsitepackages())
     conf = load_config(args.config or (DEFAULT_CONFIG if local else None))
     overrides = {
         "parallelism.default": args.parallelism,
@@ -133,13 +140,6 @@ def flink_config(args, local: bool):
             conf.set_string(key, str(value))
     if local and not conf.contains_key("python.executable"):
         conf.set_string("python.executable", sys.executable)  # the workers use this venv
-    if local and conf.get_string("python.execution-mode", "process") == "thread":
-        # thread mode embeds the interpreter behind python.executable without its venv: hand it
-        # this environment's site-packages through PYTHONPATH (python.pythonpath, when set,
-        # replaced PYTHONPATH in a measurement here and lost the checkout)
-        import site
-        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        os.environ["PYTHONPATH"] = os.pathsep.join(paths + site.getsitepackages())
     return conf
 
 

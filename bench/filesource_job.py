@@ -21,7 +21,7 @@ from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from connectors.binance.parser import Parser
 from connectors.binance.records import ParseFailure
 from connectors.flink import source
-from connectors.flink.rows import TRADE_TYPE, dead_letter_row, trade_row
+from connectors.flink.rows import TRADE_TYPE, failure_line, trade_row
 
 
 class ParseLines(ProcessFunction):
@@ -31,7 +31,7 @@ class ParseLines(ProcessFunction):
     def process_element(self, line, ctx):
         record = self.parser.parse(line.encode())
         if isinstance(record, ParseFailure):
-            yield source.DEAD_LETTERS, dead_letter_row(record)
+            yield source.DEAD_LETTERS, failure_line(record)
         else:
             yield trade_row(record)
 

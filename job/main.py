@@ -145,11 +145,12 @@ def flink_config(args, local: bool):
 
 def build(env, args, ws_url: str):
     """The job graph. Returns nothing; ``env.execute`` runs it."""
+    from pyflink.common.typeinfo import Types
     from pyflink.table import StreamTableEnvironment
 
     from connectors.flink.bars import minute_bars
-    from connectors.flink.rows import bar_json, dead_letter_json, trade_json
-    from connectors.flink.sinks import print_jsonl, write_jsonl
+    from connectors.flink.rows import late_trade_line, trade_json
+    from connectors.flink.sinks import print_lines, write_lines
     from connectors.flink.source import trade_stream
     from connectors.flink.watermarks import with_trade_time
 
@@ -158,29 +159,18 @@ def build(env, args, ws_url: str):
         env, args.symbol_list, args.stream, ws_url, bridge_config(args), shards=args.shards,
         t_env=t_env, duration_s=args.duration, parallelism=args.parallelism,
         drain_interval_ms=args.drain_interval, idle_drain_interval_ms=args.idle_drain_interval,
-        max_batch=args.max_batch,
-        feed_factory=args.feed_factory)
+        max_batch=args.max_batch, feed_factory=args.feed_factory)
     timed = with_trade_time(trades, args.out_of_orderness, args.idleness or None)
     bars, late = minute_bars(timed)
     stream = args.stream
     if args.out:
-        write_jsonl(trades, lambda r: trade_json(r, stream), args.out, "trades")
-        write_jsonl(bars, bar_json, args.out, "bars")
-        late_dead = late.map(_late_to_dead_letter, output_type=dead.get_type()).name("late trades")
-        write_jsonl(dead.union(late_dead), dead_letter_json, args.out, "dead-letters")
+        trade_lines = trades.map(lambda r: trade_json(r, stream), output_type=Types.STRING()).name("trades to json")
+        write_lines(trade_lines, args.out, "trades")
+        write_lines(bars, args.out, "bars")
+        late_lines = late.map(late_trade_line, output_type=Types.STRING()).name("late trades")
+        write_lines(dead.union(late_lines), args.out, "dead-letters")
     else:
-        print_jsonl(bars, bar_json)
-
-
-def _late_to_dead_letter(row):
-    import time
-
-    from pyflink.common import Row
-
-    from connectors.flink.rows import T_TIME, trade_json
-    return Row("late_trade", trade_json(row), "utf-8",
-               f"trade time {row[T_TIME]} is behind the watermark: its 1-minute bar was already emitted",
-               int(time.time() * 1000))
+        print_lines(bars)
 
 
 def start_demo(args):

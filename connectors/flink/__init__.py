@@ -2,7 +2,7 @@
 
 - ``source.trade_stream(env, symbols, ...) -> (trades, dead_letters)``
 - ``watermarks.with_trade_time(trades, out_of_orderness_ms, idleness_ms)``
-- ``bars.minute_bars(trades_with_time) -> (bars, late_trades)``
-- ``sinks.write_jsonl(stream, to_json, dir, name)`` / ``sinks.print_jsonl``
+- ``bars.minute_bars(trades_with_time) -> (bar JSON lines, late_trades)``
+- ``sinks.write_lines(lines, dir, name)`` / ``sinks.print_lines(lines)``
 - ``config.load_config(path) -> pyflink Configuration``
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from pyflink.common import Encoder
-from pyflink.common.typeinfo import Types
 from pyflink.datastream.connectors.file_system import (BucketAssigner, FileSink, OutputFileConfig,
                                                         RollingPolicy)
 
@@ -24,32 +23,11 @@ def jsonl_sink(base_dir: str, name: str) -> FileSink:
             .build())
 
 
-def write_jsonl(stream, to_json, base_dir: str, name: str, parallelism: int | None = None):
-    """Map rows to JSON lines with ``to_json`` and sink them under ``base_dir/name``."""
-    lines = stream.map(to_json, output_type=Types.STRING()).name(f"{name} to json")
-    if parallelism:
-        lines = lines.set_parallelism(parallelism)
-    sink = lines.sink_to(jsonl_sink(base_dir, name)).name(f"{name} files").uid(f"sink-{name}")
-    if parallelism:
-        sink = sink.set_parallelism(parallelism)
-    return sink
+def write_lines(lines, base_dir: str, name: str):
+    """Sinks a stream of JSON lines under ``base_dir/name``."""
+    return lines.sink_to(jsonl_sink(base_dir, name)).name(f"{name} files").uid(f"sink-{name}")
 
 
-def print_jsonl(stream, to_json):
-    """One JSON line per record on the TaskManager's stdout (the console for an embedded run)."""
-    return (stream.map(to_json, output_type=Types.STRING()).name("to json").set_parallelism(1)
-            .print().name("stdout").set_parallelism(1))
-
-
-def read_jsonl(base_dir: str, name: str) -> list[dict]:
-    """Every committed line under ``base_dir/name`` (tests, tools)."""
-    import orjson
-    out = []
-    root = os.path.join(base_dir, name)
-    for dirpath, _, files in os.walk(root):
-        for f in sorted(files):
-            if f.startswith("."):
-                continue
-            with open(os.path.join(dirpath, f), "rb") as fh:
-                out.extend(orjson.loads(line) for line in fh if line.strip())
-    return out
+def print_lines(lines):
+    """One line per record on the TaskManager's stdout (the console for an embedded run)."""
+    return lines.print().name("stdout").set_parallelism(1)

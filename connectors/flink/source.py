@@ -40,11 +40,11 @@ from connectors.websocket.errors import FeedError
 from connectors.websocket.ratelimited_log import RateLimitedLog
 
 from .metrics import SourceMetrics
-from .rows import DEAD_LETTER_TYPE, TRADE_TYPE, dead_letter_row, trade_row
+from .rows import TRADE_TYPE, failure_line, trade_row
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER_TYPE)
+DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())  # JSON lines (rows.DEAD_LETTER_FIELDS)
 SEED_TYPE = Types.TUPLE([Types.INT(), Types.LONG(), Types.BOOLEAN()])  # shard, tick, last
 
 DEFAULT_FEED = "connectors.feed:BinanceFeed"
@@ -95,7 +95,7 @@ def trade_stream(env, symbols: Sequence[str], stream: str = "trade", base_url: s
                  drain_interval_ms: int = 10, idle_drain_interval_ms: int = 100, max_batch: int = 2000,
                  feed_factory: str = DEFAULT_FEED,
                  uid_prefix: str = "binance"):
-    """``(trades, dead_letters)``: TRADE_TYPE rows and DEAD_LETTER_TYPE rows.
+    """``(trades, dead_letters)``: TRADE_TYPE rows and dead-letter JSON lines.
 
     ``t_env`` defaults to a new ``StreamTableEnvironment`` over ``env`` (the seed comes from the
     Table API ``datagen``). ``feed_factory`` (``"module:callable"``, called as
@@ -248,7 +248,7 @@ class _BridgeFunction(KeyedProcessFunction):
                 m.records_in_errors.inc()
                 self.failure_log.warning("dead letter", "shard %s: dead letter %s: %s; raw %.200r", shard,
                                          rec.reason, rec.error, rec.raw)
-                yield DEAD_LETTERS, dead_letter_row(rec)
+                yield DEAD_LETTERS, failure_line(rec)
             else:
                 last_ids[rec.symbol] = rec.seq
                 m.last_event_time = rec.trade_time

@@ -8,8 +8,8 @@ import pytest
 
 from connectors.binance.records import AggTrade, FailureReason, ParseFailure, Trade
 from connectors.flink.bars import BarAccumulator, compute_bars
-from connectors.flink.rows import (BAR_FIELDS, DEAD_LETTER_FIELDS, bar_json, dead_letter_json,
-                                   dead_letter_row, decode_raw, trade_json, trade_row)
+from connectors.flink.rows import (BAR_FIELDS, DEAD_LETTER_FIELDS, bar_json, decode_raw, failure_line,
+                                   trade_json, trade_row)
 from connectors.flink.source import plan_shards
 
 
@@ -29,8 +29,7 @@ def test_agg_trade_row():
 
 @pytest.mark.parametrize("raw, encoding", [(b'{"a":1}\n\\x80', "utf-8"), (b"\xff\xfe\x00bad", "base64")])
 def test_dead_letter_raw_is_lossless(raw, encoding):
-    row = dead_letter_row(ParseFailure(FailureReason.INVALID_UTF8, raw, "boom", 123))
-    d = json.loads(dead_letter_json(row))
+    d = json.loads(failure_line(ParseFailure(FailureReason.INVALID_UTF8, raw, "boom", 123)))
     assert list(d) == DEAD_LETTER_FIELDS
     assert (d["reason"], d["raw_encoding"], d["error"], d["received_at"]) == ("invalid_utf8", encoding, "boom", 123)
     assert decode_raw(d["raw"], d["raw_encoding"]) == raw

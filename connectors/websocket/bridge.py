@@ -134,8 +134,7 @@ class Bridge:
         self._rlog = RateLimitedLog(log)
         self._counts = dict.fromkeys(
             ("connects", "connect_failures", "disconnects", "silence_timeouts", "reconnects", "handovers",
-             "messages", "records", "controls", "parse_failures", "oversized", "gaps", "missing_ids",
-             "duplicates", "reordered", "handover_duplicates", "buffer_dropped"), 0)
+             "messages", "records", "controls", "parse_failures", "oversized", "handover_duplicates"), 0)
 
     # -- the consumer's side ------------------------------------------------------------------
 
@@ -161,13 +160,12 @@ class Bridge:
         return items
 
     @property
-    def failed(self) -> bool:
-        return self._error is not None
-
-    @property
     def stats(self) -> dict[str, int]:
         with self._lock:
             counts = dict(self._counts)
+            seq = self._sequencer
+            counts.update(gaps=seq.gaps, missing_ids=seq.missing, reordered=seq.reordered,
+                          duplicates=seq.duplicates - counts["handover_duplicates"])
         counts["buffer_dropped"] = self._buffer.dropped
         counts["buffered"] = len(self._buffer)
         counts["buffer_high_water"] = self._buffer.high_water
@@ -378,17 +376,12 @@ class Bridge:
         return self.decoder.parse(message.payload, message.binary)
 
     def _irregular(self, reader: _Reader, key, seq: int, verdict: Verdict, missing: int) -> None:
-        counts = self._counts
+        """Logs what the sequencer counted; a handover's expected duplicates are counted apart."""
         if verdict is Verdict.GAP:
-            counts["gaps"] += 1
-            counts["missing_ids"] += missing
             self._rlog.warning("sequence gap", "%s: %s jumped to %d, %d ids missing", self.name, key, seq, missing)
         elif verdict is Verdict.LATE:
-            counts["reordered"] += 1
-            counts["missing_ids"] -= 1
             self._rlog.warning("sequence reorder", "%s: %s id %d arrived late (reordered)", self.name, key, seq)
         elif self._handing_over or seq <= reader.overlap_until.get(key, -1):
-            counts["handover_duplicates"] += 1  # expected: both connections carry the overlap
+            self._counts["handover_duplicates"] += 1  # expected: both connections carry the overlap
         else:
-            counts["duplicates"] += 1
             self._rlog.warning("sequence duplicate", "%s: %s id %d seen before, dropped", self.name, key, seq)

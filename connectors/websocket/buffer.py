@@ -26,7 +26,6 @@ class BoundedBuffer:
         self._space = threading.Condition(self._lock)
         self._closed = False
         self.dropped = 0
-        self.blocked_puts = 0
         self.high_water = 0
 
     def __len__(self) -> int:
@@ -78,7 +77,6 @@ class BoundedBuffer:
             self._space.notify_all()
 
     def _put_blocking(self, items: list) -> None:
-        self.blocked_puts += 1
         start = 0
         while start < len(items) and not self._closed:
             free = self.capacity - len(self._items)

@@ -26,9 +26,6 @@ class SequenceTracker:
         self.duplicates = 0
         self.reordered = 0
 
-    def last(self, key):
-        return self.last_seqs.get(key)
-
     def restore(self, key, last_seq: int) -> None:
         """Resume after ``last_seq`` (from checkpointed state) with no memory of older gaps."""
         self.last_seqs[key] = last_seq

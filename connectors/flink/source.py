@@ -179,7 +179,6 @@ class _BridgeFunction(KeyedProcessFunction):
             return  # a stale chain (e.g. timers restored from a checkpoint): one chain is enough
         self.next_timer.pop(shard, None)
         feed = self._ensure_feed(shard)
-        n = self.max_batch
         try:
             batch = feed.drain(self.max_batch)
         except FeedError as e:
@@ -191,7 +190,7 @@ class _BridgeFunction(KeyedProcessFunction):
         # A full batch means more is waiting: come back at once. A quiet feed is drained less and
         # less often, up to idle_interval: each timer is a JVM-Python round trip, and at a steady
         # 10 ms they cost an idle job a third of a core (bench/).
-        if len(batch) >= n:
+        if len(batch) >= self.max_batch:
             delay = 0
         elif batch:
             delay = self.interval

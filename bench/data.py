@@ -7,35 +7,21 @@ duplicate to the bridge's sequencer.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 _FIELDS = re.compile(rb'"(E|t|T)":\d+')
 _MAX_GAP_MS = 60_000
-
-
-def captures_dir() -> Path:
-    """``$BINANCE_CAPTURES``, else ``<repo>/../shared/data/binance``, else the repo's sample."""
-    override = os.environ.get("BINANCE_CAPTURES")
-    candidates = [Path(override)] if override else [REPO.parent / "shared" / "data" / "binance",
-                                                   REPO / "data" / "sample"]
-    for path in candidates:
-        if path.is_dir() and any(p.is_file() and p.name != "README.md" for p in path.iterdir()):
-            return path
-    raise FileNotFoundError(f"no Binance captures in {', '.join(map(str, candidates))}")
 
 
 class Trades:
     """The trade messages of one symbol, in trade-time order, as templates."""
 
     def __init__(self, symbol: str = "BTCUSDT", directory: Path | None = None):
-        from connectors.simulator.captures import load_events
+        from connectors.simulator.captures import CAPTURES_DIR, load_events
 
-        directory = directory or captures_dir()
-        files = sorted(p for p in directory.iterdir() if p.is_file() and p.name != "README.md")
-        events = load_events(files, kinds=("trade",), symbols=(symbol,))
+        directory = directory or CAPTURES_DIR
+        events = load_events(sorted(directory.glob("*.gz")), kinds=("trade",), symbols=(symbol,))
         if not events:
             raise ValueError(f"no {symbol} trades in {directory}")
         events.sort(key=lambda e: e.data["T"])

@@ -19,7 +19,7 @@ from pyflink.datastream import ProcessFunction
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 
 from connectors.binance.parser import Parser
-from connectors.binance.records import ParseFailure
+from connectors.binance.records import DeadLetter
 from connectors.flink import source
 from connectors.flink.rows import TRADE_TYPE, failure_line, trade_row
 
@@ -30,7 +30,7 @@ class ParseLines(ProcessFunction):
 
     def process_element(self, line, ctx):
         record = self.parser.parse(line.encode())
-        if isinstance(record, ParseFailure):
+        if isinstance(record, DeadLetter):
             yield source.DEAD_LETTERS, failure_line(record)
         else:
             yield trade_row(record)

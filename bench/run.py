@@ -4,7 +4,7 @@
     python bench/run.py --quick    # under 5 minutes: shorter windows, one Flink round, 15 s idle
 
 Needs Java 17 (Flink), psutil and, for the bridge's profile, py-spy (``pip install .[bench] py-spy``).
-Captures: $BINANCE_CAPTURES, else <repo>/../shared/data/binance, else <repo>/data/sample.
+Captures: the trades-only extracts in data/captures.
 Scratch (job output, logs, the FileSource input): $BENCH_SCRATCH or the system temp dir.
 """
 from __future__ import annotations

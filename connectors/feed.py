@@ -1,22 +1,34 @@
 """A Binance trade feed: Binance's protocol plugged into the generic WebSocket bridge."""
 from __future__ import annotations
 
+from connectors.binance.history import BinanceHistory, RestConfig
 from connectors.binance.parser import Parser
-from connectors.binance.records import AggTrade, ParseFailure, Trade
-from connectors.binance.streams import DEFAULT_BASE_URL, stream_url
+from connectors.binance.records import AggTrade, DeadLetter, Trade
+from connectors.binance.streams import DEFAULT_BASE_URL, normalize_symbols, stream_url
 from connectors.websocket.bridge import Bridge, BridgeConfig
 
 
 class BinanceDecoder(Parser):
     record_types = (Trade, AggTrade)
-    failure_types = (ParseFailure,)
+    failure_types = (DeadLetter,)
 
 
 class BinanceFeed(Bridge):
-    """``start()``, then ``drain()`` Trade/AggTrade/ParseFailure items; ``close()`` when done."""
+    """``start()``, then ``drain()`` Trade / AggTrade / DeadLetter items; ``close()`` when done.
+
+    With ``rest`` (a ``RestConfig``), trades the stream skipped (a reconnect, a handover without
+    overlap, a restart after ``resume_after``, an id jump) are fetched from Binance's REST history
+    and delivered in order before the live trades that follow; ``since_ms`` then starts the
+    symbols without a ``resume_after`` position at that time. Without it gaps are only counted.
+    """
 
     def __init__(self, symbols: list[str], stream: str = "trade", base_url: str = DEFAULT_BASE_URL,
-                 config: BridgeConfig = BridgeConfig()):
-        self.symbols = [s.lower() for s in symbols]
-        super().__init__(stream_url(base_url, self.symbols, stream), BinanceDecoder(kinds=(stream,)),
-                         config, name=",".join(self.symbols) + "@" + stream)
+                 config: BridgeConfig = BridgeConfig(), rest: RestConfig | None = None,
+                 since_ms: int | None = None):
+        self.symbols = normalize_symbols(symbols)
+        history = BinanceHistory(stream, rest, config.gate_dir) if rest is not None else None
+        super().__init__(stream_url(base_url, self.symbols, stream),
+                         BinanceDecoder(kinds=(stream,), symbols=self.symbols), config,
+                         name=",".join(self.symbols) + "@" + stream, history=history)
+        if since_ms is not None:
+            self.resume_at(since_ms, [s.upper() for s in self.symbols])

@@ -9,106 +9,198 @@ Run ``python job/main.py --help`` for every option.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import functools
+import importlib
 import importlib.util
 import logging
 import os
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO, "conf", "config.yaml")
-DEFAULT_WS_URL = "wss://stream.binance.com:9443"
 
 log = logging.getLogger("job")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, where the user looks: what is wrong and with which option."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+    return parse
+
+
+def _at_least(minimum: int):
+    def parse(text: str):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {text}")
+        return value
+    return parse
+
+
+def _ws_url(text: str) -> str:
+    from connectors.settings import check_url
+    try:
+        check_url(text, ("ws", "wss"), "URL")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _since(text: str) -> int:
+    """ISO 8601 (UTC unless it says otherwise) or ms since the epoch -> ms since the epoch."""
+    if text.isdigit():
+        ms = int(text)
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is neither ISO 8601 (2024-08-09T00:00:00Z) "
+                                             "nor ms since the epoch") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        ms = int(moment.timestamp() * 1000)
+    if ms > time.time() * 1000:
+        raise argparse.ArgumentTypeError(f"{text} is in the future")
+    return ms
+
+
+def _existing_file(text: str) -> str:
+    path = os.path.abspath(text)
+    if not os.path.exists(path if not os.path.isdir(path) else os.path.join(path, "config.yaml")):
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return path
+
+
+def _add_settings(group, settings_class, skip=()) -> None:
+    """One option per field of a settings dataclass, its help and bounds taken from the field."""
+    for f in dataclasses.fields(settings_class):
+        if f.name in skip:
+            continue
+        meta = f.metadata
+        kind = type(f.default) if f.default is not None else str
+        help_text = meta["help"] + ("" if f.default is None else f" (default: {f.default})")
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+                           metavar=meta["metavar"], choices=meta["choices"], help=help_text)
+
+
+def _settings(parser, settings_class, args, **fixed):
+    """The settings dataclass from the options given (defaults for the rest); a refused value
+    ends the command with the option's name."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class)
+             if getattr(args, f.name, None) is not None}
+    try:
+        return settings_class(**{**given, **fixed})
+    except ValueError as exc:
+        name = str(exc).split(" ", 1)[0]
+        parser.error(f"--{name.replace('_', '-')}: {str(exc).split(' ', 1)[1]}")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="job/main.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from connectors.binance.history import RestConfig
+    from connectors.binance.streams import DEFAULT_BASE_URL, STREAM_KINDS, normalize_symbols
+    from connectors.flink.source import DrainConfig
+    from connectors.websocket.bridge import BridgeConfig
+
+    p = _Parser(prog="job/main.py", description=__doc__.split("\n\n")[0])
     g = p.add_argument_group("what to read")
-    g.add_argument("--symbols", help="comma-separated symbols (default: btcusdt; with --demo: "
-                                     "btcusdt,ethusdt)")
-    g.add_argument("--stream", choices=("trade", "aggTrade"), default="trade")
-    g.add_argument("--ws-url", default=DEFAULT_WS_URL, help="Binance WebSocket base URL")
-    g.add_argument("--shards", type=int, default=1,
-                   help="connections: symbols are split round-robin into this many shards, one "
-                        "WebSocket connection each (spread over --parallelism subtasks)")
+    g.add_argument("--symbols", help="comma-separated symbols (default: btcusdt; with --demo: btcusdt,ethusdt)")
+    g.add_argument("--stream", choices=STREAM_KINDS, default="trade", help="Binance stream kind (default: trade)")
+    g.add_argument("--ws-url", type=_ws_url, default=DEFAULT_BASE_URL,
+                   help=f"Binance WebSocket base URL (default: {DEFAULT_BASE_URL})")
+    g.add_argument("--shards", type=_at_least(1), default=1,
+                   help="WebSocket connections: symbols are split round-robin into this many, spread over "
+                        "--parallelism subtasks (default: 1)")
+    g.add_argument("--since", type=_since, metavar="TIME",
+                   help="on a start without checkpointed state, begin at this time (ISO 8601, UTC unless it "
+                        "says otherwise, or ms since the epoch): the trades since come from the REST history, "
+                        "then the live stream follows")
     g.add_argument("--demo", action="store_true",
-                   help="start the embedded exchange simulator replaying the sample capture and "
-                        "read from it (no network needed); overrides --ws-url")
-    g.add_argument("--demo-speed", type=float, default=20.0,
-                   help="replay speed of --demo relative to the capture's real time")
+                   help="start the embedded exchange simulator replaying the recorded trades in data/captures "
+                        "and read from it, WebSocket and REST (no network needed); overrides --ws-url and --rest-url")
+    g.add_argument("--demo-speed", type=_positive(float), default=20.0,
+                   help="replay speed of --demo relative to the capture's real time (default: 20)")
+
+    g = p.add_argument_group("gap filling (Binance's REST history)")
+    g.add_argument("--no-backfill", action="store_true",
+                   help="do not fetch what the stream skipped: gaps are only logged and counted")
+    _add_settings(g, RestConfig)
+    _add_settings(g, BridgeConfig, skip=[f.name for f in dataclasses.fields(BridgeConfig)
+                                         if f.name != "backfill_timeout"])
 
     g = p.add_argument_group("what to write")
     g.add_argument("--out", metavar="DIR",
-                   help="write DIR/trades, DIR/bars and DIR/dead-letters as JSON lines, committed "
-                        "on checkpoints; without it bars are printed to stdout")
-    g.add_argument("--duration", type=float, metavar="SECONDS",
-                   help="read for this long, then finish: everything received is written, every "
-                        "window closed, every file committed; default: run until cancelled")
+                   help="write DIR/trades, DIR/bars and DIR/dead-letters as JSON lines, committed on "
+                        "checkpoints; without it bars are printed to stdout")
+    g.add_argument("--duration", type=_positive(float), metavar="SECONDS",
+                   help="read for this long, then finish: everything received is written, every window "
+                        "closed, every file committed; default: run until cancelled")
 
     g = p.add_argument_group("Flink")
-    g.add_argument("--config",
+    g.add_argument("--config", type=_existing_file,
                    help="Flink config.yaml applied to the job and the embedded cluster (default: "
                         "conf/config.yaml when run with python; none under `flink run`, where the "
                         "cluster's own configuration applies)")
-    g.add_argument("--parallelism", type=int, help="default parallelism (config: parallelism.default)")
+    g.add_argument("--parallelism", type=_at_least(1), help="default parallelism (config: parallelism.default)")
     g.add_argument("--checkpoint-interval", metavar="DURATION",
                    help="e.g. 10s, 500ms (config: execution.checkpointing.interval)")
     g.add_argument("--checkpoint-dir", help="URI, e.g. file:///tmp/ckpt (config: execution.checkpointing.dir)")
-    g.add_argument("--rest-port", type=int, help="web UI / REST port of the embedded cluster")
+    g.add_argument("--rest-port", type=_at_least(0), help="web UI / REST port of the embedded cluster (0: any free)")
     g.add_argument("--python-mode", choices=("process", "thread"), help="python.execution-mode")
-    g.add_argument("--bundle-size", type=int, help="python.fn-execution.bundle.size")
-    g.add_argument("--bundle-time", type=int, metavar="MS", help="python.fn-execution.bundle.time")
+    g.add_argument("--bundle-size", type=_at_least(1), help="python.fn-execution.bundle.size")
+    g.add_argument("--bundle-time", type=_at_least(1), metavar="MS", help="python.fn-execution.bundle.time")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other Flink option, repeatable")
 
     g = p.add_argument_group("event time")
-    g.add_argument("--out-of-orderness", type=int, default=2000, metavar="MS",
-                   help="bounded out-of-orderness of trade times")
-    g.add_argument("--idleness", type=int, default=10000, metavar="MS",
-                   help="a source subtask without trades this long stops holding back the watermark (0: never)")
+    g.add_argument("--out-of-orderness", type=_at_least(0), default=2000, metavar="MS",
+                   help="bounded out-of-orderness of trade times (default: 2000)")
+    g.add_argument("--idleness", type=_at_least(0), default=10000, metavar="MS",
+                   help="a source subtask without trades this long stops holding back the watermark "
+                        "(0: never; default: 10000)")
 
-    g = p.add_argument_group("bridge (WebSocket connection)")
-    g.add_argument("--drain-interval", type=int, default=10, metavar="MS",
-                   help="how often the operator drains the connection's buffer while trades flow")
-    g.add_argument("--idle-drain-interval", type=int, default=100, metavar="MS",
-                   help="while the feed is quiet the drain backs off, doubling up to this")
-    g.add_argument("--max-batch", type=int, default=2000, help="records taken per drain")
-    g.add_argument("--buffer-size", type=int, help="bounded buffer between socket and Flink (100000)")
-    g.add_argument("--overflow", choices=("block", "drop_oldest", "drop_newest", "fail"),
-                   help="what a full buffer does (block)")
-    g.add_argument("--connect-timeout", type=float, metavar="S", help="(10)")
-    g.add_argument("--silence-timeout", type=float, metavar="S",
-                   help="reconnect after this long without a frame (45)")
-    g.add_argument("--max-reconnect-attempts", type=int,
-                   help="consecutive failed attempts before the job fails and Flink restarts it (10)")
-    g.add_argument("--backoff-initial", type=float, metavar="S", help="(0.5)")
-    g.add_argument("--backoff-max", type=float, metavar="S", help="(30)")
-    g.add_argument("--backoff-jitter", type=float, help="(0.2)")
-    g.add_argument("--max-connection-age", type=float, metavar="S",
-                   help="reconnect proactively before Binance's 24 h limit (85000)")
+    g = p.add_argument_group("bridge (WebSocket connection and the operator draining it)")
+    _add_settings(g, DrainConfig)
+    _add_settings(g, BridgeConfig, skip=("backfill_timeout",))
     # bench/ swaps in an instrumented feed ("module:callable") to measure latency
     g.add_argument("--feed-factory", default="connectors.feed:BinanceFeed", help=argparse.SUPPRESS)
+
     args = p.parse_args(argv)
     if args.symbols is None:
         args.symbols = "btcusdt,ethusdt" if args.demo else "btcusdt"
-    args.symbol_list = [s.strip().lower() for s in args.symbols.split(",") if s.strip()]
-    if not args.symbol_list:
-        p.error("--symbols: at least one symbol")
-    if args.duration is not None and args.duration <= 0:
-        p.error("--duration must be positive")
+    try:
+        args.symbol_list = normalize_symbols(args.symbols.split(","))
+    except ValueError as exc:
+        p.error(f"--symbols: {exc}")
+    if args.since is not None and args.no_backfill:
+        p.error("--since needs the REST history: leave out --no-backfill")
+    for item in args.set:
+        if "=" not in item:
+            p.error(f"--set expects KEY=VALUE, not {item!r}")
+    args.bridge = _settings(p, BridgeConfig, args)
+    args.drain = _settings(p, DrainConfig, args)
+    args.rest = None if args.no_backfill else _settings(p, RestConfig, args)
     return args
 
 
-def bridge_config(args):
-    from connectors.websocket.bridge import BridgeConfig
-    fields = {"buffer_size": args.buffer_size, "overflow": args.overflow,
-              "connect_timeout": args.connect_timeout, "silence_timeout": args.silence_timeout,
-              "max_reconnect_attempts": args.max_reconnect_attempts,
-              "backoff_initial": args.backoff_initial, "backoff_max": args.backoff_max,
-              "backoff_jitter": args.backoff_jitter, "max_connection_age": args.max_connection_age}
-    return BridgeConfig(**{k: v for k, v in fields.items() if v is not None})
+def feed_factory(args, ws_url: str, rest_url: str | None):
+    """What builds each shard's feed: picklable, it travels to the TaskManagers."""
+    module, _, name = args.feed_factory.partition(":")
+    feed_class = getattr(importlib.import_module(module), name)
+    rest = None if args.rest is None else dataclasses.replace(args.rest, **({"rest_url": rest_url} if rest_url else {}))
+    return functools.partial(feed_class, stream=args.stream, base_url=ws_url, config=args.bridge, rest=rest,
+                             since_ms=args.since)
 
 
 def flink_config(args, local: bool):
@@ -131,9 +223,7 @@ def flink_config(args, local: bool):
         "python.fn-execution.bundle.time": args.bundle_time,
     }
     for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        key, _, value = item.partition("=")
         overrides[key.strip()] = value.strip()
     for key, value in overrides.items():
         if value is not None:
@@ -143,7 +233,7 @@ def flink_config(args, local: bool):
     return conf
 
 
-def build(env, args, ws_url: str):
+def build(env, args, ws_url: str, rest_url: str | None = None):
     """The job graph. Returns nothing; ``env.execute`` runs it."""
     from pyflink.common.typeinfo import Types
     from pyflink.table import StreamTableEnvironment
@@ -156,10 +246,8 @@ def build(env, args, ws_url: str):
 
     t_env = StreamTableEnvironment.create(env)
     trades, dead = trade_stream(
-        env, args.symbol_list, args.stream, ws_url, bridge_config(args), shards=args.shards,
-        t_env=t_env, duration_s=args.duration, parallelism=args.parallelism,
-        drain_interval_ms=args.drain_interval, idle_drain_interval_ms=args.idle_drain_interval,
-        max_batch=args.max_batch, feed_factory=args.feed_factory)
+        env, args.symbol_list, feed_factory(args, ws_url, rest_url), shards=args.shards, t_env=t_env,
+        duration_s=args.duration, parallelism=args.parallelism, drain=args.drain)
     timed = with_trade_time(trades, args.out_of_orderness, args.idleness or None)
     bars, late = minute_bars(timed)
     stream = args.stream
@@ -176,37 +264,35 @@ def build(env, args, ws_url: str):
 def start_demo(args):
     """The embedded exchange simulator replaying the sample capture (BTCUSDT and ETHUSDT trades,
     2024-08-09 00:00-00:04 UTC) in a loop, ids and times moving on with each pass."""
-    from connectors.simulator import SAMPLE_CAPTURE, ExchangeSimulator, Market
+    from connectors.simulator import DEMO_CAPTURES, ExchangeSimulator, Market
     if args.stream != "trade":
         raise SystemExit("--demo replays @trade events only: use --stream trade")
-    market = Market.replay(SAMPLE_CAPTURE, symbols=[s.upper() for s in args.symbol_list], loop=True,
+    market = Market.replay(DEMO_CAPTURES, symbols=[s.upper() for s in args.symbol_list], loop=True,
                            speed=args.demo_speed)
     sim = ExchangeSimulator(market).start()
-    log.info("demo: exchange simulator replaying %s at %gx on %s", SAMPLE_CAPTURE.name,
+    log.info("demo: exchange simulator replaying %s at %gx on %s", ", ".join(p.name for p in DEMO_CAPTURES),
              args.demo_speed, sim.ws_url)
-    return sim, sim.ws_url
+    return sim
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if importlib.util.find_spec("connectors") is None:  # the Python workers need it installed too
+        raise SystemExit("the project is not installed in this Python: run `bash scripts/setup` "
+                         "(or `pip install -e .`) and use that environment's python")
     args = parse_args(argv)
     local = "PYFLINK_GATEWAY_PORT" not in os.environ  # set when `flink run -py` drives this script
     if local:  # the embedded cluster's log (default: inside site-packages/pyflink/log)
         os.makedirs(os.environ.setdefault("FLINK_LOG_DIR", "/tmp/binance-flink/log"), exist_ok=True)
         log.info("Flink log (embedded cluster, Python workers): %s", os.environ["FLINK_LOG_DIR"])
-    if importlib.util.find_spec("connectors") is None:  # the Python workers need it installed too
-        raise SystemExit("the project is not installed in this Python: run `bash scripts/setup` "
-                         "(or `pip install -e .`) and use that environment's python")
 
     from pyflink.datastream import StreamExecutionEnvironment
 
     env = StreamExecutionEnvironment.get_execution_environment(flink_config(args, local))
-    sim = None
-    ws_url = args.ws_url
-    if args.demo:
-        sim, ws_url = start_demo(args)
+    sim = start_demo(args) if args.demo else None
+    ws_url, rest_url = (sim.ws_url, sim.http_url) if sim else (args.ws_url, None)
     try:
-        build(env, args, ws_url)
+        build(env, args, ws_url, rest_url)
         name = f"binance {args.stream} {','.join(args.symbol_list)}"
         log.info("submitting %r reading %s%s", name, ws_url,
                  f" for {args.duration:g}s" if args.duration else "")

@@ -1,12 +1,26 @@
-"""Shared fixtures: the exchange simulator and the real Binance captures."""
+"""Shared fixtures: the exchange simulator and the real Binance captures shipped in data/captures;
+and the hypothesis profiles of the fuzz tests (tests/connectors/test_fuzz_*.py):
+
+- ``quick`` (the default): 100 cases per property, the whole fuzz set in seconds;
+- ``fuzz``: 10,000 cases per property: ``pytest --hypothesis-profile=fuzz -k fuzz``.
+
+Socket round trips vary with the machine's load, so neither profile has a deadline.
+"""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 
-from connectors.simulator import SAMPLE_CAPTURE, ExchangeSimulator, Market
+from connectors.simulator import CAPTURES_DIR, DEMO_CAPTURES, ExchangeSimulator, Market
+
+# quick skips the explain phase: on a failure it reruns the example hundreds of times (seconds).
+settings.register_profile("quick", max_examples=100, deadline=None,
+                          phases=[p for p in Phase if p is not Phase.explain])
+settings.register_profile("fuzz", max_examples=10_000, deadline=None)
+if settings.get_current_profile_name() == "default":  # pytest's --hypothesis-profile loads after this
+    settings.load_profile("quick")
 
 
 @pytest.fixture
@@ -27,27 +41,17 @@ def simulator():
 
 @pytest.fixture(scope="session")
 def capture_dir() -> Path:
-    """The real captures: ``$BINANCE_CAPTURES`` or ``shared/data/binance`` beside the repo.
-    Missing data is an error, not a reason to skip."""
-    override = os.environ.get("BINANCE_CAPTURES")
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
-    if not path.is_dir():
-        pytest.fail(f"real Binance captures not found at {path} (set BINANCE_CAPTURES)", pytrace=False)
-    return path
+    """The trades-only extracts of real captures in data/captures."""
+    return CAPTURES_DIR
 
 
 @pytest.fixture(scope="session")
-def capture_paths(capture_dir: Path) -> list[Path]:
-    """Every capture file (not the README), sorted by name."""
-    paths = [path for path in sorted(capture_dir.iterdir()) if path.name != "README.md"]
-    if not paths:
-        pytest.fail(f"no capture files in {capture_dir}", pytrace=False)
-    return paths
+def capture_paths() -> list[Path]:
+    """Every capture extract, sorted by name."""
+    return sorted(CAPTURES_DIR.glob("*.gz"))
 
 
 @pytest.fixture(scope="session")
-def sample_capture() -> Path:
-    """The repo's small sample capture (data/sample)."""
-    if not SAMPLE_CAPTURE.is_file():
-        pytest.fail(f"sample capture missing: {SAMPLE_CAPTURE}", pytrace=False)
-    return SAMPLE_CAPTURE
+def demo_captures() -> list[Path]:
+    """The market of the simulator's and the job's demo: BTCUSDT and ETHUSDT, 2024-08-09."""
+    return list(DEMO_CAPTURES)

@@ -1,26 +1,28 @@
-"""Typed records parsed from Binance frames.
+"""Typed records parsed from Binance frames and REST pages.
 
-Prices and quantities are ``Decimal`` built from the exact strings Binance sent, so
-``str(trade.price)`` gives those strings back unchanged (trailing zeros included).
+Prices and quantities are the exact decimal strings Binance sent (trailing zeros included),
+checked to be plain positive decimals (see ``parser.py``), so ``Decimal(trade.price)`` is exact and
+nothing passes through a binary float. They stay strings because that is what the job hands on:
+Flink's SQL does the arithmetic in ``DECIMAL``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import StrEnum
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs 4x, and this is the hot path
 class Trade:
-    """One ``<symbol>@trade`` event."""
+    """One ``<symbol>@trade`` event (or one ``historicalTrades`` entry: then ``event_time`` is
+    the trade time, REST has no event time)."""
 
-    symbol: str
-    trade_id: int
-    price: Decimal
-    quantity: Decimal
-    trade_time: int
-    event_time: int
-    buyer_is_maker: bool
+    symbol: str  # "BTCUSDT": as Binance writes it, upper case
+    trade_id: int  # Binance's "t": consecutive per symbol in practice, not promised
+    price: str  # "61685.99000000"
+    quantity: str  # "0.00017000"
+    trade_time: int  # "T": ms since the epoch, when the orders matched
+    event_time: int  # "E": ms since the epoch, when Binance sent the event
+    buyer_is_maker: bool  # "m": true when the buyer's order rested on the book (a sell hit it)
 
     @property
     def key(self) -> str:
@@ -30,20 +32,25 @@ class Trade:
     def seq(self) -> int:
         return self.trade_id
 
+    @property
+    def time(self) -> int:
+        return self.trade_time
+
 
 @dataclass(slots=True)
 class AggTrade:
-    """One ``<symbol>@aggTrade`` event: trades ``first_trade_id..last_trade_id`` at one price."""
+    """One ``<symbol>@aggTrade`` event: trades ``first_trade_id..last_trade_id`` of one taker order
+    at one price, their quantities summed (or one ``aggTrades`` REST entry, ``event_time`` as above)."""
 
     symbol: str
-    agg_id: int
-    price: Decimal
-    quantity: Decimal
-    first_trade_id: int
-    last_trade_id: int
-    trade_time: int
-    event_time: int
-    buyer_is_maker: bool
+    agg_id: int  # "a": consecutive per symbol in practice
+    price: str
+    quantity: str
+    first_trade_id: int  # "f"
+    last_trade_id: int  # "l"
+    trade_time: int  # "T"
+    event_time: int  # "E"
+    buyer_is_maker: bool  # "m"
 
     @property
     def key(self) -> str:
@@ -52,6 +59,10 @@ class AggTrade:
     @property
     def seq(self) -> int:
         return self.agg_id
+
+    @property
+    def time(self) -> int:
+        return self.trade_time
 
 
 class ControlKind(StrEnum):
@@ -81,12 +92,15 @@ class FailureReason(StrEnum):
     WRONG_TYPE = "wrong_type"
     IMPOSSIBLE_VALUE = "impossible_value"
     UNEXPECTED_EVENT = "unexpected_event"
+    UNEXPECTED_SYMBOL = "unexpected_symbol"
     OVERSIZED_FRAME = "oversized_frame"
+    GAP_UNFILLED = "gap_unfilled"  # ids the stream skipped and the REST history could not supply
 
 
 @dataclass(frozen=True, slots=True)
-class ParseFailure:
-    """A frame that could not become a record: goes to the dead-letter output as it came."""
+class DeadLetter:
+    """What could not become a record, kept as it came, with the reason: a malformed frame or
+    REST entry, or (``GAP_UNFILLED``) a JSON object naming the symbol and the lost id range."""
 
     reason: FailureReason
     raw: bytes

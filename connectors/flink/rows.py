@@ -63,7 +63,7 @@ def dead_letter_line(reason: str, raw: bytes, error: str, received_at: int) -> s
 
 
 def failure_line(failure) -> str:
-    """A ``ParseFailure`` as a dead-letter JSON line."""
+    """A ``DeadLetter`` as a dead-letter JSON line."""
     return dead_letter_line(str(failure.reason), failure.raw, failure.error, failure.received_at)
 
 

@@ -5,7 +5,7 @@ a ``KeyedProcessFunction`` fed by a seed stream:
 
     datagen seed (1 row/s, parallelism 1) -> one element per shard -> key_by(shard)
       -> _BridgeFunction: starts the shard's feed on the first element (or first timer after a
-         restore), drains it on a processing-time timer re-armed every ``drain_interval_ms``,
+         restore), drains it on a processing-time timer re-armed every ``drain_interval`` ms,
          never blocks -> trades (main output) + dead letters (side output)
 
 A shard is a group of symbols served by one connection (one combined stream). Default: a single
@@ -13,9 +13,11 @@ shard holding every symbol (Binance allows 1024 streams per connection and only 
 attempts per 5 minutes per IP); ``shards=N`` splits the symbols round-robin into N shards so N
 subtasks can share the parsing work.
 
-Per-symbol last trade id lives in keyed state (``MapState`` under the shard key), is checkpointed,
-and after a restart drops trades at or below it (duplicates). A ``FeedError`` from ``drain()``
-propagates: the job fails and Flink's restart strategy retries from the last checkpoint.
+Per-symbol last trade id lives in keyed state (``MapState`` under the shard key) and is
+checkpointed with the rest of the job: after a restart the feed resumes after it, dropping what
+was delivered before and fetching from Binance's REST history what came since, so the committed
+output holds every trade once. A ``FeedError`` from ``drain()`` propagates: the job fails and
+Flink's restart strategy retries from the last checkpoint.
 
 With ``duration_s`` the seed is bounded (sequence 1..N at 1 row/s); the row carrying N tells the
 operator to close the feed and emit everything it already received. The seed then ends, end of
@@ -23,19 +25,20 @@ input flushes the event-time windows and the final checkpoint commits the file s
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import time
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Sequence
 
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
-from connectors.binance.records import ParseFailure
-from connectors.binance.streams import DEFAULT_BASE_URL, STREAM_KINDS
-from connectors.websocket.bridge import BridgeConfig
+from connectors.binance.records import DeadLetter
+from connectors.binance.streams import normalize_symbols
+from connectors.settings import check_settings, setting
+from connectors.websocket.bridge import Bridge
 from connectors.websocket.errors import FeedError
 from connectors.websocket.ratelimited_log import RateLimitedLog
 
@@ -47,23 +50,37 @@ log = logging.getLogger(__name__)
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())  # JSON lines (rows.DEAD_LETTER_FIELDS)
 SEED_TYPE = Types.TUPLE([Types.INT(), Types.LONG(), Types.BOOLEAN()])  # shard, tick, last
 
-DEFAULT_FEED = "connectors.feed:BinanceFeed"
+FeedFactory = Callable[[list[str]], Bridge]  # a shard's symbols -> its feed, not yet started
+
+
+@dataclass(frozen=True)
+class DrainConfig:
+    drain_interval: int = setting(10, "ms between two drains of the feed while trades flow", metavar="MS",
+                                  minimum=1)
+    idle_drain_interval: int = setting(100, "while the feed is quiet the drain backs off, doubling up to this many ms",
+                                       metavar="MS", minimum=1)
+    max_batch: int = setting(2000, "records taken per drain", minimum=1)
+
+    def __post_init__(self):
+        check_settings(self)
+
+
+class TradeStreams(NamedTuple):
+    trades: object  # DataStream of TRADE_TYPE rows
+    dead_letters: object  # DataStream of dead-letter JSON lines (rows.DEAD_LETTER_FIELDS)
 
 
 def plan_shards(symbols: Sequence[str], shards: int | Sequence[Sequence[str]] | None) -> list[list[str]]:
     """Symbols grouped into shards: None -> one shard; int N -> round-robin; lists -> as given."""
-    symbols = [s.strip().lower() for s in symbols if s.strip()]
-    if not symbols:
-        raise ValueError("at least one symbol is needed")
+    symbols = normalize_symbols(symbols)
     if shards is None:
         return [symbols]
     if isinstance(shards, int):
-        n = max(1, min(shards, len(symbols)))
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1, not {shards}")
+        n = min(shards, len(symbols))
         return [symbols[i::n] for i in range(n)]
-    groups = [[s.strip().lower() for s in g] for g in shards]
-    if any(not g for g in groups):
-        raise ValueError("empty shard")
-    return groups
+    return [normalize_symbols(g) for g in shards]
 
 
 def seed_stream(env, t_env, n_shards: int, duration_s: float | None = None, name: str = "seed"):
@@ -89,52 +106,37 @@ def seed_stream(env, t_env, n_shards: int, duration_s: float | None = None, name
     return ticks.flat_map(fan_out, output_type=SEED_TYPE).name("seed per shard").set_parallelism(1)
 
 
-def trade_stream(env, symbols: Sequence[str], stream: str = "trade", base_url: str = DEFAULT_BASE_URL,
-                 config: BridgeConfig = BridgeConfig(), shards: int | Sequence[Sequence[str]] | None = None,
-                 *, t_env=None, duration_s: float | None = None, parallelism: int | None = None,
-                 drain_interval_ms: int = 10, idle_drain_interval_ms: int = 100, max_batch: int = 2000,
-                 feed_factory: str = DEFAULT_FEED,
-                 uid_prefix: str = "binance"):
-    """``(trades, dead_letters)``: TRADE_TYPE rows and dead-letter JSON lines.
+def trade_stream(env, symbols: Sequence[str], feed_factory: FeedFactory,
+                 shards: int | Sequence[Sequence[str]] | None = None, *, t_env=None,
+                 duration_s: float | None = None, parallelism: int | None = None,
+                 drain: DrainConfig = DrainConfig(), uid_prefix: str = "binance") -> TradeStreams:
+    """Trades (TRADE_TYPE rows) and dead letters (JSON lines) of ``symbols``, one feed per shard.
 
-    ``t_env`` defaults to a new ``StreamTableEnvironment`` over ``env`` (the seed comes from the
-    Table API ``datagen``). ``feed_factory`` (``"module:callable"``, called as
-    ``(symbols, stream, base_url, config)``) builds each shard's feed: ``BinanceFeed`` unless an
-    instrumented one is wanted (bench/ stamps latency this way).
+    ``feed_factory(symbols)`` builds a shard's feed, e.g. ``functools.partial(BinanceFeed,
+    stream="trade", rest=RestConfig())``; it travels to the TaskManagers pickled. ``t_env``
+    defaults to a new ``StreamTableEnvironment`` over ``env`` (the seed comes from the Table API
+    ``datagen``).
     """
-    if stream not in STREAM_KINDS:
-        raise ValueError(f"stream must be one of {STREAM_KINDS}, not {stream!r}")
     groups = plan_shards(symbols, shards)
     if t_env is None:
         from pyflink.table import StreamTableEnvironment
         t_env = StreamTableEnvironment.create(env)
     seed = seed_stream(env, t_env, len(groups), duration_s)
-    fn = _BridgeFunction(groups, stream, base_url, config, drain_interval_ms, idle_drain_interval_ms, max_batch,
-                         feed_factory)
     trades = (seed.key_by(lambda e: e[0], key_type=Types.INT())
-              .process(fn, output_type=TRADE_TYPE)
-              .name(f"binance {stream} bridge").uid(f"{uid_prefix}-bridge"))
+              .process(_BridgeFunction(groups, feed_factory, drain), output_type=TRADE_TYPE)
+              .name("binance bridge").uid(f"{uid_prefix}-bridge"))
     if parallelism:
         trades = trades.set_parallelism(min(parallelism, len(groups)))
-    return trades, trades.get_side_output(DEAD_LETTERS)
-
-
-def _resolve(factory: str):
-    module, _, attr = factory.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return TradeStreams(trades, trades.get_side_output(DEAD_LETTERS))
 
 
 class _BridgeFunction(KeyedProcessFunction):
-    def __init__(self, groups, stream, base_url, config, drain_interval_ms, idle_drain_interval_ms, max_batch,
-                 feed_factory):
+    def __init__(self, groups: list[list[str]], feed_factory: FeedFactory, drain: DrainConfig):
         self.groups = groups
-        self.stream = stream
-        self.base_url = base_url
-        self.config = config
-        self.interval = max(1, int(drain_interval_ms))
-        self.idle_interval = max(self.interval, int(idle_drain_interval_ms))
-        self.max_batch = max(1, int(max_batch))
         self.feed_factory = feed_factory
+        self.interval = drain.drain_interval
+        self.idle_interval = max(self.interval, drain.idle_drain_interval)
+        self.max_batch = drain.max_batch
 
     def open(self, runtime_context: RuntimeContext):
         self.feeds = {}          # shard -> feed (this subtask's shards only)
@@ -149,7 +151,6 @@ class _BridgeFunction(KeyedProcessFunction):
             self.subtask = "?"
         self.metrics = SourceMetrics(runtime_context.get_metrics_group(), self.feeds)
         self.failure_log = RateLimitedLog(log)
-        self._make_feed = _resolve(self.feed_factory)
 
     def close(self):
         for shard, feed in list(self.feeds.items()):
@@ -204,12 +205,12 @@ class _BridgeFunction(KeyedProcessFunction):
         feed = self.feeds.get(shard)
         if feed is None:
             symbols = self.groups[shard]
-            feed = self._make_feed(symbols, self.stream, self.base_url, self.config)
+            feed = self.feed_factory(symbols)
             self.feeds[shard] = feed
             last_ids = dict(self.last_state.items())
-            log.info("subtask %s shard %s: starting feed for %s (%s) at %s, last ids %s",
-                     self.subtask, shard, symbols, self.stream, self.base_url, last_ids)
-            # The feed drops what was delivered before the restart and reports what is missing.
+            log.info("subtask %s shard %s: starting feed %s at %s, last ids %s",
+                     self.subtask, shard, feed.name, feed.url, last_ids)
+            # The feed drops what was delivered before a restart and fetches what came since.
             feed.resume_after(last_ids).start()
             self.metrics.register_feed_stats(feed)
         return feed
@@ -240,20 +241,23 @@ class _BridgeFunction(KeyedProcessFunction):
         self.feeds.pop(shard, None)
 
     def _emit(self, shard, batch):
-        """Trades out, parse failures to the dead letters, each symbol's last id into state."""
+        """Trades out, dead letters to their side output, each symbol's highest id into state
+        (the feed delivers a symbol's ids in order but for a rare live reordering)."""
         last_ids, m = {}, self.metrics
         for rec in batch:
-            if type(rec) is ParseFailure:
+            if type(rec) is DeadLetter:
                 m.records_in_errors.inc()
                 self.failure_log.warning("dead letter", "shard %s: dead letter %s: %s; raw %.200r", shard,
                                          rec.reason, rec.error, rec.raw)
                 yield DEAD_LETTERS, failure_line(rec)
             else:
-                last_ids[rec.symbol] = rec.seq
+                if rec.seq > last_ids.get(rec.symbol, -1):
+                    last_ids[rec.symbol] = rec.seq
                 m.last_event_time = rec.trade_time
                 m.records_in.inc()
                 yield trade_row(rec)
         if last_ids:
             m.last_record_at = time.time()
         for symbol, seq in last_ids.items():
-            self.last_state.put(symbol, seq)
+            if seq > (self.last_state.get(symbol) or -1):
+                self.last_state.put(symbol, seq)

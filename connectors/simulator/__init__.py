@@ -1,20 +1,22 @@
 """A Binance-compatible exchange on loopback: replayed or generated trades, live
-subscriptions, pings, ``historicalTrades``, and faults on command.
+subscriptions, pings, REST trade history with Binance's weight limits, and faults on command.
 
-    market = Market.replay(SAMPLE_CAPTURE, speed=0)
+    market = Market.replay(DEMO_CAPTURES, speed=0)
     with ExchangeSimulator(market) as sim:
         url = f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade"
 
 Run standalone with ``python -m connectors.simulator --help``.
 """
-from connectors.simulator.captures import SAMPLE_CAPTURE, CaptureEvent, iter_capture, load_events
+from connectors.simulator.captures import CAPTURES_DIR, DEMO_CAPTURES, CaptureEvent, iter_capture, load_events
 from connectors.simulator.faults import Faults
-from connectors.simulator.market import GeneratedFeed, Market, ReplayFeed, TradeHistory, replay_feeds
+from connectors.simulator.history import Published, PublishedAggTrades, PublishedTrades
+from connectors.simulator.market import GeneratedFeed, Market, ReplayFeed, replay_feeds
 from connectors.simulator.server import ExchangeSimulator
 from connectors.simulator.session import ConnectionRecord, Frame
 
 __all__ = [
-    "SAMPLE_CAPTURE",
+    "CAPTURES_DIR",
+    "DEMO_CAPTURES",
     "CaptureEvent",
     "ConnectionRecord",
     "ExchangeSimulator",
@@ -22,8 +24,10 @@ __all__ = [
     "Frame",
     "GeneratedFeed",
     "Market",
+    "Published",
+    "PublishedAggTrades",
+    "PublishedTrades",
     "ReplayFeed",
-    "TradeHistory",
     "iter_capture",
     "load_events",
     "replay_feeds",

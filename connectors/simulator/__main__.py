@@ -3,7 +3,7 @@
     python -m connectors.simulator --port 9443 --capture PATH [--capture PATH] --speed 1
     python -m connectors.simulator --generate btcusdt --rate 100
 
-Without ``--capture`` or ``--generate`` it replays the repo's sample capture.
+Without ``--capture`` or ``--generate`` it replays the demo captures (data/captures).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 
-from connectors.simulator.captures import SAMPLE_CAPTURE
+from connectors.simulator.captures import DEMO_CAPTURES
 from connectors.simulator.market import GeneratedFeed, Market, replay_feeds
 from connectors.simulator.server import ExchangeSimulator
 
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pong-timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     if not args.capture and not args.generate:
-        args.capture = [SAMPLE_CAPTURE]
+        args.capture = list(DEMO_CAPTURES)
     return args
 
 

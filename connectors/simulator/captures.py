@@ -21,9 +21,12 @@ from pathlib import Path
 
 import orjson
 
-# The repo's sample (data/sample/README.md). Found beside the package, which holds for a
-# clone and an editable install; a wheel does not carry it.
-SAMPLE_CAPTURE = Path(__file__).resolve().parents[2] / "data" / "sample" / "trades_20240809.gz"
+# The recorded trades shipped with the project (data/captures/README.md). Found beside the
+# package, which holds for a clone and an editable install; a wheel does not carry them.
+CAPTURES_DIR = Path(__file__).resolve().parents[2] / "data" / "captures"
+# The default market of the simulator and of the ``--demo`` job: BTCUSDT and ETHUSDT trades,
+# 2024-08-09 00:00:01 to 00:05:05 UTC.
+DEMO_CAPTURES = (CAPTURES_DIR / "btcusdt_20240809.gz", CAPTURES_DIR / "ethusdt_20240809.gz")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # Both recorders write the combined-stream envelope with "data" as the last key, so the

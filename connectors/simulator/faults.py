@@ -22,6 +22,14 @@ What a client sees:
   ``{"stream":"!serverShutdown","data":{...}}``), then a close frame 1001 ``grace`` seconds later.
 - ``max_lifetime(seconds)``: connections older than that get a close frame 1001
   (``None`` lifts the limit).
+- ``mute_open_connections()``: the connections open now get no more market data (pings and
+  notices still go, and new connections get everything): a stream stalled upstream.
+- ``fail_rest(status, times, retry_after)``: the next REST requests are answered with that
+  status (a 5xx, or a 429/418 with ``Retry-After``).
+- ``stall_rest(seconds, times)``: the next REST answers are held back that long (a client with a
+  shorter timeout gives up).
+- ``hide_history(symbol, ids)``: REST answers leave out these trade ids (aggregate ids for an
+  ``@aggTrade`` market), as if Binance had skipped them.
 """
 from __future__ import annotations
 
@@ -92,6 +100,18 @@ class Faults:
     def max_lifetime(self, seconds: float | None) -> None:
         self._call(self._set_lifetime, seconds)
 
+    def mute_open_connections(self) -> None:
+        self._call(self._mute)
+
+    def fail_rest(self, status: int = 503, times: int = 1, retry_after: float | None = None) -> None:
+        self._call(self._exchange.rest.failures.extend, [(status, retry_after)] * times)
+
+    def stall_rest(self, seconds: float, times: int = 1) -> None:
+        self._call(self._exchange.rest.stalls.extend, [seconds] * times)
+
+    def hide_history(self, symbol: str, ids: Iterable[int]) -> None:
+        self._call(self._exchange.rest.hidden[symbol.upper()].update, list(ids))
+
     # Loop side, used by the exchange.
 
     def take_reset(self) -> bool:
@@ -145,6 +165,10 @@ class Faults:
         for session in self._exchange.open_sessions():
             session.push(wrapped if session.combined else raw)
             session.close_later(grace, 1001, "server shutdown")
+
+    def _mute(self) -> None:
+        for session in self._exchange.open_sessions():
+            session.muted = True
 
     def _set_lifetime(self, seconds: float | None) -> None:
         self._lifetime = seconds

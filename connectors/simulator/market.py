@@ -8,12 +8,11 @@ subscribers take them), and hands every payload to a sink (the server) pre-seria
 With ``pause_without_subscribers`` a feed's clock only runs while its stream has a
 subscriber, so a client that reconnects finds the market where it left it. Without it the
 market is live: events nobody is subscribed to are emitted all the same, and only the
-history (what ``/api/v3/historicalTrades`` answers from) keeps them.
+published history (``history.py``, what the REST side answers from) keeps them.
 """
 from __future__ import annotations
 
 import asyncio
-import bisect
 import math
 import random
 import time
@@ -27,6 +26,7 @@ from typing import Protocol
 import orjson
 
 from connectors.simulator.captures import CaptureEvent, load_events, stream_kind, stream_symbol
+from connectors.simulator.history import Published, PublishedAggTrades, PublishedTrades
 
 # After this many events in a row the market yields to the event loop (and at speed 0
 # waits for slow subscribers), so writers and request handlers keep running.
@@ -174,36 +174,12 @@ class GeneratedFeed(Feed):
         return payload, trade_id
 
 
-class TradeHistory:
-    """The ``@trade`` payloads a market emitted for one symbol, in id order."""
-
-    def __init__(self, limit: int | None) -> None:
-        self._limit = limit
-        self.ids: list[int] = []
-        self.payloads: list[bytes] = []
-
-    def append(self, trade_id: int, payload: bytes) -> None:
-        self.ids.append(trade_id)
-        self.payloads.append(payload)
-        # Trimming in halves keeps appends amortised O(1).
-        if self._limit is not None and len(self.ids) >= 2 * self._limit:
-            del self.ids[: -self._limit]
-            del self.payloads[: -self._limit]
-
-    def since(self, from_id: int | None, limit: int) -> list[bytes]:
-        """``limit`` payloads from the first id >= ``from_id``, or the latest ``limit``."""
-        if from_id is None:
-            return self.payloads[-limit:]
-        start = bisect.bisect_left(self.ids, from_id)
-        return self.payloads[start : start + limit]
-
-
 class _Clock:
     """Where a feed stands on its virtual timeline against the loop's clock."""
 
     __slots__ = ("feed", "history", "subscribers", "running", "virtual_ns", "wall")
 
-    def __init__(self, feed: Feed, history: TradeHistory | None) -> None:
+    def __init__(self, feed: Feed, history: Published | None) -> None:
         self.feed = feed
         self.history = history
         self.subscribers = 0
@@ -242,13 +218,14 @@ class Market:
         self.speed = speed
         self.pause_without_subscribers = pause_without_subscribers
         self._clocks: dict[str, _Clock] = {}
-        self._history: dict[str, TradeHistory] = {}
+        self._published: dict[tuple[str, str], Published] = {}  # (symbol, kind) -> history
         for feed in feeds:
             if feed.stream in self._clocks:
                 raise ValueError(f"two feeds for {feed.stream}")
-            history = None
-            if stream_kind(feed.stream) == "trade":
-                history = self._history[stream_symbol(feed.stream)] = TradeHistory(history_limit)
+            kind = stream_kind(feed.stream)
+            history = _HISTORIES[kind](history_limit) if kind in _HISTORIES else None
+            if history is not None:
+                self._published[(stream_symbol(feed.stream), kind)] = history
             self._clocks[feed.stream] = _Clock(feed, history)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -290,15 +267,16 @@ class Market:
 
     @property
     def symbols(self) -> tuple[str, ...]:
-        """Symbols with a ``@trade`` stream, i.e. those with a trade history."""
-        return tuple(self._history)
+        """Symbols with a published history (a ``@trade`` or ``@aggTrade`` stream)."""
+        return tuple(dict.fromkeys(symbol for symbol, _ in self._published))
 
     @property
     def finished(self) -> bool:
         return self._finished
 
-    def history(self, symbol: str) -> TradeHistory:
-        return self._history[symbol.upper()]
+    def published(self, symbol: str, kind: str = "trade") -> Published | None:
+        """What the ``<symbol>@<kind>`` stream published so far (None: the market has no such stream)."""
+        return self._published.get((symbol.upper(), kind))
 
     def subscribe(self, stream: str) -> None:
         """Count a subscriber of ``stream`` (call from the market's event loop)."""
@@ -394,6 +372,9 @@ def replay_feeds(
     for event in events:
         by_stream[event.stream].append(event)
     return [ReplayFeed(stream, evs, origin, period) for stream, evs in by_stream.items()]
+
+
+_HISTORIES = {"trade": PublishedTrades, "aggTrade": PublishedAggTrades}
 
 
 def _decimal(units: int) -> str:

@@ -1,6 +1,21 @@
-"""``GET /api/v3/historicalTrades`` answered from a market's trade history, as Binance does."""
+"""Binance's REST trade history, answered from what the market published, with its limits.
+
+- ``GET /api/v3/historicalTrades?symbol=&fromId=&limit=`` (weight 25): ``@trade`` history;
+- ``GET /api/v3/aggTrades?symbol=&fromId=|startTime=&endTime=&limit=`` (weight 4): aggregate
+  trades, from the ``@aggTrade`` history or made of the ``@trade`` one;
+- request weight per calendar minute for the whole server (one IP, as Binance counts it): every
+  answer carries ``X-MBX-USED-WEIGHT-1M``; over the limit, 429 with ``Retry-After`` (seconds to the
+  next minute); asking again before that is a violation, and the third bans the "IP": 418 with
+  ``Retry-After`` for ``ban_seconds``;
+- faults on command (``Faults``): 5xx answers, stalls longer than a client's timeout, ids left
+  out of the answers (holes in the history).
+"""
 from __future__ import annotations
 
+import asyncio
+import math
+import time
+from collections import defaultdict
 from decimal import Decimal
 from urllib.parse import parse_qs
 
@@ -8,8 +23,11 @@ import orjson
 
 from connectors.simulator.market import Market
 
+WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/aggTrades": 4}
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000  # spot clamps larger limits instead of refusing them
+MAX_WINDOW_MS = 3_600_000  # aggTrades: startTime and endTime less than an hour apart
+VIOLATIONS_BEFORE_BAN = 3
 _QUOTE_STEP = Decimal("0.00000001")
 
 
@@ -19,23 +37,108 @@ class _BadRequest(Exception):
         self.body = orjson.dumps({"code": code, "msg": msg})
 
 
-def historical_trades(market: Market, query: str) -> tuple[int, bytes]:
-    """HTTP status and JSON body for the query string of a historicalTrades request."""
-    params = {name: values[-1] for name, values in parse_qs(query).items()}
-    try:
-        symbol = params.get("symbol")
-        if not symbol:
-            raise _BadRequest(
-                -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
-            )
-        if symbol not in market.symbols:
+class RestApi:
+    """Lives on the simulator's event loop; ``answer`` is its one entry."""
+
+    def __init__(self, market: Market, weight_limit: int = 6000, ban_seconds: float = 120.0) -> None:
+        self.market = market
+        self.weight_limit, self.ban_seconds = weight_limit, ban_seconds
+        self._used: dict[int, int] = defaultdict(int)  # minute -> weight used
+        self._retry_at = 0.0  # a 429 told the client to come back then
+        self._violations = 0
+        self._banned_until = 0.0
+        # faults
+        self.failures: list[tuple[int, float | None]] = []  # (status, Retry-After) of the next answers
+        self.stalls: list[float] = []  # seconds the next answers are held back, one each
+        self.hidden: dict[str, set[int]] = defaultdict(set)  # symbol -> ids left out
+        self.answered: list[tuple[str, int, float]] = []  # (path?query, status, time.time()) of each request
+
+    def routes(self, path: str) -> bool:
+        return path in WEIGHTS
+
+    async def answer(self, path: str, query: str) -> tuple[int, bytes, dict[str, str]]:
+        if self.stalls:
+            await asyncio.sleep(self.stalls.pop(0))
+        status, body, headers = self._answer(path, query)
+        self.answered.append((f"{path}?{query}", status, time.time()))
+        return status, body, headers
+
+    def _answer(self, path: str, query: str) -> tuple[int, bytes, dict[str, str]]:
+        now = time.time()
+        if now < self._banned_until:
+            return _refusal(418, "IP banned until " + str(int(self._banned_until * 1000)), self._banned_until - now)
+        if now < self._retry_at:
+            self._violations += 1
+            if self._violations >= VIOLATIONS_BEFORE_BAN:
+                self._banned_until = now + self.ban_seconds
+                return _refusal(418, "Way too many requests; IP banned", self.ban_seconds)
+            return _refusal(429, "Too many requests; current limit is exceeded", self._retry_at - now)
+        minute = int(now // 60)
+        used = self._used[minute] + WEIGHTS[path]
+        if used > self.weight_limit:
+            self._retry_at = (minute + 1) * 60
+            return _refusal(429, f"Too much request weight used; current limit is {self.weight_limit} request "
+                                 "weight per 1 MINUTE.", self._retry_at - now)
+        self._used[minute] = used
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+        if self.failures:
+            status, retry_after = self.failures.pop(0)
+            if retry_after is not None:
+                return _refusal(status, "Too many requests (on command)", retry_after)
+            return status, b'{"code":-1001,"msg":"Internal error; unable to process your request."}', headers
+        try:
+            params = {name: values[-1] for name, values in parse_qs(query).items()}
+            body = self._trades(params) if path == "/api/v3/historicalTrades" else self._aggregates(params)
+        except _BadRequest as error:
+            return 400, error.body, headers
+        return 200, orjson.dumps(body), headers
+
+    def _trades(self, params: dict) -> list[dict]:
+        published = self.market.published(_symbol(params), "trade")
+        if published is None:
             raise _BadRequest(-1121, "Invalid symbol.")
-        limit = _integer(params, "limit", DEFAULT_LIMIT, minimum=1)
+        limit = min(_integer(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
         from_id = _integer(params, "fromId", None, minimum=0)
-    except _BadRequest as error:
-        return 400, error.body
-    payloads = market.history(symbol).since(from_id, min(limit, MAX_LIMIT))
-    return 200, orjson.dumps([_rest_trade(orjson.loads(payload)) for payload in payloads])
+        start = max(0, len(published.ids) - limit) if from_id is None else published.index_of_id(from_id)
+        hidden = self.hidden[params["symbol"]]
+        return [_rest_trade(event) for event in published.events[start:start + limit + len(hidden)]
+                if event["t"] not in hidden][:limit]
+
+    def _aggregates(self, params: dict) -> list[dict]:
+        symbol = _symbol(params)
+        published = self.market.published(symbol, "aggTrade") or self.market.published(symbol, "trade")
+        if published is None:
+            raise _BadRequest(-1121, "Invalid symbol.")
+        limit = min(_integer(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
+        from_id = _integer(params, "fromId", None, minimum=0)
+        start_time = _integer(params, "startTime", None, minimum=0)
+        end_time = _integer(params, "endTime", None, minimum=0)
+        if from_id is not None and (start_time is not None or end_time is not None):
+            raise _BadRequest(-1128, "Combination of optional parameters invalid.")
+        if start_time is not None and end_time is not None and end_time - start_time >= MAX_WINDOW_MS:
+            raise _BadRequest(-1127, "More than 1 hours between startTime and endTime.")
+        if from_id is not None:
+            start = published.index_of_agg_id(from_id)
+        elif start_time is not None:
+            start = published.index_of_time(start_time)
+        elif end_time is not None:
+            start = max(0, published.index_of_time(end_time + 1) - limit)
+        else:
+            start = max(0, len(published.ids) - limit)
+        return published.aggregates(start, end_time, limit, self.hidden[symbol])
+
+
+def _symbol(params: dict) -> str:
+    symbol = params.get("symbol")
+    if not symbol:
+        raise _BadRequest(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+    if symbol != symbol.upper():
+        raise _BadRequest(-1121, "Invalid symbol.")  # REST symbols are upper case, unlike stream names
+    return symbol
+
+
+def _refusal(status: int, msg: str, retry_after: float) -> tuple[int, bytes, dict[str, str]]:
+    return status, orjson.dumps({"code": -1003, "msg": msg}), {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
 def _rest_trade(event: dict) -> dict:

@@ -5,7 +5,8 @@ Routes, as on ``stream.binance.com``:
 - ``/ws/<stream>[/<stream>...]``: raw events; ``/ws``: nothing until a SUBSCRIBE;
 - ``/stream?streams=a/b/c``: events wrapped ``{"stream": ..., "data": ...}``;
 - live ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` on any of them;
-- ``GET /api/v3/historicalTrades?symbol=..&fromId=..&limit=..`` over plain HTTP.
+- ``GET /api/v3/historicalTrades`` and ``/api/v3/aggTrades`` over plain HTTP, from what the
+  market published, with Binance's request weight limit (``rest.py``).
 
 The server pings every ``ping_interval`` seconds (payload: the send time in ns) and closes
 with 1008 when a ping is not answered by a matching pong within ``pong_timeout``. Pings
@@ -31,7 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from connectors.simulator import rest
+from connectors.simulator.rest import RestApi
 from connectors.simulator.commands import InvalidRequest, parse_command, result_reply, valid_stream_name
 from connectors.simulator.faults import Faults
 from connectors.simulator.market import Market
@@ -62,6 +63,7 @@ class Exchange:
         ping_interval: float | None,
         pong_timeout: float | None,
         close_timeout: float,
+        rest_weight_limit: int,
         call: Callable,
     ) -> None:
         self.market = market
@@ -71,6 +73,7 @@ class Exchange:
         self.speaking = asyncio.Event()
         self.speaking.set()
         self.room = asyncio.Event()
+        self.rest = RestApi(market, rest_weight_limit)
         self.faults = Faults(self, call)
         self.records: list[ConnectionRecord] = []
         self.http_requests: list[tuple[str, int]] = []
@@ -191,11 +194,11 @@ class Exchange:
 
     # Connections.
 
-    def _process_request(self, connection: _Connection, request: Request) -> Response | None:
+    async def _process_request(self, connection: _Connection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
-        if path == "/api/v3/historicalTrades":
-            status, body = rest.historical_trades(self.market, query)
-            return self._http(connection, request, status, body)
+        if self.rest.routes(path):
+            status, body, headers = await self.rest.answer(path, query)
+            return self._http(connection, request, status, body, headers)
         if path == "/ws" or path.startswith("/ws/"):
             route = (False, [name for name in path[4:].split("/") if name])
         elif path == "/stream":
@@ -268,11 +271,13 @@ class ExchangeSimulator:
         ping_interval: float | None = 20.0,
         pong_timeout: float | None = 60.0,
         close_timeout: float = 2.0,
+        rest_weight_limit: int = 6000,
     ) -> None:
         self.market = market
         self.host = host
         self._port = port
-        self._options = dict(ping_interval=ping_interval, pong_timeout=pong_timeout, close_timeout=close_timeout)
+        self._options = dict(ping_interval=ping_interval, pong_timeout=pong_timeout, close_timeout=close_timeout,
+                             rest_weight_limit=rest_weight_limit)
         self._exchange: Exchange | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -331,6 +336,11 @@ class ExchangeSimulator:
     def http_requests(self) -> list[tuple[str, int]]:
         """``(path, status)`` of every request answered without an upgrade."""
         return list(self._running().http_requests)
+
+    @property
+    def rest_requests(self) -> list[tuple[str, int, float]]:
+        """``(path?query, status, time.time())`` of every REST request answered, oldest first."""
+        return list(self._running().rest.answered)
 
     def sent_trade_ids(self, symbol: str) -> list[int]:
         """Ids of the ``<symbol>@trade`` events written to any connection, connection by

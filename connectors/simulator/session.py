@@ -84,6 +84,7 @@ class Session:
         self.exchange = exchange
         self.queue: deque[Frame] = deque()
         self.drop: DropPlan | None = None
+        self.muted = False  # market data no longer reaches this connection (faults.mute_open_connections)
         self._ready = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
         self._lifetime: asyncio.TimerHandle | None = None
@@ -98,6 +99,8 @@ class Session:
         return time.time() - self.record.opened_at
 
     def push(self, frame: Frame) -> None:
+        if self.muted and frame.kind == MARKET:
+            return
         self.queue.append(frame)
         self._ready.set()
 

@@ -1,11 +1,20 @@
 """The bridge: WebSocket connection threads feeding a bounded buffer that a consumer drains.
 
-Lifecycle, stated once: ``start()`` connects in the background; ``drain()`` hands over what arrived
-and raises a ``FeedError`` once the bridge has given up; ``close()`` stops every thread and socket.
+Lifecycle, stated once: ``resume_after()`` / ``resume_at()`` (optional), then ``start()`` connects
+in the background; ``drain()`` hands over what arrived and raises a ``FeedError`` once the bridge
+has given up; ``close()`` stops every thread and socket.
 
-A supervisor thread owns the connections. Each connection has a reader thread that decodes frames
-and puts records into the buffer through one sequencer, so that during a handover (two connections
-open at once) a record both deliver passes only once.
+Threads and who may do what:
+
+- the consumer calls ``drain()`` and reads ``stats``; nothing else once started;
+- the supervisor thread opens, replaces and closes connections, and starts catch-up backfills;
+- one reader thread per connection decodes frames and puts records into the buffer through one
+  sequencer, so a record that two connections deliver (a handover) passes once;
+- the backfill thread (with a ``History``) fetches what the stream skipped (``backfill.py``).
+
+Locks: ``_put_lock`` keeps one reader at a time between decoding and the buffer (order);
+``_lock`` guards the sequencer, the counters and the backfill's episodes, and is never held while
+waiting for the buffer or the network, so ``stats`` and ``drain`` never wait on a slow producer.
 """
 from __future__ import annotations
 
@@ -15,8 +24,10 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from connectors.settings import check_settings, setting
+from connectors.websocket.backfill import RETRY_INITIAL, RETRY_MAX, Backfiller, History, HistoryUnavailable
 from connectors.websocket.backoff import Backoff
-from connectors.websocket.buffer import BoundedBuffer, Overflow
+from connectors.websocket.buffer import Barrier, BoundedBuffer, Overflow
 from connectors.websocket.connection import Connection, Message
 from connectors.websocket.errors import (
     ConnectFailed,
@@ -34,24 +45,37 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    buffer_size: int = 100_000
-    overflow: str = Overflow.BLOCK.value
-    connect_timeout: float = 10.0
+    buffer_size: int = setting(100_000, "records held between the connection and the consumer", minimum=1)
+    overflow: str = setting(Overflow.BLOCK.value, "what a full buffer does: block (the reader waits, nothing is "
+                            "dropped), drop_oldest, drop_newest (counted), fail (the feed fails)",
+                            choices=tuple(o.value for o in Overflow))
+    connect_timeout: float = setting(10.0, "seconds for TCP, TLS and the WebSocket handshake", metavar="S",
+                                     positive=True)
     # Binance pings every 20 s, so a healthy connection is never silent this long.
-    silence_timeout: float = 45.0
-    max_reconnect_attempts: int = 10
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    backoff_jitter: float = 0.2
-    max_frame_bytes: int = 1_048_576
+    silence_timeout: float = setting(45.0, "a connection without any frame this long is lost", metavar="S",
+                                     positive=True)
+    max_reconnect_attempts: int = setting(10, "consecutive failed reconnects before the feed fails "
+                                          "(a Flink job then restarts)", minimum=1)
+    backoff_initial: float = setting(0.5, "first delay between reconnects", metavar="S", positive=True)
+    backoff_max: float = setting(30.0, "longest delay between reconnects", metavar="S", positive=True)
+    backoff_jitter: float = setting(0.2, "random spread of each delay, as a fraction", minimum=0)
+    max_frame_bytes: int = setting(1_048_576, "larger frames are skipped and dead-lettered as oversized_frame",
+                                   minimum=256)
     # Binance ends a connection at 24 h (86,400 s); hand over to a fresh one ahead of that.
-    max_connection_age: float = 85_000.0
-    handover_timeout: float = 10.0
-    poll_interval: float = 0.2
-    gate_dir: str | None = None  # where the per-host attempt gate keeps its state (default: tmp)
+    max_connection_age: float = setting(85_000.0, "hand over to a new connection after this long", metavar="S",
+                                        positive=True)
+    handover_timeout: float = setting(10.0, "longest overlap of the old and the new connection of a handover",
+                                      metavar="S", positive=True)
+    backfill_timeout: float = setting(120.0, "a backfill that has not finished after this long reports what "
+                                      "it could not fetch as gap_unfilled and live delivery resumes", metavar="S",
+                                      positive=True)
+    poll_interval: float = setting(0.2, "how often the threads look up from a socket (stop, silence, age)",
+                                   metavar="S", positive=True)
+    gate_dir: str | None = setting(None, "where the per-host attempt gate keeps its state (default: the "
+                                   "system's temporary folder)", metavar="DIR")
 
     def __post_init__(self):
-        Overflow(self.overflow)  # rejects an unknown policy at construction, not at the first overflow
+        check_settings(self)  # refused at construction, not at first use
 
 
 class FrameDecoder(Protocol):
@@ -73,13 +97,13 @@ class _Stopped(Exception):
 class _Reader(threading.Thread):
     """Reads one connection until it is lost or stopped."""
 
-    def __init__(self, bridge: "Bridge", conn: Connection, number: int):
+    def __init__(self, bridge: "Bridge", conn: Connection, number: int, stash: bool):
         super().__init__(name=f"ws-reader-{bridge.name}-{number}", daemon=True)
         self.bridge, self.conn = bridge, conn
-        # During a handover only: key -> first and last seq this connection carried.
+        # A handover's new connection keeps what it reads here until the old one has caught up
+        # with it (``first_seen``: key -> its first seq); then it goes through the sequencer.
+        self.stash: list | None = [] if stash else None
         self.first_seen: dict = {}
-        self.last_seen: dict = {}
-        self.overlap_until: dict = {}  # key -> last seq of the connection this one replaced
         self.records = 0
         self.wants_handover = False
         self.lost: ConnectionLost | None = None
@@ -117,20 +141,25 @@ class _Reader(threading.Thread):
 
 
 class Bridge:
-    def __init__(self, url: str, decoder: FrameDecoder, config: BridgeConfig = BridgeConfig(), name: str = ""):
+    def __init__(self, url: str, decoder: FrameDecoder, config: BridgeConfig = BridgeConfig(), name: str = "",
+                 history: History | None = None):
         self.url, self.decoder, self.config = url, decoder, config
         self.name = name or url
         self._buffer = BoundedBuffer(config.buffer_size, config.overflow)
         self._sequencer = SequenceTracker()
         self._gate = AttemptGate(url, config.gate_dir)
-        self._lock = threading.Lock()  # sequencer and counters: two readers run during a handover
-        self._put_lock = threading.Lock()  # one reader at a time from decoding to buffer
+        self._lock = threading.Lock()
+        self._put_lock = threading.Lock()
+        self._history = history
+        self._backfill = (Backfiller(history, self._buffer, self._sequencer, self._lock, config.backfill_timeout,
+                                     self.name) if history is not None else None)
+        self._start_time: tuple[int, list] | None = None  # resume_at(): (time in ms, keys)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._error: FeedError | None = None
         self._thread: threading.Thread | None = None
         self._readers_opened = 0
-        self._handing_over = False
+        self._flushing_stash = False
         self._rlog = RateLimitedLog(log)
         self._counts = dict.fromkeys(
             ("connects", "connect_failures", "disconnects", "silence_timeouts", "reconnects", "handovers",
@@ -140,14 +169,25 @@ class Bridge:
 
     def resume_after(self, positions: dict) -> "Bridge":
         """Continue after these last delivered sequence numbers (key -> seq), e.g. from a Flink
-        checkpoint: anything at or below them is a duplicate, anything beyond the next a gap."""
+        checkpoint: anything at or below them is a duplicate; with a history, what came after them
+        is fetched before the live stream goes on."""
         with self._lock:
             for key, seq in positions.items():
                 self._sequencer.restore(key, seq)
         return self
 
+    def resume_at(self, time_ms: int, keys) -> "Bridge":
+        """Start these keys (those without a ``resume_after`` position) at the first record at or
+        after ``time_ms``, fetched from the history before the live stream goes on."""
+        if self._history is None:
+            raise ValueError("starting at a time needs a history to fetch from")
+        self._start_time = (time_ms, list(keys))
+        return self
+
     def start(self) -> "Bridge":
         if self._thread is None:
+            if self._backfill is not None:
+                self._backfill.start()
             self._thread = threading.Thread(target=self._run, name=f"ws-bridge-{self.name}", daemon=True)
             self._thread.start()
         return self
@@ -166,6 +206,8 @@ class Bridge:
             seq = self._sequencer
             counts.update(gaps=seq.gaps, missing_ids=seq.missing, reordered=seq.reordered,
                           duplicates=seq.duplicates - counts["handover_duplicates"])
+            if self._backfill is not None:
+                counts.update(self._backfill.stats)
         counts["buffer_dropped"] = self._buffer.dropped
         counts["buffered"] = len(self._buffer)
         counts["buffer_high_water"] = self._buffer.high_water
@@ -176,10 +218,14 @@ class Bridge:
         self._stop.set()
         self._buffer.close()
         self._wake.set()
+        if self._backfill is not None:
+            self._backfill.close()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("bridge %s did not stop within %.0fs", self.name, timeout)
+        if self._backfill is not None:
+            self._backfill.join(timeout)
         self._rlog.flush(force=True)
 
     def __enter__(self) -> "Bridge":
@@ -209,7 +255,10 @@ class Bridge:
     def _supervise(self, readers: list) -> None:
         cfg = self.config
         backoff = Backoff(cfg.backoff_initial, cfg.backoff_max, cfg.backoff_jitter)
+        self._resolve_start_time()
+        self._catch_up()
         readers.append(self._open())  # a first connect failure is the consumer's to handle
+        self._connected()
         while True:
             reader = readers[-1]
             self._wake.wait(cfg.poll_interval)
@@ -224,14 +273,63 @@ class Bridge:
                 self._on_lost(reader)
                 if reader.records:
                     backoff.reset()  # that connection worked: start the backoff afresh
+                self._catch_up()
                 readers.append(self._reconnect(backoff, reader.lost))
+                self._connected()
                 continue
             age = time.monotonic() - reader.conn.opened_at
             if reader.wants_handover or age > cfg.max_connection_age:
                 why = "server announced shutdown" if reader.wants_handover else f"connection age {age:.0f}s"
                 self._handover(readers, why)
 
-    def _open(self) -> _Reader:
+    def _resolve_start_time(self) -> None:
+        """``resume_at``: each key without a position starts before its first record at that time."""
+        if self._start_time is None:
+            return
+        time_ms, keys = self._start_time
+        deadline = time.monotonic() + self.config.backfill_timeout
+        for key in keys:
+            with self._lock:
+                if key in self._sequencer.last_seqs:
+                    continue  # a checkpointed position wins
+            seq = self._seq_at(key, time_ms, deadline)
+            if seq is None:
+                log.info("%s: %s has no record at or after %d yet: it starts live", self.name, key, time_ms)
+                continue
+            log.info("%s: %s starts at %d, its first record at or after %d", self.name, key, seq, time_ms)
+            self.resume_after({key: seq - 1})
+
+    def _seq_at(self, key, time_ms: int, deadline: float) -> int | None:
+        delay = RETRY_INITIAL
+        while True:
+            try:
+                return self._history.seq_at(key, time_ms)
+            except HistoryUnavailable as exc:
+                wait = exc.retry_after if exc.retry_after is not None else delay
+                if exc.permanent or time.monotonic() + wait > deadline:
+                    raise FeedError(f"cannot find where {key} stood at {time_ms}: {exc}") from exc
+                log.warning("%s: looking up %s at %d: %s; again in %.2fs", self.name, key, time_ms, exc, wait)
+                if self._stop.wait(wait):
+                    raise _Stopped() from None
+                delay = min(RETRY_MAX, delay * 2)
+
+    def _catch_up(self) -> None:
+        """Before a connection opens: what the stream sent while none was open is fetched, and
+        what the new connection delivers waits behind it."""
+        if self._backfill is None:
+            return
+        with self._put_lock:
+            with self._lock:
+                barrier = self._backfill.catch_up()
+            if barrier is not None:
+                self._buffer.put_barrier(barrier)
+
+    def _connected(self) -> None:
+        if self._backfill is not None:
+            with self._lock:
+                self._backfill.connected()
+
+    def _open(self, stash: bool = False) -> _Reader:
         delay = self._gate.reserve()
         if delay > 0:
             log.info("waiting %.1fs before connecting to %s (attempt rate limit or Retry-After)", delay, self.url)
@@ -251,7 +349,7 @@ class Bridge:
         self._count("connects")
         self._readers_opened += 1
         log.info("connected to %s (%s)", self.url, self.name)
-        reader = _Reader(self, conn, self._readers_opened)
+        reader = _Reader(self, conn, self._readers_opened, stash)
         reader.start()
         return reader
 
@@ -281,40 +379,50 @@ class Bridge:
             return reader
 
     def _handover(self, readers: list, why: str) -> None:
-        """Opens the next connection before closing the old, so the switch loses nothing."""
+        """Opens the next connection before closing the old: the new one's records wait until the
+        old one has delivered up to where the new one began, so the switch loses nothing."""
         old = readers[-1]
         old.wants_handover = False
         log.info("handing over %s to a new connection: %s", self.name, why)
-        with self._lock:  # from here on both readers note what they carry (see _decode)
-            old.last_seen = dict(self._sequencer.last_seqs)
-            self._handing_over = True
         try:
-            new = self._open()
+            new = self._open(stash=True)
         except ConnectFailed:
-            self._handing_over = False
             return  # the old connection goes on; its loss, when it comes, reconnects as usual
         readers.append(new)
         self._count("handovers")
         deadline = time.monotonic() + self.config.handover_timeout
-        try:
-            while not self._overlaps(old, new) and time.monotonic() < deadline:
-                if old.ended.is_set() or new.ended.is_set() or self._stop.wait(self.config.poll_interval):
-                    break
-            if not self._overlaps(old, new):
-                log.warning("handover of %s: no overlap seen with the old connection (a gap, if any, is logged)",
-                            self.name)
-            readers.remove(old)
-            old.stop()
-            with self._lock:  # what the old one delivered, the new one may still be catching up to
-                new.overlap_until = dict(old.last_seen)
-        finally:
-            self._handing_over = False  # only now: the old reader may deliver duplicates until stopped
+        while not self._caught_up(new) and time.monotonic() < deadline:
+            if old.ended.is_set() or new.ended.is_set() or self._stop.wait(self.config.poll_interval):
+                break
+        if new.ended.is_set() and not old.ended.is_set():
+            log.warning("handover of %s: the new connection was lost; the old one goes on", self.name)
+            readers.remove(new)
+            new.stop()
+            return
+        if not self._caught_up(new):
+            log.warning("handover of %s: the old connection did not reach where the new one began "
+                        "(a gap, if any, is filled from the history)", self.name)
+        readers.remove(old)
+        old.stop()
+        self._flush_stash(new)
 
-    def _overlaps(self, old: _Reader, new: _Reader) -> bool:
-        """True once, for every key the old connection carried, the new one started no later."""
+    def _caught_up(self, new: _Reader) -> bool:
+        """True once, for every key delivered so far, the new connection began no later than the
+        next record the old one owes."""
         with self._lock:
             return all(key in new.first_seen and new.first_seen[key] <= last + 1
-                       for key, last in old.last_seen.items())
+                       for key, last in self._sequencer.last_seqs.items())
+
+    def _flush_stash(self, reader: _Reader) -> None:
+        with self._put_lock:
+            with self._lock:
+                items, reader.stash = reader.stash, None
+                self._flushing_stash = True  # duplicates now are the overlap, expected
+                try:
+                    out, barriers = self._decode(reader, items)
+                finally:
+                    self._flushing_stash = False
+            self._put(out, barriers)
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -323,31 +431,63 @@ class Bridge:
     # -- reader threads -----------------------------------------------------------------------
 
     def _ingest(self, reader: _Reader, messages: list[Message]) -> None:
-        # The put lock keeps two readers (during a handover) in order from decoding to buffer; the
-        # counters' lock is released before a put that may block, so ``stats`` never waits on it.
         with self._put_lock:
+            if reader.stash is not None:
+                with self._lock:
+                    self._keep(reader, messages)
+                return
             with self._lock:
-                out = self._decode(reader, messages)
-            self._buffer.put_many(out)
+                out, barriers = self._decode(reader, messages)
+            self._put(out, barriers)
 
-    def _decode(self, reader: _Reader, messages: list) -> list:
-        """Runs once per message: kept flat on purpose (bench/ profiles it)."""
+    def _keep(self, reader: _Reader, messages: list) -> None:
+        """A handover's new connection: parsed now, sequenced when the old one has caught up."""
+        record_types, first_seen = self.decoder.record_types, reader.first_seen
+        for message in messages:
+            item = self.decoder.parse(message, False) if type(message) is bytes else self._unusual(message)
+            if type(item) in record_types:
+                first_seen.setdefault(item.key, item.seq)
+            reader.stash.append(item)
+
+    def _put(self, out: list, barriers: bool) -> None:
+        """Into the buffer in order; barriers the batch opened go in where they stand."""
+        if not barriers:
+            self._buffer.put_many(out)
+            return
+        chunk = []
+        for item in out:
+            if type(item) is Barrier:
+                self._buffer.put_many(chunk)
+                self._buffer.put_barrier(item)
+                chunk = []
+            else:
+                chunk.append(item)
+        self._buffer.put_many(chunk)
+
+    def _decode(self, reader: _Reader, messages: list) -> tuple[list, bool]:
+        """Runs once per message: kept flat on purpose (bench/ profiles it). Returns what to put
+        into the buffer and whether a backfill barrier is among it."""
         parse, record_types, failure_types = self.decoder.parse, self.decoder.record_types, self.decoder.failure_types
-        last_seqs, counts, tracking = self._sequencer.last_seqs, self._counts, self._handing_over
-        out, n_records = [], 0
+        last_seqs, counts, backfill = self._sequencer.last_seqs, self._counts, self._backfill
+        watching = backfill is not None and bool(backfill.episodes)  # a backfill wants to see live records
+        out, n_records, barriers = [], 0, False
         for message in messages:
             item = parse(message, False) if type(message) is bytes else self._unusual(message)
             kind = type(item)
             if kind in record_types:
                 key, seq = item.key, item.seq
-                if tracking:  # a handover compares what each connection carried
-                    reader.first_seen.setdefault(key, seq)
-                    reader.last_seen[key] = seq
                 if last_seqs.get(key, seq - 1) + 1 == seq:  # the next id: the common case, inline
                     last_seqs[key] = seq
+                    if watching:
+                        backfill.note_live(key, seq, Verdict.NEXT, 0, out)
                 else:
                     verdict, missing = self._sequencer.accept(key, seq)
-                    self._irregular(reader, key, seq, verdict, missing)
+                    self._irregular(key, seq, verdict, missing)
+                    if backfill is not None:
+                        before = len(out)
+                        backfill.note_live(key, seq, verdict, missing, out)
+                        barriers = barriers or any(type(i) is Barrier for i in out[before:])
+                        watching = bool(backfill.episodes)
                     if not verdict.deliver:
                         continue
                 out.append(item)
@@ -366,22 +506,25 @@ class Bridge:
         counts["messages"] += len(messages)
         counts["records"] += n_records
         reader.records += n_records
-        return out
+        return out, barriers
 
-    def _unusual(self, message: Message):
+    def _unusual(self, message):
+        """An oversized, binary or fragmented ``Message``, or an item a handover already parsed."""
+        if type(message) is not Message:
+            return message
         limit = self.config.max_frame_bytes
         if message.size > limit:
             self._counts["oversized"] += 1
             return self.decoder.oversized(message.payload, message.size, limit)
         return self.decoder.parse(message.payload, message.binary)
 
-    def _irregular(self, reader: _Reader, key, seq: int, verdict: Verdict, missing: int) -> None:
+    def _irregular(self, key, seq: int, verdict: Verdict, missing: int) -> None:
         """Logs what the sequencer counted; a handover's expected duplicates are counted apart."""
         if verdict is Verdict.GAP:
             self._rlog.warning("sequence gap", "%s: %s jumped to %d, %d ids missing", self.name, key, seq, missing)
         elif verdict is Verdict.LATE:
             self._rlog.warning("sequence reorder", "%s: %s id %d arrived late (reordered)", self.name, key, seq)
-        elif self._handing_over or seq <= reader.overlap_until.get(key, -1):
+        elif self._flushing_stash:
             self._counts["handover_duplicates"] += 1  # expected: both connections carry the overlap
         else:
             self._rlog.warning("sequence duplicate", "%s: %s id %d seen before, dropped", self.name, key, seq)

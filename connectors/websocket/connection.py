@@ -12,6 +12,7 @@ import websocket
 
 from connectors.websocket.errors import ConnectFailed, ConnectionLost
 from connectors.websocket.frames import (
+    EVIDENCE_BYTES,
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
@@ -41,7 +42,8 @@ class Connection:
         self._max = max_message_bytes
         self._ws: websocket.WebSocket | None = None
         self._reader: FrameReader | None = None
-        self._fragments: list = []  # frames of a fragmented message so far
+        self._fragments: list = []  # frames of a fragmented message so far (their payloads only
+        self._fragments_size = 0     # while the message is within the limit: see _add_fragment)
         self._closed: ConnectionLost | None = None  # a close frame, raised after what preceded it
         self.opened_at = 0.0
         self.last_frame_at = 0.0
@@ -95,9 +97,10 @@ class Connection:
                 if frame.fin:
                     messages.append(Message(frame.payload, op == OP_BINARY, frame.size))
                 else:
-                    self._fragments = [frame]
+                    self._fragments, self._fragments_size = [], 0
+                    self._add_fragment(frame)
             elif op == OP_CONTINUATION and self._fragments:
-                self._fragments.append(frame)
+                self._add_fragment(frame)
                 if frame.fin:
                     messages.append(self._assemble())
             elif op == OP_PING:
@@ -123,12 +126,25 @@ class Connection:
             pass
         ws.shutdown()
 
+    def _add_fragment(self, frame) -> None:
+        """Keeps a fragment; once the message is over the limit only its first bytes are kept, and
+        nothing after a fragment that was itself cut (what follows would not be contiguous)."""
+        if self._fragments_size <= self._max:
+            self._fragments.append(frame)
+        self._fragments_size += frame.size
+
     def _assemble(self) -> Message:
-        first = self._fragments[0]
-        size = sum(f.size for f in self._fragments)
-        payload = b"".join(f.payload for f in self._fragments)[: self._max if size > self._max else size]
+        fragments, size = self._fragments, self._fragments_size
         self._fragments = []
-        return Message(payload, first.opcode == OP_BINARY, size)
+        binary = fragments[0].opcode == OP_BINARY
+        if size <= self._max:
+            return Message(b"".join(f.payload for f in fragments), binary, size)
+        kept = []
+        for fragment in fragments:
+            kept.append(fragment.payload)
+            if len(fragment.payload) < fragment.size:
+                break
+        return Message(b"".join(kept)[:EVIDENCE_BYTES], binary, size)
 
     def _send_pong(self, payload: bytes) -> None:
         try:

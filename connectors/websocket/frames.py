@@ -29,6 +29,27 @@ class Frame:
     size: int  # the payload length the header announced (larger than payload when truncated)
 
 
+@dataclass(slots=True)
+class _Skip:
+    """An oversized frame being read past: its first bytes are kept (unmasked) as evidence."""
+
+    opcode: int
+    fin: bool
+    size: int
+    key: bytes | None  # the masking key, if the frame was masked
+    left: int  # payload bytes still to read past
+    kept: bytes = b""
+
+    def take(self, data: bytes) -> None:
+        if len(self.kept) < EVIDENCE_BYTES:
+            self.kept += data[: EVIDENCE_BYTES - len(self.kept)]
+        self.left -= len(data)
+
+    def frame(self) -> Frame:
+        kept = self.kept if self.key is None else _unmask(self.kept, self.key)
+        return Frame(self.opcode, self.fin, kept, self.size)
+
+
 class PeerClosed(Exception):
     """The socket reached EOF."""
 
@@ -41,8 +62,7 @@ class FrameReader:
         self._sock = sock
         self._max_payload = max_payload
         self._rest = b""  # bytes of an incomplete frame, kept for the next read
-        self._skipping: Frame | None = None  # an oversized frame being discarded
-        self._skip_left = 0
+        self._skipping: _Skip | None = None  # an oversized frame being read past
 
     def read(self) -> list:
         """Blocks at most the socket's timeout; returns what is complete (maybe nothing)."""
@@ -57,13 +77,14 @@ class FrameReader:
 
     def _slice(self, buf: bytes) -> list:
         out, pos, end_of_data = [], 0, len(buf)
-        if self._skipping is not None:
-            pos = min(self._skip_left, end_of_data)
-            self._skip_left -= pos
-            if self._skip_left:
+        skip = self._skipping
+        if skip is not None:
+            pos = min(skip.left, end_of_data)
+            skip.take(buf[:pos])
+            if skip.left:
                 self._rest = b""
                 return out
-            out.append(self._skipping)
+            out.append(skip.frame())
             self._skipping = None
         max_payload = self._max_payload
         while end_of_data - pos >= 2:
@@ -83,14 +104,14 @@ class FrameReader:
             if length > max_payload:
                 if end_of_data < start:
                     break
+                skip = _Skip(b0 & 0x0F, bool(b0 & 0x80), length, buf[start - 4 : start] if masked else None, length)
                 available = min(end_of_data - start, length)
-                frame = Frame(b0 & 0x0F, bool(b0 & 0x80), buf[start : start + min(available, EVIDENCE_BYTES)],
-                              length)
+                skip.take(buf[start : start + available])
                 pos = start + available
-                if available < length:
-                    self._skipping, self._skip_left = frame, length - available
+                if skip.left:
+                    self._skipping = skip
                     break
-                out.append(frame)
+                out.append(skip.frame())
                 continue
             end = start + length
             if end > end_of_data:

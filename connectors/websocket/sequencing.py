@@ -1,4 +1,9 @@
-"""Sequence continuity per key (trade ids per symbol): gaps, duplicates and reordering."""
+"""Sequence continuity per key (trade ids per symbol): gaps, duplicates and reordering.
+
+The tracker is the one judge of what has been delivered: live records and backfilled ones both pass
+through ``accept``, so a record that arrives both ways passes once. Not thread-safe: the bridge
+calls it under its lock.
+"""
 from __future__ import annotations
 
 from enum import Enum
@@ -9,7 +14,7 @@ MAX_OPEN_GAPS = 1024  # per key; the oldest are forgotten (a late fill then coun
 class Verdict(Enum):
     NEXT = "next"  # seq == last + 1 (or the first seen)
     GAP = "gap"  # seq > last + 1: the ids between are missing
-    LATE = "late"  # fills part of an earlier gap: reordered, delivered
+    LATE = "late"  # fills part of an earlier gap: reordered or backfilled, delivered
     DUPLICATE = "duplicate"  # seen before: dropped
 
     @property
@@ -21,10 +26,10 @@ class SequenceTracker:
     def __init__(self):
         self.last_seqs: dict = {}  # key -> last seq; public so a hot loop can take the common case inline
         self._gaps: dict = {}  # key -> list of [first, last] missing ranges, oldest first
-        self.gaps = 0
-        self.missing = 0
+        self.gaps = 0  # gaps seen
+        self.missing = 0  # ids those gaps lacked when seen
         self.duplicates = 0
-        self.reordered = 0
+        self.reordered = 0  # gap ids that arrived later (live or backfilled)
 
     def restore(self, key, last_seq: int) -> None:
         """Resume after ``last_seq`` (from checkpointed state) with no memory of older gaps."""
@@ -48,10 +53,14 @@ class SequenceTracker:
             return Verdict.GAP, missing
         if self._fill(key, seq):
             self.reordered += 1
-            self.missing -= 1
             return Verdict.LATE, 0
         self.duplicates += 1
         return Verdict.DUPLICATE, 0
+
+    def open_gaps(self, key, first: int, last: int) -> list[tuple[int, int]]:
+        """The still missing ranges of ``key`` within ``first..last``, oldest first. A gap stays
+        open after a backfill reported it unfillable: should its ids still come, they pass."""
+        return [(max(a, first), min(b, last)) for a, b in self._gaps.get(key, ()) if a <= last and b >= first]
 
     def _fill(self, key, seq: int) -> bool:
         gaps = self._gaps.get(key)

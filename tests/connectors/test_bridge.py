@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from connectors.binance.records import AggTrade, FailureReason, ParseFailure, Trade
+from connectors.binance.records import AggTrade, FailureReason, DeadLetter, Trade
 from connectors.feed import BinanceFeed
 from connectors.simulator.market import Market
 from connectors.websocket.bridge import BridgeConfig
@@ -101,11 +101,11 @@ MALFORMED = [
     (b'{"e":"trade",', FailureReason.INVALID_JSON),
     (b'{"stream":"btcusdt@trade","data":{"e":"trade","s":"\xff"}}', FailureReason.INVALID_UTF8),
     (b"[]", FailureReason.NOT_AN_OBJECT),
-    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1}}',
+    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1723161601272}}',
      FailureReason.MISSING_FIELD),
-    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":"1","p":"1","q":"1","T":1,"m":true}}',
+    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":"1","p":"1","q":"1","T":1723161601272,"m":true}}',
      FailureReason.WRONG_TYPE),
-    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"-1","q":"1","T":1,"m":true}}',
+    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":1,"p":"-1","q":"1","T":1723161601272,"m":true}}',
      FailureReason.IMPOSSIBLE_VALUE),
     (b'{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1}}', FailureReason.UNEXPECTED_EVENT),
 ]
@@ -120,7 +120,7 @@ def test_malformed_frames_become_dead_letters_and_disturb_nothing(simulator, fee
     sim.faults.send_frames([b'{"pad":"' + b"x" * 10_000 + b'"}'])
     items = before + collect(feed, lambda items: sim.market.finished and feed.stats["messages"] == 4009
                              and not feed.stats["buffered"])
-    failures = [i for i in items if isinstance(i, ParseFailure)]
+    failures = [i for i in items if isinstance(i, DeadLetter)]
     assert [f.reason for f in failures] == [r for _, r in MALFORMED] + [FailureReason.BINARY_FRAME,
                                                                         FailureReason.OVERSIZED_FRAME]
     assert [f.raw for f in failures[: len(MALFORMED)]] == [frame for frame, _ in MALFORMED]
@@ -262,7 +262,7 @@ def test_sequence_gaps_and_duplicates_are_counted(simulator, feeds, tmp_path):
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
     first = collect(feed, count_trades(1), timeout=10)
     last = trade_ids(first, "BTCUSDT")[-1]
-    trade = {"e": "trade", "E": 1, "s": "BTCUSDT", "p": "1.0", "q": "1.0", "T": 1, "m": True}
+    trade = {"e": "trade", "E": 1723161601273, "s": "BTCUSDT", "p": "1.0", "q": "1.0", "T": 1723161601272, "m": True}
     ids = [last + 10_000, last + 10_000, last + 9_999]
     sim.faults.send_frames([orjson.dumps(dict(trade, t=n)) for n in ids])
     collect(feed, lambda items: feed.stats["reordered"] == 1, timeout=10)

@@ -1,11 +1,11 @@
-"""The Binance frame parser: every frame becomes exactly one record, control message or failure."""
-from decimal import Decimal
+"""The Binance frame parser: every frame becomes exactly one record, control message or dead letter."""
+import time
 
 import orjson
 import pytest
 
 from connectors.binance.parser import Parser
-from connectors.binance.records import AggTrade, Control, ControlKind, FailureReason, ParseFailure, Trade
+from connectors.binance.records import AggTrade, Control, ControlKind, FailureReason, DeadLetter, Trade
 
 TRADE = {"e": "trade", "E": 1723161601273, "s": "BTCUSDT", "t": 3735693016, "p": "61685.99000000",
          "q": "0.00100000", "T": 1723161601272, "m": True, "M": True}
@@ -29,9 +29,7 @@ def with_(base: dict, **changes) -> dict:
 
 def test_raw_trade_keeps_exact_decimals():
     trade = Parser().parse(frame(TRADE))
-    assert trade == Trade("BTCUSDT", 3735693016, Decimal("61685.99000000"), Decimal("0.00100000"),
-                          1723161601272, 1723161601273, True)
-    assert (str(trade.price), str(trade.quantity)) == ("61685.99000000", "0.00100000")
+    assert trade == Trade("BTCUSDT", 3735693016, "61685.99000000", "0.00100000", 1723161601272, 1723161601273, True)
 
 
 def test_combined_stream_wrapper_and_old_fields():
@@ -42,8 +40,8 @@ def test_combined_stream_wrapper_and_old_fields():
 
 def test_agg_trade():
     agg = Parser().parse(frame({"stream": "dotusdt@aggTrade", "data": AGG}))
-    assert agg == AggTrade("DOTUSDT", 75013372, Decimal("43.51000000"), Decimal("1.20000000"),
-                           84411070, 84411071, 1617566591306, 1617566591307, False)
+    assert agg == AggTrade("DOTUSDT", 75013372, "43.51000000", "1.20000000", 84411070, 84411071, 1617566591306,
+                           1617566591307, False)
 
 
 @pytest.mark.parametrize("message,kind", [
@@ -82,6 +80,23 @@ MALFORMED = [
     (frame(with_(TRADE, q="Infinity")), False, FailureReason.IMPOSSIBLE_VALUE),
     (frame(with_(TRADE, q="NaN")), False, FailureReason.IMPOSSIBLE_VALUE),
     (frame(with_(TRADE, t=-5)), False, FailureReason.IMPOSSIBLE_VALUE),
+    # what fuzzing found accepted before prices had to be plain positive decimals
+    (frame(with_(TRADE, p="-0")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p="0")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, q="0.00000000")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p="1e400")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p="1E-8")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p="+1.00")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p=" 1.00")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p="1_000.00")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p="１.00")), False, FailureReason.IMPOSSIBLE_VALUE),  # a full-width digit
+    (frame(with_(TRADE, p=".5")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p="5.")), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, p="123456789012.00")), False, FailureReason.IMPOSSIBLE_VALUE),  # 12 digits
+    (frame(with_(TRADE, q="1.000000001")), False, FailureReason.IMPOSSIBLE_VALUE),  # 9 decimals
+    (frame(with_(TRADE, T=0, E=0)), False, FailureReason.IMPOSSIBLE_VALUE),
+    (frame(with_(TRADE, T=1723161601272000, E=1723161601273000)), False, FailureReason.IMPOSSIBLE_VALUE),  # µs
+    (frame(with_(TRADE, T=1723161605000)), False, FailureReason.IMPOSSIBLE_VALUE),  # 3.7 s after E
     (frame(with_(TRADE, e="depthUpdate")), False, FailureReason.UNEXPECTED_EVENT),
     (frame(with_(TRADE, e=7)), False, FailureReason.UNEXPECTED_EVENT),
     (frame(AGG), False, FailureReason.UNEXPECTED_EVENT),  # a trade-only parser
@@ -91,7 +106,7 @@ MALFORMED = [
 @pytest.mark.parametrize("payload,binary,reason", MALFORMED)
 def test_each_malformed_frame_is_one_failure_with_its_reason(payload, binary, reason):
     failure = Parser(kinds=("trade",)).parse(payload, binary)
-    assert isinstance(failure, ParseFailure)
+    assert isinstance(failure, DeadLetter)
     assert failure.reason is reason
     assert failure.raw == payload
     assert failure.error
@@ -102,3 +117,39 @@ def test_oversized_keeps_evidence_and_size():
     assert failure.reason is FailureReason.OVERSIZED_FRAME
     assert failure.raw == b'{"e":"trade"'
     assert "5000000" in failure.error and "1048576" in failure.error
+
+
+@pytest.mark.parametrize("payload,reason", [
+    (frame(with_(TRADE, f=1)), None),  # an unknown field is tolerated
+    (frame(with_(AGG, f=84411072)), FailureReason.IMPOSSIBLE_VALUE),  # first trade id after the last
+    (frame(with_(AGG, p="0.00000000")), FailureReason.IMPOSSIBLE_VALUE),
+])
+def test_unknown_fields_pass_and_agg_trade_fields_are_checked(payload, reason):
+    parsed = Parser().parse(payload)
+    if reason is None:
+        assert isinstance(parsed, Trade)
+    else:
+        assert isinstance(parsed, DeadLetter) and parsed.reason is reason, parsed
+
+
+def test_largest_values_binance_can_send_pass():
+    trade = Parser().parse(frame(with_(TRADE, p="92233720368.54775807", q="0.00000001")))
+    assert isinstance(trade, Trade) and trade.price == "92233720368.54775807"
+
+
+def test_a_trade_time_a_day_ahead_of_the_clock_is_refused():
+    tomorrow = time.time_ns() // 1_000_000 + 2 * 86_400_000
+    failure = Parser().parse(frame(with_(TRADE, T=tomorrow, E=tomorrow)))
+    assert isinstance(failure, DeadLetter) and failure.reason is FailureReason.IMPOSSIBLE_VALUE
+
+
+@pytest.mark.parametrize("message", [
+    with_(TRADE, s="x"),                                        # not subscribed
+    with_(TRADE, s="ETHUSDT"),                                  # another symbol than subscribed
+    {"stream": "ethusdt@trade", "data": with_(TRADE, s="BTCUSDT")},  # a stream carrying another symbol
+])
+def test_a_symbol_the_connection_did_not_subscribe_is_a_dead_letter(message):
+    failure = Parser(kinds=("trade",), symbols=["btcusdt"]).parse(frame(message))
+    assert isinstance(failure, DeadLetter) and failure.reason is FailureReason.UNEXPECTED_SYMBOL, failure
+    assert Parser(kinds=("trade",), symbols=["btcusdt"]).parse(frame({"stream": "btcusdt@trade", "data": TRADE})) \
+        == Parser().parse(frame(TRADE))

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from connectors.simulator import Market
-from flinkjob import (CAPTURES, SYMBOLS, assert_trades_exact, capture_trades, expected_bars,
+from helpers.flinkjob import (CAPTURES, SYMBOLS, assert_every_published_trade_once, capture_trades, expected_bars,
                       finish_job, flink_log, in_progress_files, job_command, normalized_bars,
                       read_output, start_job)
 
@@ -40,17 +40,14 @@ def replay_market(capture_dir):
     return Market.replay([capture_dir / c for c in CAPTURES], symbols=SYMBOLS, speed=0)
 
 
-def check_outputs(out, sim, capture, *, whole_capture: bool):
-    """Trades written == trades the simulator sent (ids, once each, exact strings); bars == bars
-    computed here from those trades; no file left uncommitted."""
+def check_outputs(out, sim, capture):
+    """Trades written == every trade of the capture, which the simulator published (ids, once each,
+    exact strings); bars == bars computed here from the capture; no file left uncommitted."""
     assert sim.market.finished, "the simulator had not sent the whole capture when the job ended"
-    sent = {s: sim.sent_trade_ids(s) for s in SYMBOLS}
-    sent_keys = {(s, i) for s, ids in sent.items() for i in ids}
-    if whole_capture:
-        assert len(sent_keys) == len(capture)
-    assert_trades_exact(read_output(out, "trades"), sent, capture)
-    expected = expected_bars([t for t in capture if (t["s"], t["t"]) in sent_keys])
-    assert normalized_bars(read_output(out, "bars")) == expected
+    first_ids = {s: sim.market.published(s).ids[0] for s in SYMBOLS}
+    trades = assert_every_published_trade_once(read_output(out, "trades"), sim, first_ids)
+    assert len(trades) == len(capture)
+    assert normalized_bars(read_output(out, "bars")) == expected_bars(capture)
     assert in_progress_files(out) == [], "files left uncommitted"
 
 
@@ -58,7 +55,7 @@ def test_trades_bars_dead_letters_and_a_dropped_connection(simulator, capture_di
     sim = simulator(replay_market(capture_dir))
     sim.faults.drop_after(5000, code=1001)  # the first connection ends after 5,000 messages
     out, logs = tmp_path / "out", tmp_path / "log"
-    proc = start_job(job_command(sim.ws_url, out, tmp_path), logs, tmp_path / "stdout.txt")
+    proc = start_job(job_command(sim, out, tmp_path), logs, tmp_path / "stdout.txt")
     try:
         # once the job has reconnected, inject malformed frames into its connection
         sim.wait_for(lambda: len(sim.connections) >= 2, timeout=300)
@@ -67,9 +64,9 @@ def test_trades_bars_dead_letters_and_a_dropped_connection(simulator, capture_di
     finally:
         finish_job(proc, tmp_path / "stdout.txt")
 
-    # A drop loses what the market emitted while nobody was connected (a live market does not
-    # wait): compare with what was sent, not with the whole capture.
-    check_outputs(out, sim, capture, whole_capture=False)
+    # What the market published between the drop and the reconnect was never sent: it comes from
+    # the REST history.
+    check_outputs(out, sim, capture)
 
     dead = read_output(out, "dead-letters")
     assert Counter(d["reason"] for d in dead) == EXPECTED_REASONS
@@ -92,7 +89,7 @@ def test_refused_connections_fail_the_job_which_restarts_and_delivers(simulator,
     sim = simulator(replay_market(capture_dir))
     sim.faults.refuse_connections(times=2)
     out, logs = tmp_path / "out", tmp_path / "log"
-    cmd = job_command(sim.ws_url, out, tmp_path, "--max-reconnect-attempts", "1", "--backoff-initial", "0.1",
+    cmd = job_command(sim, out, tmp_path, "--max-reconnect-attempts", "1", "--backoff-initial", "0.1",
                       "--set", "restart-strategy.exponential-delay.initial-backoff=200ms")
     proc = start_job(cmd, logs, tmp_path / "stdout.txt")
     finish_job(proc, tmp_path / "stdout.txt")
@@ -102,7 +99,7 @@ def test_refused_connections_fail_the_job_which_restarts_and_delivers(simulator,
     assert "feed failed, failing the job so Flink restarts it" in log
     restarts = re.findall(r"switched from state RUNNING to RESTARTING", log)
     assert len(restarts) >= 1, "the job never restarted"
-    check_outputs(out, sim, capture, whole_capture=True)
+    check_outputs(out, sim, capture)
     assert read_output(out, "dead-letters") == []
 
 
@@ -110,9 +107,9 @@ def test_two_shards_on_two_subtasks(simulator, capture_dir, capture, tmp_path):
     """One raw-stream connection per symbol, each in its own bridge subtask; bars in parallel too."""
     sim = simulator(replay_market(capture_dir))
     out, logs = tmp_path / "out", tmp_path / "log"
-    proc = start_job(job_command(sim.ws_url, out, tmp_path, "--shards", "2", "--parallelism", "2"),
+    proc = start_job(job_command(sim, out, tmp_path, "--shards", "2", "--parallelism", "2"),
                      logs, tmp_path / "stdout.txt")
     finish_job(proc, tmp_path / "stdout.txt")
 
     assert sorted(c.path for c in sim.connections) == ["/ws/btcusdt@trade", "/ws/ethusdt@trade"]
-    check_outputs(out, sim, capture, whole_capture=True)
+    check_outputs(out, sim, capture)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.binance.records import AggTrade, FailureReason, ParseFailure, Trade
+from connectors.binance.records import AggTrade, FailureReason, DeadLetter, Trade
 from connectors.flink.bars import BarAccumulator, compute_bars
 from connectors.flink.rows import (BAR_FIELDS, DEAD_LETTER_FIELDS, bar_json, decode_raw, failure_line,
                                    trade_json, trade_row)
@@ -29,7 +29,7 @@ def test_agg_trade_row():
 
 @pytest.mark.parametrize("raw, encoding", [(b'{"a":1}\n\\x80', "utf-8"), (b"\xff\xfe\x00bad", "base64")])
 def test_dead_letter_raw_is_lossless(raw, encoding):
-    d = json.loads(failure_line(ParseFailure(FailureReason.INVALID_UTF8, raw, "boom", 123)))
+    d = json.loads(failure_line(DeadLetter(FailureReason.INVALID_UTF8, raw, "boom", 123)))
     assert list(d) == DEAD_LETTER_FIELDS
     assert (d["reason"], d["raw_encoding"], d["error"], d["received_at"]) == ("invalid_utf8", encoding, "boom", 123)
     assert decode_raw(d["raw"], d["raw_encoding"]) == raw

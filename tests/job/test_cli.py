@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from flinkjob import MAIN, REPO
+from helpers.flinkjob import MAIN, REPO
 
 
 def test_help_lists_every_option():

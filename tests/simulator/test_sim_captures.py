@@ -1,8 +1,7 @@
-"""Reading the real captures: both recorder formats, exact payload bytes, filters, the sample."""
+"""Reading the real captures: both recorder formats, exact payload bytes, filters, the extracts."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 from collections import Counter
 
 import orjson
@@ -10,7 +9,7 @@ import pytest
 
 from connectors.simulator import load_events
 
-AUG_9_0004 = 1723161840000  # 2024-08-09T00:04:00Z in ms
+AUG_9_0005 = 1723161900000  # 2024-08-09T00:05:00Z in ms
 
 
 def test_hftbacktest_lines_keep_time_in_ns_and_the_exact_data_bytes(capture_dir):
@@ -38,12 +37,18 @@ def test_older_hftbacktest_file_in_microseconds_keeps_extra_fields(capture_dir):
     assert b'"b":20720542158,"a":20720542592' in events[0].raw
 
 
-def test_cryptofeed_text_format_skips_header_and_rest_lines(capture_dir):
-    path = capture_dir / "cryptofeed_BINANCE-ee25be.0"
+def test_cryptofeed_text_format_skips_header_and_rest_lines(capture_dir, tmp_path):
+    path = capture_dir / "cryptofeed_BINANCE-ee25be.0.gz"
     everything = load_events(path, kinds=None)
-    with open(path, "rb") as text:
-        assert len(everything) == sum(1 for _ in text) - 4  # the wss:// header, 3 REST snapshots
-    assert {event.kind for event in everything} == {"depth@100ms", "kline_1m", "aggTrade"}
+    with gzip.open(path, "rb") as text:
+        lines = text.readlines()
+    assert lines[0].startswith(b"wss://") and len(everything) == len(lines) - 1
+    # the full capture also holds REST snapshot lines: "https://... -> <time>: {...}"
+    with_rest = tmp_path / "with_rest.0"
+    with_rest.write_bytes(lines[0] + b'https://www.binance.com/api/v1/depth?symbol=BTCUSDT&limit=1000 -> '
+                          b'1617566592.339385: {"lastUpdateId":1,"bids":[],"asks":[]}\n' + b"".join(lines[1:]))
+    assert load_events(with_rest, kinds=None) == everything
+    assert {event.kind for event in everything} == {"aggTrade"}
 
     aggs = load_events(path, kinds=("aggTrade",))
     assert Counter(event.symbol for event in aggs) == {"BTCUSDT": 1227, "ETHUSDT": 506, "DOTUSDT": 177}
@@ -80,21 +85,19 @@ def test_plain_text_files_and_truncated_lines(capture_dir, tmp_path):
         load_events(truncated)
 
 
-def test_the_sample_is_exactly_what_its_script_cuts_from_the_captures(capture_dir, sample_capture):
-    spec = importlib.util.spec_from_file_location("make_sample", sample_capture.parent / "make_sample.py")
-    make_sample = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_sample)
-    source = capture_dir
-    assert gzip.decompress(sample_capture.read_bytes()) == b"".join(make_sample.sample_lines(source))
-
-    events = load_events(sample_capture)
-    assert Counter(event.symbol for event in events) == {"BTCUSDT": 8603, "ETHUSDT": 7413}
+def test_the_extracts_hold_trades_only_as_their_readme_says(capture_paths, demo_captures):
+    for path in capture_paths:
+        with gzip.open(path, "rb") as lines:
+            for line in lines:
+                assert b"@trade" in line or b"@aggTrade" in line or line.startswith(b"wss://"), (path, line[:100])
+    events = load_events(demo_captures)
+    assert Counter(event.symbol for event in events) == {"BTCUSDT": 10147, "ETHUSDT": 8409}
     for symbol, first in (("BTCUSDT", 3735693016), ("ETHUSDT", 1520545031)):
         ids = [event.data["t"] for event in events if event.symbol == symbol]
         assert ids == list(range(first, first + len(ids)))
-    # Trades past 00:04 close the 00:03 one-minute bar.
-    assert max(event.data["T"] for event in events) > AUG_9_0004
-    assert sample_capture.stat().st_size < 300_000
+    # Trades past 00:05 close the 00:04 one-minute bar.
+    assert max(event.data["T"] for event in events) > AUG_9_0005
+    assert sum(path.stat().st_size for path in capture_paths) < 1_000_000
 
 
 def test_all_captures_load_together(capture_paths):

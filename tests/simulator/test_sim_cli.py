@@ -13,7 +13,7 @@ from connectors.simulator import load_events
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_cli_replays_the_sample_by_default_until_interrupted(sample_capture):
+def test_the_cli_replays_the_demo_captures_by_default_until_interrupted(demo_captures):
     process = subprocess.Popen(
         [sys.executable, "-m", "connectors.simulator", "--port", "0", "--speed", "0"],
         cwd=REPO,
@@ -30,7 +30,7 @@ def test_the_cli_replays_the_sample_by_default_until_interrupted(sample_capture)
         assert url.endswith("/stream?streams=btcusdt@trade/ethusdt@trade")
         ws = websocket.create_connection(url, timeout=5)
         try:
-            first = load_events(sample_capture)[0]
+            first = load_events(demo_captures)[0]
             assert ws.recv().encode() == b'{"stream":"%s","data":%s}' % (first.stream.encode(), first.raw)
         finally:
             ws.close()

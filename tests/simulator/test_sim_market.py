@@ -8,7 +8,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from connectors.simulator import GeneratedFeed, Market, ReplayFeed, TradeHistory, load_events, replay_feeds
+from connectors.simulator import GeneratedFeed, Market, PublishedTrades, ReplayFeed, load_events, replay_feeds
 
 DECIMAL_8 = re.compile(r"\d+\.\d{8}")
 
@@ -48,7 +48,7 @@ def test_flat_out_replay_keeps_the_recorded_interleaving(capture_dir):
     events = load_events(paths)
     assert [(stream, payload) for _, stream, payload in recorder.events] == [(e.stream, e.raw) for e in events]
     assert market.finished
-    assert market.history("BTCUSDT").ids == list(range(3735693016, 3735703163))
+    assert market.published("BTCUSDT").ids == list(range(3735693016, 3735703163))
     assert market.symbols == ("BTCUSDT", "ETHUSDT")
 
 
@@ -95,13 +95,13 @@ def test_a_paused_market_neither_emits_nor_catches_up():
     for start, run in ((subscribed, before), (resumed, after)):
         assert all(n <= (at - start) * 100 + 2 for n, at in enumerate(run, 1))
     assert recorder.ids() == list(range(1, len(times) + 1))
-    assert market.history("BTCUSDT").ids == recorder.ids()
+    assert market.published("BTCUSDT").ids == recorder.ids()
 
 
 def test_a_live_market_runs_without_subscribers_into_its_history():
     market = Market.generated(["ethusdt"], rate=200, count=40, pause_without_subscribers=False)
     recorder, start = play(market)
-    assert market.history("ETHUSDT").ids == list(range(1, 41))
+    assert market.published("ETHUSDT").ids == list(range(1, 41))
     # 40 trades at 200/s: the last is due 39/200 s after the first.
     assert 39 / 200 - 0.002 <= recorder.events[-1][0] - start <= 39 / 200 + 0.5
 
@@ -123,9 +123,9 @@ def test_generated_trades_look_like_binance():
     assert feed.next_offset_ns() == round(2000 * 1e9 / 100)
 
 
-def test_a_looping_replay_continues_ids_and_times(sample_capture):
-    (feed,) = replay_feeds(sample_capture, symbols=["btcusdt"], loop=True)
-    first_pass = [feed.pop() for _ in range(8603)]
+def test_a_looping_replay_continues_ids_and_times(demo_captures):
+    (feed,) = replay_feeds(demo_captures, symbols=["btcusdt"], loop=True)
+    first_pass = [feed.pop() for _ in range(10147)]
     offset = feed.next_offset_ns()
     second_pass = [feed.pop() for _ in range(3)]
     last = orjson.loads(first_pass[-1][0])
@@ -135,15 +135,33 @@ def test_a_looping_replay_continues_ids_and_times(sample_capture):
     assert [trade["p"] for trade in again] == [trade["p"] for trade in first]
     shift = again[0]["T"] - first[0]["T"]
     assert shift > last["T"] - first[0]["T"] and all(b["E"] - a["E"] == shift for a, b in zip(first, again))
-    assert offset > 240e9  # the second pass comes after the whole first one
+    assert offset > 300e9  # the second pass comes after the whole first one
 
 
-def test_trade_history_answers_by_id_and_trims_itself():
-    history = TradeHistory(limit=100)
+def _trade(trade_id: int, time_ms: int, price: str = "1.00000000", maker: bool = True) -> bytes:
+    return orjson.dumps({"e": "trade", "E": time_ms, "s": "BTCUSDT", "t": trade_id, "p": price, "q": "0.10000000",
+                         "T": time_ms, "m": maker, "M": True})
+
+
+def test_published_trades_answer_by_id_and_time_and_trim_themselves():
+    history = PublishedTrades(limit=100)
     for trade_id in range(1, 251):
-        history.append(trade_id, b"%d" % trade_id)
+        history.append(trade_id, _trade(trade_id, 1_000 * trade_id))
     assert 100 <= len(history.ids) < 200 and history.ids[-1] == 250
-    assert history.since(240, 5) == [b"240", b"241", b"242", b"243", b"244"]
-    assert history.since(1, 2) == [history.payloads[0], history.payloads[1]]  # older ids are gone
-    assert history.since(None, 3) == [b"248", b"249", b"250"]
-    assert history.since(251, 10) == []
+    assert [history.ids[i] for i in range(history.index_of_id(240), history.index_of_id(245))] == [240, 241, 242, 243, 244]
+    assert history.index_of_id(1) == 0 and history.ids[0] > 1  # older ids are gone
+    assert history.ids[history.index_of_time(240_500)] == 241
+    assert history.index_of_id(251) == len(history.ids)
+
+
+def test_aggregate_trades_group_one_order_at_one_price():
+    history = PublishedTrades(limit=None)
+    for trade_id, time_ms, price, maker in [(1, 10, "1.0", True), (2, 10, "1.0", True), (3, 10, "2.0", True),
+                                            (4, 11, "2.0", True), (5, 11, "2.0", False), (6, 11, "2.0", False)]:
+        history.append(trade_id, _trade(trade_id, time_ms, price, maker))
+    aggs = history.aggregates(0, None, 10, set())
+    assert [(a["a"], a["f"], a["l"], a["q"]) for a in aggs] == [
+        (1, 1, 2, "0.20000000"), (2, 3, 3, "0.10000000"), (3, 4, 4, "0.10000000"), (4, 5, 6, "0.20000000")]
+    assert [a["a"] for a in history.aggregates(history.index_of_agg_id(3), None, 10, set())] == [3, 4]
+    assert history.aggregates(1, None, 1, set())[0]["f"] == 1  # from the middle of an aggregate: all of it
+    assert [a["f"] for a in history.aggregates(0, 10, 10, {2})] == [1, 3]  # a hidden trade is left out

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
-from decimal import Decimal
 
 import orjson
 import pytest
@@ -13,18 +10,10 @@ import websocket
 from connectors.simulator import ExchangeSimulator, GeneratedFeed, Market, load_events
 
 
-def http_get(url: str) -> tuple[int, dict, object]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, dict(response.headers), orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), orjson.loads(error.read())
-
-
-def test_raw_stream_sends_the_recorded_bytes(simulator, clients, sample_capture):
-    sim = simulator(Market.replay(sample_capture, speed=0))
+def test_raw_stream_sends_the_recorded_bytes(simulator, clients, demo_captures):
+    sim = simulator(Market.replay(demo_captures, speed=0))
     ws = clients.connect(f"{sim.ws_url}/ws/btcusdt@trade")
-    expected = [event.raw for event in load_events(sample_capture, symbols=["BTCUSDT"])[:50]]
+    expected = [event.raw for event in load_events(demo_captures, symbols=["BTCUSDT"])[:50]]
     received = [clients.next_frame(ws)[1] for _ in range(50)]
     assert received == expected
     (record,) = sim.connections
@@ -32,10 +21,10 @@ def test_raw_stream_sends_the_recorded_bytes(simulator, clients, sample_capture)
     assert [frame.data for frame in record.sent[:50]] == expected
 
 
-def test_combined_stream_wraps_each_event_with_its_stream_name(simulator, clients, sample_capture):
-    sim = simulator(Market.replay(sample_capture, speed=0))
+def test_combined_stream_wraps_each_event_with_its_stream_name(simulator, clients, demo_captures):
+    sim = simulator(Market.replay(demo_captures, speed=0))
     ws = clients.connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade")
-    expected = load_events(sample_capture)[:300]
+    expected = load_events(demo_captures)[:300]
     received = [clients.next_frame(ws)[1] for _ in range(300)]
     assert received == [b'{"stream":"%s","data":%s}' % (e.stream.encode(), e.raw) for e in expected]
     assert sim.connections[0].combined
@@ -135,7 +124,7 @@ def test_a_paused_market_waits_for_the_client_to_come_back(simulator, clients):
     first = [clients.recv_json(ws)["t"] for _ in range(10)]
     ws.close()
     sim.wait_for(lambda: sim.connections[0].closed_at is not None)
-    history = sim.market.history("BTCUSDT")
+    history = sim.market.published("BTCUSDT")
     emitted = len(history.ids)
     time.sleep(0.5)
     assert len(history.ids) == emitted  # nobody listening: the market stood still
@@ -166,44 +155,6 @@ def test_the_generator_through_the_server(simulator, clients):
     assert abs(trades[-1]["E"] - time.time() * 1000) < 5000
 
 
-def test_historical_trades_from_the_market_history(simulator, sample_capture):
-    market = Market.replay(sample_capture, speed=0, pause_without_subscribers=False)
-    sim = simulator(market)
-    sim.wait_until_idle()
-    trades = {e.data["t"]: e.data for e in load_events(sample_capture, symbols=["BTCUSDT"])}
-    url = f"{sim.http_url}/api/v3/historicalTrades"
-
-    status, headers, body = http_get(f"{url}?symbol=BTCUSDT&fromId=3735693100&limit=3")
-    assert status == 200 and headers["Content-Type"].startswith("application/json")
-    assert [trade["id"] for trade in body] == [3735693100, 3735693101, 3735693102]
-    event = trades[3735693100]
-    assert body[0] == {
-        "id": 3735693100,
-        "price": event["p"],
-        "qty": event["q"],
-        "quoteQty": str((Decimal(event["p"]) * Decimal(event["q"])).quantize(Decimal("1e-8"))),
-        "time": event["T"],
-        "isBuyerMaker": event["m"],
-        "isBestMatch": True,
-    }
-    last = max(trades)
-    status, _, body = http_get(f"{url}?symbol=BTCUSDT")
-    assert status == 200 and [t["id"] for t in body] == list(range(last - 499, last + 1))
-    status, _, body = http_get(f"{url}?symbol=BTCUSDT&fromId=3735693016&limit=5000")
-    assert [t["id"] for t in body] == list(range(3735693016, 3735693016 + 1000))
-    assert http_get(f"{url}?symbol=BTCUSDT&fromId={last + 1}")[:3:2] == (200, [])
-
-    assert http_get(f"{url}?symbol=DOGEUSDT")[::2] == (400, {"code": -1121, "msg": "Invalid symbol."})
-    assert http_get(f"{url}?symbol=btcusdt")[::2] == (400, {"code": -1121, "msg": "Invalid symbol."})
-    status, _, body = http_get(url)
-    assert (status, body["code"]) == (400, -1102)
-    status, _, body = http_get(f"{url}?symbol=BTCUSDT&limit=abc")
-    assert (status, body["code"]) == (400, -1100)
-    status, _, body = http_get(f"{url}?symbol=BTCUSDT&limit=0")
-    assert (status, body["code"]) == (400, -1130)
-    assert ("/api/v3/historicalTrades?symbol=DOGEUSDT", 400) in sim.http_requests
-
-
 def test_unknown_paths_and_bad_stream_names_are_refused(simulator, clients):
     sim = simulator(Market.generated(["btcusdt"], rate=10))
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
@@ -215,8 +166,8 @@ def test_unknown_paths_and_bad_stream_names_are_refused(simulator, clients):
     assert sim.connections == []
 
 
-def test_stop_closes_connections_with_1001_and_is_idempotent(sample_capture):
-    market = Market.replay(sample_capture, speed=1)
+def test_stop_closes_connections_with_1001_and_is_idempotent(demo_captures):
+    market = Market.replay(demo_captures, speed=1)
     with ExchangeSimulator(market, close_timeout=0.5) as sim:
         ws = websocket.create_connection(f"{sim.ws_url}/ws/btcusdt@trade", timeout=5)
         try:

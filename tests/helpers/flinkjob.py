@@ -1,5 +1,6 @@
 """Helpers shared by tests/flink and tests/job: run job/main.py, read its outputs, compute the
-expected trades and bars from the captures independently of connectors.flink."""
+expected trades and bars from the captures (or from what the simulator published) independently
+of connectors.flink."""
 from __future__ import annotations
 
 import glob
@@ -19,10 +20,11 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 JOB_TIMEOUT = 600  # a hang guard only: a healthy run takes well under a minute
 
 
-def job_command(ws_url: str, out: Path, tmp: Path, *extra: str, duration: float = 12) -> list[str]:
-    return [sys.executable, str(MAIN), "--ws-url", ws_url, "--symbols", "btcusdt,ethusdt",
-            "--duration", str(duration), "--out", str(out), "--checkpoint-interval", "1s",
-            "--checkpoint-dir", (tmp / "checkpoints").as_uri(), *extra]
+def job_command(sim, out: Path, tmp: Path, *extra: str, duration: float = 12) -> list[str]:
+    """``python job/main.py`` reading the simulator ``sim`` (WebSocket and REST), bounded."""
+    return [sys.executable, str(MAIN), "--ws-url", sim.ws_url, "--rest-url", sim.http_url,
+            "--symbols", "btcusdt,ethusdt", "--duration", str(duration), "--out", str(out),
+            "--checkpoint-interval", "1s", "--checkpoint-dir", (tmp / "checkpoints").as_uri(), *extra]
 
 
 def job_env(log_dir: Path) -> dict:
@@ -122,3 +124,33 @@ def assert_trades_exact(written: list[dict], sent: dict[str, list[int]], capture
     for symbol in SYMBOLS:
         assert len(got[symbol]) == len(set(got[symbol])), f"{symbol}: duplicates written"
         assert sorted(got[symbol]) == sorted(sent[symbol]), f"{symbol}: written ids differ from sent ids"
+
+
+def published(sim, symbol: str) -> list[dict]:
+    """The ``@trade`` events the simulator's market published for ``symbol``, in id order."""
+    return list(sim.market.published(symbol).events)
+
+
+def assert_every_published_trade_once(written: list[dict], sim, first_ids: dict | None = None) -> list[dict]:
+    """Per symbol, the written trades are every trade the market published from the first one
+    written (or ``first_ids``) up to the last one written, once each, with the published strings.
+    Returns those published trades (to compute the expected bars from)."""
+    by_symbol = defaultdict(list)
+    for w in written:
+        by_symbol[w["symbol"]].append(w)
+    expected = []
+    for symbol in SYMBOLS:
+        rows = by_symbol[symbol]
+        ids = [w["trade_id"] for w in rows]
+        assert len(ids) == len(set(ids)), f"{symbol}: {len(ids) - len(set(ids))} trades written twice"
+        start = first_ids[symbol] if first_ids else min(ids)
+        events = [e for e in published(sim, symbol) if start <= e["t"] <= max(ids)]
+        missing = sorted({e["t"] for e in events} - set(ids))
+        assert not missing, f"{symbol}: {len(missing)} published trades not written, e.g. {missing[:10]}"
+        assert sorted(ids) == [e["t"] for e in events], f"{symbol}: written ids differ from published ids"
+        source = {e["t"]: e for e in events}
+        for w in rows:
+            e = source[w["trade_id"]]
+            assert (w["price"], w["quantity"], w["trade_time"], w["buyer_is_maker"]) == (e["p"], e["q"], e["T"], e["m"])
+        expected += events
+    return expected

@@ -1,0 +1,156 @@
+"""Binance's trade history over REST: what the bridge fetches to fill a gap (``History``).
+
+Requests and their answers (spot REST API, 2026; no API key needed)::
+
+    GET /api/v3/historicalTrades?symbol=BTCUSDT&fromId=N&limit=1000            weight 25
+    [{"id":3735693016,"price":"61685.99000000","qty":"0.00017000","quoteQty":"10.48661830",
+      "time":1723161601437,"isBuyerMaker":true,"isBestMatch":true}, ...]
+        id trade id (the stream's t), price, qty, quoteQty price x qty, time trade time (T),
+        isBuyerMaker (m), isBestMatch (M); ids from N on, ascending
+    GET /api/v3/aggTrades?symbol=BTCUSDT&fromId=N&limit=1000                   weight 4
+    GET /api/v3/aggTrades?symbol=BTCUSDT&startTime=MS&endTime=MS&limit=1       weight 4
+    [{"a":665076760,"p":"58012.31000000","q":"0.00100000","f":758427321,"l":758427322,
+      "T":1617566591306,"m":false,"M":true}, ...]
+        as the stream's aggTrade; startTime/endTime (ms, inclusive, less than an hour apart)
+        is how a time becomes an id: f of the first aggregate trade is the first trade id
+
+Every answer carries ``X-MBX-USED-WEIGHT-1M``, the weight this IP has used this minute; 429 (rate
+limited) and 418 (IP banned) carry ``Retry-After`` seconds. Weights are read from the docs as
+defaults, not constants: the header corrects what the budget believes.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import orjson
+import requests
+
+from connectors.binance.parser import Parser
+from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
+from connectors.settings import check_settings, check_url, setting
+from connectors.websocket.backfill import HistoryUnavailable
+from connectors.websocket.gate import WeightGate
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REST_URL = "https://api.binance.com"
+PAGE_SIZE = 1000  # the largest page both endpoints serve
+WEIGHTS = {"historicalTrades": 25, "aggTrades": 4}
+_HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class RestConfig:
+    rest_url: str = setting(DEFAULT_REST_URL, "Binance REST base URL that gaps are filled from", metavar="URL")
+    rest_weight_budget: int = setting(3000, "request weight per minute the backfill may spend, of the 6,000 "
+                                      "Binance allows an IP; shared by every process on this machine", minimum=25)
+    rest_timeout: float = setting(10.0, "seconds one REST request may take", metavar="S", positive=True)
+
+    def __post_init__(self):
+        check_settings(self)
+        check_url(self.rest_url, ("http", "https"), "rest_url")
+
+
+class BinanceHistory:
+    """Pages of ``@trade`` (``historicalTrades``) or ``@aggTrade`` (``aggTrades``) history."""
+
+    page_size = PAGE_SIZE
+    record_types = (Trade, AggTrade)
+
+    def __init__(self, kind: str, config: RestConfig = RestConfig(), gate_dir: str | None = None):
+        self.kind = kind
+        self._endpoint = "historicalTrades" if kind == "trade" else "aggTrades"
+        self._base = config.rest_url.rstrip("/")
+        self._timeout = config.rest_timeout
+        self._gate = WeightGate(config.rest_url, config.rest_weight_budget, gate_dir)
+        self._session = requests.Session()  # keeps connections to the host open between pages
+        self._parser = Parser(kinds=(kind,))
+        self._counts = dict.fromkeys(("rest_requests", "rest_weight_used", "rest_errors", "rest_rate_limited"), 0)
+
+    def fetch(self, key: str, first_seq: int) -> list:
+        entries = self._get(self._endpoint, {"symbol": key, "fromId": first_seq, "limit": PAGE_SIZE})
+        return [self._record(key, entry) for entry in entries]
+
+    def seq_at(self, key: str, time_ms: int) -> int | None:
+        """The first id at or after ``time_ms``: the first aggregate trade of the first hour from
+        there that has one (``f`` for ``@trade``, ``a`` for ``@aggTrade``); None if none yet."""
+        start = time_ms
+        while start <= time.time() * 1000:
+            entries = self._get("aggTrades", {"symbol": key, "startTime": start, "endTime": start + _HOUR_MS - 1,
+                                              "limit": 1})
+            if entries:
+                seq = entries[0].get("f" if self.kind == "trade" else "a") if type(entries[0]) is dict else None
+                if type(seq) is not int:
+                    raise HistoryUnavailable(f"aggTrades answered an entry without ids: {entries[0]!r}")
+                return seq
+            start += _HOUR_MS
+        return None
+
+    def unfilled(self, key: str, first: int, last: int, why: str) -> DeadLetter:
+        raw = orjson.dumps({"symbol": key, "first_id": first, "last_id": last})
+        return Parser.failure(FailureReason.GAP_UNFILLED, raw, f"{last - first + 1} ids lost: {why}")
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _get(self, endpoint: str, params: dict) -> list:
+        weight = WEIGHTS[endpoint]
+        wait = self._gate.reserve(weight)
+        if wait > 0:
+            raise HistoryUnavailable("request weight budget spent for this minute", retry_after=wait)
+        url = f"{self._base}/api/v3/{endpoint}"
+        self._counts["rest_requests"] += 1
+        self._counts["rest_weight_used"] += weight
+        try:
+            response = self._session.get(url, params=params, timeout=self._timeout)
+        except requests.RequestException as exc:
+            self._counts["rest_errors"] += 1
+            raise HistoryUnavailable(f"GET {url}: {type(exc).__name__}: {exc}") from exc
+        used = response.headers.get("X-MBX-USED-WEIGHT-1M")
+        if used is not None and used.isdigit():
+            self._gate.observe(int(used))
+        status = response.status_code
+        if status == 200:
+            try:
+                entries = orjson.loads(response.content)
+            except orjson.JSONDecodeError as exc:
+                self._counts["rest_errors"] += 1
+                raise HistoryUnavailable(f"GET {url}: answer is not JSON: {exc}") from exc
+            if type(entries) is not list:
+                self._counts["rest_errors"] += 1
+                raise HistoryUnavailable(f"GET {url}: answer is not a list: {response.text[:200]}")
+            return entries
+        detail = f"GET {url} {params}: HTTP {status} {response.text[:200]}"
+        if status in (418, 429):
+            self._counts["rest_rate_limited"] += 1
+            retry_after = _seconds(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                self._gate.hold_off(retry_after)
+            raise HistoryUnavailable(detail, retry_after=retry_after if retry_after is not None else 60.0)
+        self._counts["rest_errors"] += 1
+        # 5xx: Binance's outcome is unknown, ask again; 4xx: the request itself is wrong.
+        raise HistoryUnavailable(detail, permanent=status < 500)
+
+    def _record(self, key: str, entry) -> Trade | AggTrade | DeadLetter:
+        raw = orjson.dumps(entry)
+        if type(entry) is not dict:
+            return Parser.failure(FailureReason.NOT_AN_OBJECT, raw, "REST entry is not an object")
+        if self.kind == "trade":
+            data = {"e": "trade", "s": key, "t": entry.get("id"), "p": entry.get("price"), "q": entry.get("qty"),
+                    "T": entry.get("time"), "E": entry.get("time"), "m": entry.get("isBuyerMaker")}
+        else:
+            data = dict(entry, e="aggTrade", s=key, E=entry.get("T"))
+        return self._parser.rest_record(self.kind, {k: v for k, v in data.items() if v is not None}, raw)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

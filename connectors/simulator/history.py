@@ -1,0 +1,103 @@
+"""What a market published, per symbol and stream kind: what its REST side answers from.
+
+Only what was already emitted is there, as on Binance: a trade is in the history once the market
+published it, whether anyone was connected or not. Old entries are trimmed beyond a limit.
+"""
+from __future__ import annotations
+
+import bisect
+from decimal import Decimal
+
+import orjson
+
+
+class Published:
+    """Events of one stream in sequence order (trade ids, or aggregate ids for ``@aggTrade``)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self._limit = limit
+        self.ids: list[int] = []
+        self.times: list[int] = []  # trade time T of each
+        self.events: list[dict] = []
+
+    def append(self, seq: int, payload: bytes) -> None:
+        event = orjson.loads(payload)
+        self.ids.append(seq)
+        self.times.append(event["T"])
+        self.events.append(event)
+        # Trimming in halves keeps appends amortised O(1).
+        if self._limit is not None and len(self.ids) >= 2 * self._limit:
+            for column in (self.ids, self.times, self.events):
+                del column[: -self._limit]
+
+    def index_of_id(self, seq: int) -> int:
+        """Index of the first event with an id at or after ``seq``."""
+        return bisect.bisect_left(self.ids, seq)
+
+    def index_of_time(self, time_ms: int) -> int:
+        """Index of the first event with a trade time at or after ``time_ms``."""
+        return bisect.bisect_left(self.times, time_ms)
+
+
+class PublishedTrades(Published):
+    """``@trade`` events, and the aggregate trades Binance makes of them: consecutive trades of one
+    taker order at one price (here: same trade time, price and side) are one aggregate, numbered
+    from 1 in the order they were published."""
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__(limit)
+        self.agg_ids: list[int] = []
+
+    def append(self, seq: int, payload: bytes) -> None:
+        previous = self.events[-1] if self.events else None
+        super().append(seq, payload)
+        event = self.events[-1]
+        same_order = previous is not None and all(previous[f] == event[f] for f in ("T", "p", "m"))
+        self.agg_ids.append(self.agg_ids[-1] + (not same_order) if self.agg_ids else 1)
+        del self.agg_ids[: len(self.agg_ids) - len(self.ids)]
+
+    def aggregates(self, start: int, end_time: int | None, limit: int, hidden: set[int]) -> list[dict]:
+        """Aggregate trades from the one holding event ``start`` on; trades in ``hidden`` are left out."""
+        out: list[dict] = []
+        # begin at the first trade of the aggregate that index ``start`` belongs to
+        while 0 < start < len(self.ids) and self.agg_ids[start - 1] == self.agg_ids[start]:
+            start -= 1
+        for i in range(start, len(self.ids)):
+            event = self.events[i]
+            if event["t"] in hidden:
+                continue
+            if end_time is not None and event["T"] > end_time:
+                break
+            if out and out[-1]["a"] == self.agg_ids[i]:
+                last = out[-1]
+                last["q"] = _sum8(last["q"], event["q"])
+                last["l"] = event["t"]
+                continue
+            if len(out) == limit:
+                break
+            out.append({"a": self.agg_ids[i], "p": event["p"], "q": event["q"], "f": event["t"], "l": event["t"],
+                        "T": event["T"], "m": event["m"], "M": event.get("M", True)})
+        return out
+
+    def index_of_agg_id(self, agg_id: int) -> int:
+        return bisect.bisect_left(self.agg_ids, agg_id)
+
+
+class PublishedAggTrades(Published):
+    """``@aggTrade`` events, served as they were published."""
+
+    def aggregates(self, start: int, end_time: int | None, limit: int, hidden: set[int]) -> list[dict]:
+        out = []
+        for event in self.events[start:]:
+            if end_time is not None and event["T"] > end_time or len(out) == limit:
+                break
+            if event["a"] not in hidden:
+                out.append({k: event[k] for k in ("a", "p", "q", "f", "l", "T", "m")} | {"M": event.get("M", True)})
+        return out
+
+    index_of_agg_id = Published.index_of_id
+
+
+def _sum8(a: str, b: str) -> str:
+    """Binance prints quantities with 8 decimals."""
+    return f"{Decimal(a) + Decimal(b):.8f}"

@@ -1,0 +1,358 @@
+"""Gap filling: the records a stream skipped, fetched from the exchange's history, in order.
+
+An *episode* starts where the stream may have skipped records: at a (re)connect of a feed that
+already delivered something (or resumes after checkpointed positions), and where a live record
+jumps over ids. It puts a ``Barrier`` into the buffer at that point: the live records after it are
+held, the fetched ones are added to the barrier and drain first. An episode has one *fill* per key:
+the ids to fetch, from the first missing one up to ``target`` (the last id before the key's first
+live record after the barrier; unknown until that record comes: then the fill fetches until the
+history has nothing newer). The barrier closes once every fill is done, or at the episode's
+deadline; ids the history could not supply are reported as failures (dead letters) there.
+
+Fetched records of several keys leave merged by time, so that a backfill never runs ahead of the
+event time of another key it holds back.
+
+Thread contract: the bridge calls ``catch_up``, ``note_live`` and ``close`` holding its lock (the
+one that also guards the sequencer); the backfill thread takes that same lock for every look at
+an episode or the sequencer, and never holds it across a history request or a wait.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from connectors.websocket.buffer import Barrier, BoundedBuffer
+from connectors.websocket.sequencing import SequenceTracker, Verdict
+
+log = logging.getLogger(__name__)
+
+LAG_RETRY = 0.25  # s before asking again when the history is behind the live stream
+# After a (re)connect, how long a catch-up waits for a key's first live record, which tells how far
+# to fetch; a key that stays quiet longer is fetched up to the history's newest.
+CATCH_UP_GRACE = 1.0
+RETRY_INITIAL, RETRY_MAX = 0.2, 5.0  # backoff on errors without a Retry-After
+
+
+class HistoryUnavailable(Exception):
+    """The history did not answer this time. ``retry_after``: seconds it asked to wait;
+    ``permanent``: retrying cannot help (e.g. an unknown symbol)."""
+
+    def __init__(self, cause: str, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(cause)
+        self.retry_after, self.permanent = retry_after, permanent
+
+
+class History(Protocol):
+    """What an exchange plugs in to fill gaps. Records carry ``key``, ``seq`` and ``time``."""
+
+    page_size: int
+    record_types: tuple[type, ...]  # anything else a page holds is a failure (a dead letter)
+
+    def fetch(self, key, first_seq: int) -> list:
+        """Up to ``page_size`` records of ``key`` with seq >= ``first_seq``, ascending (failures for
+        entries it cannot read may come among them). Fewer: the history has nothing newer yet.
+        Raises ``HistoryUnavailable``."""
+
+    def seq_at(self, key, time_ms: int) -> int | None:
+        """The first seq at or after ``time_ms`` (None: none yet). Raises ``HistoryUnavailable``."""
+
+    def unfilled(self, key, first: int, last: int, why: str) -> object:
+        """The failure record reporting ids ``first..last`` of ``key`` as lost."""
+
+    @property
+    def stats(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class _Fill:
+    key: object
+    cursor: int  # next seq to fetch
+    target: int | None  # last seq to fetch; None: up to the newest the history has
+    start: int = 0  # first seq of the range this fill answers for (unfilled reports)
+    pending: deque = field(default_factory=deque)  # fetched, accepted, not yet released
+    last_time: int | None = None  # time of the last record fetched: how far this fill has come
+    done: bool = False
+    retry_at: float = 0.0
+    retry_delay: float = RETRY_INITIAL
+    why: str = ""  # why ids are left over, if any
+
+    def __post_init__(self):
+        self.start = self.cursor
+
+
+@dataclass(eq=False)
+class _Episode:
+    barrier: Barrier
+    deadline: float
+    started: float
+    fills: dict = field(default_factory=dict)  # key -> _Fill
+    seen_after: set = field(default_factory=set)  # keys delivered live after the barrier
+
+
+class Backfiller:
+    """Runs the episodes in a thread of its own; see the module docstring."""
+
+    def __init__(self, history: History, buffer: BoundedBuffer, sequencer: SequenceTracker,
+                 lock: threading.Lock, timeout: float, name: str):
+        self.history, self.buffer, self.sequencer, self.lock = history, buffer, sequencer, lock
+        self.timeout, self.name = timeout, name
+        self.episodes: list[_Episode] = []  # open ones, oldest first
+        self.counts = dict.fromkeys(("backfilled", "backfill_requests", "unfilled_ids", "backfill_ms"), 0)
+        self._gave_up: dict = {}  # key -> why its catch-up ended before its first live record came
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"backfill-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- called by the bridge, holding the lock ------------------------------------------------
+
+    def catch_up(self) -> Barrier | None:
+        """Starts an episode fetching, for every key with a position, what came after it (at a
+        connect): returns its barrier, which the caller puts into the buffer before anything the
+        connection delivers."""
+        positions = self.sequencer.last_seqs
+        if not positions:
+            return None
+        episode = self._new_episode()
+        for key, last in positions.items():
+            episode.fills[key] = _Fill(key, last + 1, None, retry_at=math.inf)  # until ``connected``
+        log.info("%s: catching up after %s", self.name, ", ".join(f"{k} {s}" for k, s in positions.items()))
+        return episode.barrier
+
+    def connected(self) -> None:
+        """The connection a catch-up waits for is open: its deadline starts now, and each key is
+        fetched once its first live record has come or the grace has passed."""
+        now = time.monotonic()
+        for episode in self.episodes:
+            if any(f.retry_at == math.inf for f in episode.fills.values()):
+                episode.deadline = now + self.timeout
+                for fill in episode.fills.values():
+                    if fill.retry_at == math.inf:
+                        fill.retry_at = now + CATCH_UP_GRACE
+        self._wake.set()
+
+    def note_live(self, key, seq: int, verdict: Verdict, missing: int, out: list) -> None:
+        """A live record of ``key`` passed the sequencer: bounds the fill waiting for it, and for a
+        gap appends to ``out`` (before the record) what the gap needs: a new barrier, or the
+        failure reporting it when no fill can be made."""
+        first_unseen = next((e for e in self.episodes if key not in e.seen_after), None)
+        if first_unseen is not None and verdict is not Verdict.LATE:
+            fill = first_unseen.fills.get(key)
+            if fill is not None and fill.target is None:
+                fill.target = seq - 1  # the key's first live record after the barrier: up to it
+                fill.retry_at = min(fill.retry_at, time.monotonic())
+                self._wake.set()
+        if verdict is Verdict.GAP:
+            first, last = seq - missing, seq - 1
+            why = self._gave_up.pop(key, None)
+            if why is not None:
+                out.append(self._unfilled(key, first, last, why))
+            elif first_unseen is not None:
+                self._extend(first_unseen, key, first, last)
+            else:
+                episode = self._new_episode()
+                episode.fills[key] = _Fill(key, first, last)
+                out.append(episode.barrier)
+                log.info("%s: %s skipped ids %d..%d: fetching them", self.name, key, first, last)
+                self._wake.set()
+        for episode in self.episodes:
+            episode.seen_after.add(key)
+
+    def close(self) -> None:
+        """Stops the thread (call ``join`` next, without the lock)."""
+        self._stop.set()
+        self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        """Waits for the thread; open episodes end with what they fetched, the rest reported."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        with self.lock:
+            actions = [action for episode in list(self.episodes)
+                       for action in self._end(episode, "the feed was closed during the backfill")]
+        self._apply(actions)
+        self.history.close()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters, and ``backfilling``: how many episodes are open now (read under the lock)."""
+        counts = dict(self.counts)
+        counts.update(self.history.stats)
+        counts["backfilling"] = len(self.episodes)
+        return counts
+
+    # -- the backfill thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                delay = self._step()
+                if delay:
+                    self._wake.wait(delay)
+                    self._wake.clear()
+        except Exception:
+            log.exception("backfill of %s crashed", self.name)  # a bug: loud, and the episodes end
+            with self.lock:
+                actions = [action for episode in list(self.episodes)
+                           for action in self._end(episode, "the backfill crashed (see the log)")]
+            self._apply(actions)
+
+    def _step(self) -> float | None:
+        """One request, or the end of an episode; returns how long to wait before the next step
+        (None: go on at once). What goes into the buffer is put there after the lock is released:
+        the buffer may wait for the consumer, who must not wait for the lock meanwhile."""
+        now = time.monotonic()
+        with self.lock:
+            if not self.episodes:
+                return 1.0
+            episode = self.episodes[0]
+            for fill in episode.fills.values():
+                if fill.target is not None and fill.cursor > fill.target:
+                    fill.done = True
+            waiting = [f for f in episode.fills.values() if not f.done]
+            if now >= episode.deadline or not waiting:
+                why = f"the backfill did not finish within {self.timeout:g}s" if waiting else ""
+                actions = self._end(episode, why)
+                fill = None
+            else:
+                ready = [f for f in waiting if f.retry_at <= now]
+                if not ready:
+                    return min(min(f.retry_at for f in waiting) - now, 1.0)
+                # the fill that has come least far holds back the merge: it goes first
+                fill = min(ready, key=lambda f: (f.last_time is not None, f.last_time or 0))
+                key, cursor = fill.key, fill.cursor
+        if fill is None:
+            self._apply(actions)
+            return None
+        self.counts["backfill_requests"] += 1
+        try:
+            page = self.history.fetch(key, cursor)
+        except HistoryUnavailable as exc:
+            with self.lock:
+                self._failed(fill, exc)
+            return None
+        with self.lock:
+            if not fill.done and fill.cursor == cursor:  # else the episode ended while we asked
+                self._take(fill, page)
+            actions = self._release(episode)
+        self._apply(actions)
+        return None
+
+    def _take(self, fill: _Fill, page: list) -> None:
+        """Passes a fetched page through the sequencer, up to the fill's target."""
+        record_types, records, beyond = self.history.record_types, 0, False
+        for item in page:
+            if type(item) not in record_types:
+                fill.pending.append(item)  # an entry the history could not read: a dead letter
+                continue
+            records += 1
+            if fill.target is not None and item.seq > fill.target:
+                beyond = True  # ids up to the target the history skipped are reported at the end
+                break
+            verdict, _ = self.sequencer.accept(fill.key, item.seq)
+            if verdict.deliver:
+                fill.pending.append(item)
+            fill.cursor = item.seq + 1
+            fill.last_time = item.time
+        fill.retry_delay, fill.why = RETRY_INITIAL, ""
+        if fill.target is None:
+            fill.done = records < self.history.page_size  # the history has nothing newer
+        elif fill.cursor > fill.target or beyond:
+            fill.done = True
+        elif records < self.history.page_size:
+            fill.retry_at = time.monotonic() + LAG_RETRY  # the history is behind the live stream
+
+    def _failed(self, fill: _Fill, exc: HistoryUnavailable) -> None:
+        fill.why = str(exc)
+        if exc.permanent:
+            fill.done = True
+            log.error("%s: backfill of %s cannot go on: %s", self.name, fill.key, exc)
+            return
+        delay = exc.retry_after if exc.retry_after is not None else fill.retry_delay
+        fill.retry_delay = min(RETRY_MAX, fill.retry_delay * 2)
+        fill.retry_at = time.monotonic() + delay
+        log.warning("%s: backfill of %s from %d: %s; again in %.2fs", self.name, fill.key, fill.cursor, exc, delay)
+
+    def _release(self, episode: _Episode) -> list:
+        """What no unfinished fill can still precede, merged by time, as an action for the buffer."""
+        open_fills = [f for f in episode.fills.values() if not f.done]
+        if any(f.last_time is None for f in open_fills):
+            return []
+        horizon = min((f.last_time for f in open_fills), default=None)
+        out = _merge_by_time([f.pending for f in episode.fills.values()], horizon)
+        if not out:
+            return []
+        self.counts["backfilled"] += sum(type(r) in self.history.record_types for r in out)
+        return [(episode.barrier, out, False)]
+
+    def _end(self, episode: _Episode, why: str) -> list:
+        """Releases what was fetched, reports what was not, and opens the barrier."""
+        for fill in episode.fills.values():
+            fill.done = True
+        actions = self._release(episode)
+        failures = []
+        for key, fill in episode.fills.items():
+            reason = fill.why or why
+            if fill.target is None and reason:
+                # ended before the key's first live record came: that record's gap reports the rest
+                self._gave_up[key] = reason
+            end = fill.cursor - 1 if fill.target is None else fill.target
+            for first, last in self.sequencer.open_gaps(key, fill.start, end):
+                failures.append(self._unfilled(key, first, last, reason or "the history does not have these ids"))
+        actions.append((episode.barrier, failures, True))
+        self.episodes.remove(episode)
+        elapsed = time.monotonic() - episode.started
+        self.counts["backfill_ms"] += int(elapsed * 1000)
+        log.info("%s: backfill done in %.2fs%s", self.name, elapsed, f" ({why})" if why else "")
+        return actions
+
+    def _apply(self, actions: list) -> None:
+        for barrier, records, close in actions:
+            if records:
+                self.buffer.add_to_barrier(barrier, records)
+            if close:
+                self.buffer.close_barrier(barrier)
+
+    def _unfilled(self, key, first: int, last: int, why: str):
+        self.counts["unfilled_ids"] += last - first + 1
+        log.warning("%s: %s ids %d..%d are lost: %s", self.name, key, first, last, why)
+        return self.history.unfilled(key, first, last, why)
+
+    def _new_episode(self) -> _Episode:
+        now = time.monotonic()
+        episode = _Episode(Barrier(), now + self.timeout, now)
+        self.episodes.append(episode)
+        return episode
+
+    def _extend(self, episode: _Episode, key, first: int, last: int) -> None:
+        fill = episode.fills.get(key)
+        if fill is None or fill.done:
+            episode.fills[key] = _Fill(key, first, last)
+        else:
+            fill.target = max(fill.target if fill.target is not None else last, last)
+        self._wake.set()
+
+
+def _merge_by_time(queues: list[deque], horizon: int | None) -> list:
+    """Takes from the front of the queues, oldest first across them, every record not later than
+    ``horizon`` (None: all). An item without a time (a failure) goes out when it is at a front."""
+    out = []
+    while True:
+        oldest = None
+        for queue in queues:
+            while queue and getattr(queue[0], "time", None) is None:
+                out.append(queue.popleft())
+            if queue and (horizon is None or queue[0].time <= horizon) and (oldest is None or queue[0].time < oldest[0].time):
+                oldest = queue
+        if oldest is None:
+            return out
+        out.append(oldest.popleft())

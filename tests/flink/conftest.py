@@ -1,5 +1,0 @@
-"""tests/flink: the helpers in flinkjob.py importable (pytest runs with --import-mode=importlib)."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))

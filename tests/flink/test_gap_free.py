@@ -1,0 +1,75 @@
+"""The whole job against a live exchange that trades on while the job is disconnected: every
+trade it published is written once, the bars equal bars computed from the published trades, and
+no trade is late. Real BTCUSDT and ETHUSDT trades (data/captures), replayed at about 400 trades/s.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from connectors.simulator import Market
+from helpers.flinkjob import (assert_every_published_trade_once, expected_bars, finish_job, flink_log,
+                              job_command, normalized_bars, read_output, start_job)
+
+SPEED = 6.5  # the captures hold about 61 trades/s: about 400/s
+
+
+def live_market(demo_captures) -> Market:
+    return Market.replay(demo_captures, speed=SPEED, pause_without_subscribers=False)
+
+
+def test_resets_and_refused_upgrades_cost_nothing_and_since_starts_in_the_past(simulator, demo_captures,
+                                                                                 tmp_path):
+    """The README's command against a live exchange: two connection resets, each followed by 3 s of
+    refused connections; ``--since`` the exchange's first trade, published before the job started."""
+    sim = simulator(live_market(demo_captures))
+    sim.wait_for(lambda: all(sim.market.published(s).ids for s in ("BTCUSDT", "ETHUSDT")), timeout=10)
+    since = min(sim.market.published(s).times[0] for s in ("BTCUSDT", "ETHUSDT"))
+    out, logs = tmp_path / "out", tmp_path / "log"
+    proc = start_job(job_command(sim, out, tmp_path, "--since", str(since), duration=40), logs,
+                     tmp_path / "stdout.txt")
+    try:
+        sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
+        for _ in range(2):
+            time.sleep(8)
+            sim.faults.refuse_connections()
+            sim.faults.drop_after(0, reset=True)
+            time.sleep(3)
+            sim.faults.accept_connections()
+    finally:
+        finish_job(proc, tmp_path / "stdout.txt")
+
+    first_ids = {s: sim.market.published(s).ids[0] for s in ("BTCUSDT", "ETHUSDT")}
+    trades = assert_every_published_trade_once(read_output(out, "trades"), sim, first_ids)
+    assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
+    assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
+    log = flink_log(logs)
+    assert len(re.findall(r"connection to ws://\S+ \(btcusdt,ethusdt@trade\) lost", log)) == 2
+    assert "catching up after" in log
+
+
+def test_a_restart_resumes_after_the_checkpoint_and_fetches_what_it_missed(simulator, demo_captures, tmp_path):
+    """The feed gives up (reconnects exhausted while the exchange refuses), the job fails, Flink
+    restarts it from the last checkpoint, and the feed resumes after the checkpointed ids."""
+    sim = simulator(live_market(demo_captures))
+    out, logs = tmp_path / "out", tmp_path / "log"
+    cmd = job_command(sim, out, tmp_path, "--max-reconnect-attempts", "1", "--backoff-initial", "0.2",
+                      "--set", "restart-strategy.exponential-delay.initial-backoff=1s", duration=30)
+    proc = start_job(cmd, logs, tmp_path / "stdout.txt")
+    try:
+        sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
+        time.sleep(6)  # a few checkpoints
+        sim.faults.refuse_connections()
+        sim.faults.drop_after(0, reset=True)
+        time.sleep(4)
+        sim.faults.accept_connections()
+    finally:
+        finish_job(proc, tmp_path / "stdout.txt")
+
+    trades = assert_every_published_trade_once(read_output(out, "trades"), sim)
+    assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
+    assert read_output(out, "dead-letters") == []
+    log = flink_log(logs)
+    assert "switched from state RUNNING to RESTARTING" in log
+    restored = re.findall(r"starting feed \S+ at \S+, last ids (\{.+\})", log)
+    assert "BTCUSDT" in restored[-1], restored  # the restarted feed resumed after checkpointed ids

@@ -26,7 +26,7 @@ class BinanceFeed(Bridge):
                  config: BridgeConfig = BridgeConfig(), rest: RestConfig | None = None,
                  since_ms: int | None = None):
         self.symbols = normalize_symbols(symbols)
-        history = BinanceHistory(stream, rest, config.gate_dir) if rest is not None else None
+        history = BinanceHistory(stream, rest, config.gate_dir, config.ca_file) if rest is not None else None
         super().__init__(stream_url(base_url, self.symbols, stream),
                          BinanceDecoder(kinds=(stream,), symbols=self.symbols), config,
                          name=",".join(self.symbols) + "@" + stream, history=history)

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import datetime
 import functools
+import glob
 import importlib
 import importlib.util
 import logging
@@ -21,6 +22,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO, "conf", "config.yaml")
+DEFAULT_LOG_ROOT = "/tmp/binance-flink/log"  # embedded runs log to a folder of their own in here
 
 log = logging.getLogger("job")
 
@@ -206,12 +208,19 @@ def feed_factory(args, ws_url: str, rest_url: str | None):
 def flink_config(args, local: bool):
     from connectors.flink.config import load_config
     if local:
-        # Thread mode embeds an interpreter in the JVM that does not see this venv; it takes this
-        # environment's site-packages from PYTHONPATH, which the JVM reads once, when load_config
-        # starts it: so before that, and whatever the mode (process mode does not mind).
+        # Read once, when load_config starts the JVM, so set before that. Thread mode embeds an
+        # interpreter in the JVM that does not see this venv: it takes this environment's
+        # site-packages from PYTHONPATH (process mode does not mind). The embedded cluster loads
+        # no plugins, only what is on its classpath, to which pyflink's launcher adds
+        # $HADOOP_CLASSPATH: that is how the Prometheus reporter gets in.
         import site
+
+        import pyflink
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         os.environ["PYTHONPATH"] = os.pathsep.join(paths + site.getsitepackages())
+        reporters = glob.glob(os.path.join(os.path.dirname(pyflink.__file__), "plugins", "metrics-prometheus", "*.jar"))
+        classpath = [p for p in os.environ.get("HADOOP_CLASSPATH", "").split(os.pathsep) if p]
+        os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(classpath + reporters)
     conf = load_config(args.config or (DEFAULT_CONFIG if local else None))
     overrides = {
         "parallelism.default": args.parallelism,
@@ -282,9 +291,16 @@ def main(argv=None) -> int:
                          "(or `pip install -e .`) and use that environment's python")
     args = parse_args(argv)
     local = "PYFLINK_GATEWAY_PORT" not in os.environ  # set when `flink run -py` drives this script
-    if local:  # the embedded cluster's log (default: inside site-packages/pyflink/log)
-        os.makedirs(os.environ.setdefault("FLINK_LOG_DIR", "/tmp/binance-flink/log"), exist_ok=True)
-        log.info("Flink log (embedded cluster, Python workers): %s", os.environ["FLINK_LOG_DIR"])
+    reporter = None
+    if local:
+        # The embedded cluster logs to $FLINK_LOG_DIR; by default a folder of this run's own, so a
+        # run never writes over another's log.
+        run = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        log_dir = os.environ.setdefault("FLINK_LOG_DIR", os.path.join(DEFAULT_LOG_ROOT, run))
+        os.makedirs(log_dir, exist_ok=True)
+        log.info("Flink log of this run (embedded cluster, Python operators): %s", log_dir)
+        from job.console import ConsoleReporter
+        reporter = ConsoleReporter(log_dir).start()
 
     from pyflink.datastream import StreamExecutionEnvironment
 
@@ -301,10 +317,28 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: the embedded cluster goes down with this process
         log.info("interrupted: stopping")
         return 130
+    except Exception as exc:  # the job failed for good: say why where the user looks
+        log.error("job failed: %s%s", _root_cause(exc),
+                  f" (the whole Flink log: {os.environ['FLINK_LOG_DIR']})" if local else "")
+        return 1
     finally:
         if sim is not None:
             sim.stop()
+        if reporter is not None:
+            reporter.stop()
     return 0
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost cause, Java's included (env.execute raises through py4j)."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        while java.getCause() is not None:
+            java = java.getCause()
+        return java.toString()
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":

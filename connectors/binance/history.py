@@ -59,13 +59,16 @@ class BinanceHistory:
     page_size = PAGE_SIZE
     record_types = (Trade, AggTrade)
 
-    def __init__(self, kind: str, config: RestConfig = RestConfig(), gate_dir: str | None = None):
+    def __init__(self, kind: str, config: RestConfig = RestConfig(), gate_dir: str | None = None,
+                 ca_file: str | None = None):
         self.kind = kind
         self._endpoint = "historicalTrades" if kind == "trade" else "aggTrades"
         self._base = config.rest_url.rstrip("/")
         self._timeout = config.rest_timeout
         self._gate = WeightGate(config.rest_url, config.rest_weight_budget, gate_dir)
         self._session = requests.Session()  # keeps connections to the host open between pages
+        # per request: a session's verify would lose to $REQUESTS_CA_BUNDLE, a request's does not
+        self._verify = ca_file or True
         self._parser = Parser(kinds=(kind,))
         self._counts = dict.fromkeys(("rest_requests", "rest_weight_used", "rest_errors", "rest_rate_limited"), 0)
 
@@ -108,7 +111,7 @@ class BinanceHistory:
         self._counts["rest_requests"] += 1
         self._counts["rest_weight_used"] += weight
         try:
-            response = self._session.get(url, params=params, timeout=self._timeout)
+            response = self._session.get(url, params=params, timeout=self._timeout, verify=self._verify)
         except requests.RequestException as exc:
             self._counts["rest_errors"] += 1
             raise HistoryUnavailable(f"GET {url}: {type(exc).__name__}: {exc}") from exc

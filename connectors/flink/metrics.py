@@ -1,9 +1,16 @@
-"""Source metrics from Python, FLIP-33 names inside our own group.
+"""The bridge operator's metrics: FLIP-33 names inside our own group, ``binance_source``.
 
-Gauges only. PyFlink's ``distribution`` is exported as 0 (see REFERENCE.md), and counters made with
-``metric_group.counter()`` in a KeyedProcessFunction's ``open()`` never showed up in the REST API
-here (2.3, process mode) while gauges registered beside them did: so every count is a Python int
-published through a gauge (monotonic; a reporter shows it as a gauge).
+- ``numRecordsIn`` (trades emitted), ``numRecordsInErrors`` (dead letters), ``feedErrors`` (feeds
+  that failed the job), ``currentEmitEventTimeLag`` (ms from the last emitted trade's time to
+  now), ``sourceIdleTime`` (ms since the last trade), ``pendingRecords`` (records waiting in the
+  feeds), ``activeShards``;
+- ``feed_<name>`` for every entry of ``Bridge.stats``, summed over the subtask's shards, e.g.
+  ``feed_gaps``, ``feed_backfilled``, ``feed_unfilled_ids``, ``feed_connected``.
+
+All are gauges, the counts among them only growing. Flink's Prometheus reporter exports Flink
+counters as gauges anyway (a Flink counter may be decreased), so ``rate()`` and ``increase()``
+read both alike; and a PyFlink ``counter()`` registered in process mode never reached the JVM
+here (absent from the reporter's page, measured 2026-11), while gauges work in both modes.
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ GROUP = "binance_source"
 
 
 class Count:
-    """A monotonic count published as a gauge."""
+    """A count that only grows, published as a gauge."""
 
     __slots__ = ("value",)
 
@@ -31,15 +38,7 @@ def count(group, name: str) -> Count:
 
 
 class SourceMetrics:
-    """Metrics of one bridge operator instance (all the shards one subtask runs).
-
-    FLIP-33: ``numRecordsIn`` (trades taken from the feeds), ``numRecordsInErrors`` (parse failures),
-    ``currentEmitEventTimeLag`` (ms between now and the trade time of the last record emitted),
-    ``pendingRecords`` (records waiting in the feeds' buffers), ``sourceIdleTime`` (ms since the last
-    record). Ours: ``feedErrors``, ``activeShards`` and one gauge ``feed_<name>`` per counter of
-    ``BinanceFeed.stats`` (summed over the shards), e.g. ``feed_gaps``, ``feed_missing_ids``,
-    ``feed_duplicates`` (dropped, after a restart too), ``feed_disconnects``.
-    """
+    """Metrics of one bridge operator instance (all the shards one subtask runs)."""
 
     def __init__(self, metric_group, feeds: dict):
         self._feeds = feeds
@@ -55,18 +54,18 @@ class SourceMetrics:
         self._g.gauge("pendingRecords", lambda: self._stat_sum("buffered"))
         self._g.gauge("activeShards", lambda: len(self._feeds))
 
+    def register_feed_stats(self, feed) -> None:
+        """One gauge per entry of the feed's stats, registered when a feed starts."""
+        for name in _stats(feed):
+            if name not in self._stat_names:
+                self._stat_names.add(name)
+                self._g.gauge(f"feed_{name}", lambda n=name: self._stat_sum(n))
+
     def _emit_lag(self) -> int:
         return int(time.time() * 1000) - self.last_event_time if self.last_event_time else 0
 
     def _stat_sum(self, name: str) -> int:
         return sum(_stats(feed).get(name, 0) for feed in list(self._feeds.values()))
-
-    def register_feed_stats(self, feed) -> None:
-        """One gauge per feed counter, registered when a feed starts (names come from the feed)."""
-        for name in _stats(feed):
-            if name not in self._stat_names:
-                self._stat_names.add(name)
-                self._g.gauge(f"feed_{name}", lambda n=name: self._stat_sum(n))
 
 
 def _stats(feed) -> dict:

@@ -42,6 +42,7 @@ from connectors.websocket.bridge import Bridge
 from connectors.websocket.errors import FeedError
 from connectors.websocket.ratelimited_log import RateLimitedLog
 
+from .failure import fail_for_good
 from .metrics import SourceMetrics
 from .rows import TRADE_TYPE, failure_line, trade_row
 
@@ -139,6 +140,7 @@ class _BridgeFunction(KeyedProcessFunction):
         self.max_batch = drain.max_batch
 
     def open(self, runtime_context: RuntimeContext):
+        self.runtime_context = runtime_context
         self.feeds = {}          # shard -> feed (this subtask's shards only)
         self.stopped = set()     # shards whose bounded run ended
         self.next_timer = {}     # shard -> the one processing-time timer we keep armed
@@ -184,8 +186,13 @@ class _BridgeFunction(KeyedProcessFunction):
             batch = feed.drain(self.max_batch)
         except FeedError as e:
             self.metrics.feed_errors.inc()
-            log.error("shard %s %s: feed failed, failing the job so Flink restarts it: %s",
-                      shard, self.groups[shard], e)
+            if e.permanent:
+                log.error("shard %s %s: feed failed for good, failing the job without restarts: %s",
+                          shard, self.groups[shard], e)
+                fail_for_good(self.runtime_context, str(e))
+            else:
+                log.error("shard %s %s: feed failed, failing the job so Flink restarts it: %s",
+                          shard, self.groups[shard], e)
             raise
         yield from self._emit(shard, batch)
         # A full batch means more is waiting: come back at once. A quiet feed is drained less and
@@ -243,10 +250,10 @@ class _BridgeFunction(KeyedProcessFunction):
     def _emit(self, shard, batch):
         """Trades out, dead letters to their side output, each symbol's highest id into state
         (the feed delivers a symbol's ids in order but for a rare live reordering)."""
-        last_ids, m = {}, self.metrics
+        last_ids, m, dead = {}, self.metrics, 0
         for rec in batch:
             if type(rec) is DeadLetter:
-                m.records_in_errors.inc()
+                dead += 1
                 self.failure_log.warning("dead letter", "shard %s: dead letter %s: %s; raw %.200r", shard,
                                          rec.reason, rec.error, rec.raw)
                 yield DEAD_LETTERS, failure_line(rec)
@@ -254,9 +261,11 @@ class _BridgeFunction(KeyedProcessFunction):
                 if rec.seq > last_ids.get(rec.symbol, -1):
                     last_ids[rec.symbol] = rec.seq
                 m.last_event_time = rec.trade_time
-                m.records_in.inc()
                 yield trade_row(rec)
-        if last_ids:
+        if dead:
+            m.records_in_errors.inc(dead)
+        if len(batch) > dead:
+            m.records_in.inc(len(batch) - dead)
             m.last_record_at = time.time()
         for symbol, seq in last_ids.items():
             if seq > (self.last_state.get(symbol) or -1):

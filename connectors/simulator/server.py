@@ -1,6 +1,7 @@
 """A Binance-compatible exchange on loopback, run in a background thread.
 
-Routes, as on ``stream.binance.com``:
+Routes, as on ``stream.binance.com`` (over TLS, ``wss://`` and ``https://``, given an
+``ssl_context``):
 
 - ``/ws/<stream>[/<stream>...]``: raw events; ``/ws``: nothing until a SUBSCRIBE;
 - ``/stream?streams=a/b/c``: events wrapped ``{"stream": ..., "data": ...}``;
@@ -21,6 +22,7 @@ import http
 import inspect
 import itertools
 import logging
+import ssl
 import threading
 import time
 from collections import defaultdict
@@ -64,12 +66,14 @@ class Exchange:
         pong_timeout: float | None,
         close_timeout: float,
         rest_weight_limit: int,
+        ssl_context: ssl.SSLContext | None,
         call: Callable,
     ) -> None:
         self.market = market
         self.host, self.port = host, port
         self.ping_interval, self.pong_timeout = ping_interval, pong_timeout
         self.close_timeout = close_timeout
+        self.ssl_context = ssl_context
         self.speaking = asyncio.Event()
         self.speaking.set()
         self.room = asyncio.Event()
@@ -115,6 +119,7 @@ class Exchange:
             ping_interval=None,
             ping_timeout=None,
             close_timeout=self.close_timeout,
+            ssl=self.ssl_context,
         )
         # Port 0 picks a free port the first time; later listens reuse it.
         self.port = server.sockets[0].getsockname()[1]
@@ -272,12 +277,14 @@ class ExchangeSimulator:
         pong_timeout: float | None = 60.0,
         close_timeout: float = 2.0,
         rest_weight_limit: int = 6000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.market = market
         self.host = host
         self._port = port
+        self._scheme = "s" if ssl_context is not None else ""
         self._options = dict(ping_interval=ping_interval, pong_timeout=pong_timeout, close_timeout=close_timeout,
-                             rest_weight_limit=rest_weight_limit)
+                             rest_weight_limit=rest_weight_limit, ssl_context=ssl_context)
         self._exchange: Exchange | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -316,11 +323,11 @@ class ExchangeSimulator:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"ws{self._scheme}://{self.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http{self._scheme}://{self.host}:{self.port}"
 
     @property
     def faults(self) -> Faults:

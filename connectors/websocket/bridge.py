@@ -71,6 +71,8 @@ class BridgeConfig:
                                       positive=True)
     poll_interval: float = setting(0.2, "how often the threads look up from a socket (stop, silence, age)",
                                    metavar="S", positive=True)
+    ca_file: str | None = setting(None, "certificates (PEM) of the authorities to trust for TLS (wss://, "
+                                  "https://) instead of the system's; verification is always on", metavar="FILE")
     gate_dir: str | None = setting(None, "where the per-host attempt gate keeps its state (default: the "
                                    "system's temporary folder)", metavar="DIR")
 
@@ -159,6 +161,7 @@ class Bridge:
         self._error: FeedError | None = None
         self._thread: threading.Thread | None = None
         self._readers_opened = 0
+        self._open_connections = 0  # connections open now (two during a handover)
         self._flushing_stash = False
         self._rlog = RateLimitedLog(log)
         self._counts = dict.fromkeys(
@@ -210,7 +213,9 @@ class Bridge:
                 counts.update(self._backfill.stats)
         counts["buffer_dropped"] = self._buffer.dropped
         counts["buffered"] = len(self._buffer)
+        counts["buffer_capacity"] = self._buffer.capacity
         counts["buffer_high_water"] = self._buffer.high_water
+        counts["connected"] = self._open_connections
         counts["log_suppressed"] = self._rlog.suppressed_total
         return counts
 
@@ -251,6 +256,7 @@ class Bridge:
         finally:
             for reader in readers:
                 reader.stop()
+            self._open_connections = 0
 
     def _supervise(self, readers: list) -> None:
         cfg = self.config
@@ -261,6 +267,7 @@ class Bridge:
         self._connected()
         while True:
             reader = readers[-1]
+            self._open_connections = sum(not r.ended.is_set() for r in readers)
             self._wake.wait(cfg.poll_interval)
             self._wake.clear()
             if self._stop.is_set():
@@ -336,7 +343,7 @@ class Bridge:
             if self._stop.wait(delay):
                 raise _Stopped()
         conn = Connection(self.url, self.config.connect_timeout, self.config.poll_interval,
-                          self.config.max_frame_bytes)
+                          self.config.max_frame_bytes, self.config.ca_file)
         try:
             conn.open()
         except ConnectFailed as exc:

@@ -35,8 +35,10 @@ class Message:
 
 
 class Connection:
-    def __init__(self, url: str, connect_timeout: float, poll_interval: float, max_message_bytes: int):
+    def __init__(self, url: str, connect_timeout: float, poll_interval: float, max_message_bytes: int,
+                 ca_file: str | None = None):
         self.url = url
+        self._ca_file = ca_file
         self._connect_timeout = connect_timeout
         self._poll_interval = poll_interval
         self._max = max_message_bytes
@@ -57,6 +59,7 @@ class Connection:
                 timeout=self._connect_timeout,
                 skip_utf8_validation=True,  # the decoder validates; the library's check is pure Python
                 enable_multithread=True,
+                sslopt={"ca_certs": self._ca_file} if self._ca_file else None,
             )
         except websocket.WebSocketBadStatusException as exc:
             headers = exc.resp_headers or {}

@@ -5,6 +5,16 @@ from __future__ import annotations
 class FeedError(Exception):
     """The feed cannot go on by itself; raising it lets the caller (a Flink job) restart."""
 
+    @property
+    def permanent(self) -> bool:
+        """True when trying again cannot help (a restart would fail the same way)."""
+        return False
+
+
+# Handshake statuses that may pass: rate limits and bans end (429, 418), a WAF block may lift (403),
+# a timeout is a timeout (408). Any other 4xx is the request itself: retrying cannot fix it.
+_PASSING_4XX = (403, 408, 418, 429)
+
 
 class ConnectFailed(FeedError):
     def __init__(self, url: str, cause: str, status: int | None = None, retry_after: float | None = None):
@@ -13,6 +23,10 @@ class ConnectFailed(FeedError):
         if retry_after is not None:
             detail += f", Retry-After {retry_after:g}s"
         super().__init__(f"cannot connect to {url}: {detail}")
+
+    @property
+    def permanent(self) -> bool:
+        return self.status is not None and 400 <= self.status < 500 and self.status not in _PASSING_4XX
 
 
 class ReconnectsExhausted(FeedError):

@@ -1,0 +1,84 @@
+"""What an embedded run shows on its console as it happens.
+
+The embedded cluster writes everything, the Python operators' logging included, to one Flink log
+file; a user watching the console would otherwise see only "submitting". This follows the run's log
+folder and prints the events that matter, one line each: where the metrics are, the feed's
+connections and losses (with the cause), gaps and their backfill, failures of the feed, and the
+job's restarts with the cause that brought each one.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from pathlib import Path
+
+_TIME = re.compile(r"^\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d)")
+# Messages of the bridge and the operator (their logging lands in the Flink log as " - <message>").
+_FEED_EVENTS = re.compile(
+    r" - ((?:connected to|connection to .* lost after|reconnecting to|waiting [\d.]+s before connecting"
+    r"|connect to .* failed|handing over|.*: catching up after|.*: backfill done|.* ids \d+\.\.\d+ are lost"
+    r"|.*: \w+ skipped ids|shard .*: feed failed|.*: backfill of .* cannot go on).*)$")
+_METRICS = re.compile(r"Started PrometheusReporter HTTP server on port (\d+)")
+_CAUSE = re.compile(r"^Caused by: (?:pemja\.core\.PythonException: <class '(?:[\w.]+\.)?(\w+)'>: )?(.*)$")
+_RESTARTING = re.compile(r"Job .* switched from state \w+ to RESTARTING")
+_ENDED = re.compile(r"Job .* switched from state \w+ to (FINISHED|FAILED|CANCELED)")
+
+
+class ConsoleReporter:
+    """Follows ``*.log`` in ``log_dir`` from a thread of its own and prints the events to ``out``."""
+
+    def __init__(self, log_dir: str, out=sys.stdout, poll_interval: float = 0.5):
+        self._dir, self._out, self._poll = Path(log_dir), out, poll_interval
+        self._offsets: dict[Path, int] = {}
+        self._partial: dict[Path, str] = {}
+        self._cause = ""  # the innermost cause of the latest failure
+        self._restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="console-reporter", daemon=True)
+
+    def start(self) -> "ConsoleReporter":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        self._read()  # what the last moments wrote
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll):
+            self._read()
+
+    def _read(self) -> None:
+        for path in sorted(self._dir.glob("*.log")):
+            try:
+                with open(path, "r", errors="replace") as f:
+                    f.seek(self._offsets.get(path, 0))
+                    text = self._partial.pop(path, "") + f.read()
+                    self._offsets[path] = f.tell()
+            except OSError:
+                continue
+            lines = text.split("\n")
+            self._partial[path] = lines.pop()  # an unfinished last line waits for the next read
+            for line in lines:
+                self._line(line)
+
+    def _line(self, line: str) -> None:
+        stamp = _TIME.match(line)
+        at = stamp.group(1) + " " if stamp else ""
+        if (event := _FEED_EVENTS.search(line)) is not None:
+            self._print(at + event.group(1))
+        elif (metrics := _METRICS.search(line)) is not None:
+            self._print(f"{at}metrics for Prometheus at http://localhost:{metrics.group(1)}/metrics")
+        elif (cause := _CAUSE.match(line)) is not None:
+            self._cause = ": ".join(filter(None, cause.groups()))
+        elif _RESTARTING.search(line):
+            self._restarts += 1
+            self._print(f"{at}job restarting (attempt {self._restarts}) after: {self._cause or 'see the log'}")
+        elif (ended := _ENDED.search(line)) is not None:
+            self._print(f"{at}job {ended.group(1).lower()}"
+                        + (f": {self._cause}" if ended.group(1) == "FAILED" and self._cause else ""))
+
+    def _print(self, text: str) -> None:
+        print(f"[flink] {text}", file=self._out, flush=True)

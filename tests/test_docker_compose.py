@@ -24,9 +24,9 @@ def flink_conf() -> dict:
 
 def test_compose_file_is_valid_and_complete():
     services = compose_config()["services"]
-    assert set(services) == {"jobmanager", "taskmanager", "simulator"}
-    for service in services.values():
-        assert service["build"]["dockerfile"] == "docker/Dockerfile"
+    assert set(services) == {"jobmanager", "taskmanager", "simulator", "prometheus"}
+    for name in ("jobmanager", "taskmanager", "simulator"):
+        assert services[name]["build"]["dockerfile"] == "docker/Dockerfile"
     assert services["jobmanager"]["command"] == "jobmanager"
     assert services["taskmanager"]["command"] == "taskmanager"
     rest_port = flink_conf()["rest"]["port"]
@@ -60,3 +60,16 @@ def test_simulator_service_command_runs_here():
         assert flag in usage.stdout, f"simulator has no {flag}"
     port = command[command.index("--port") + 1]
     assert [str(p["target"]) for p in compose_config()["services"]["simulator"]["ports"]] == [port]
+
+
+def test_prometheus_service_uses_the_projects_config_and_scrapes_both_daemons():
+    service = compose_config()["services"]["prometheus"]
+    (mount,) = service["volumes"]
+    source, target = (mount["source"], mount["target"]) if isinstance(mount, dict) else mount.split(":")[:2]
+    assert Path(source).resolve() == ROOT / "conf" / "prometheus" and target == "/etc/prometheus"
+    config_file = service["command"][0].split("=", 1)[1]
+    scrape = yaml.safe_load((ROOT / "conf" / "prometheus" / Path(config_file).relative_to(target)).read_text())
+    targets = {t for group in scrape["scrape_configs"][0]["static_configs"] for t in group["targets"]}
+    reporter_port = int(str(flink_conf()["metrics"]["reporter"]["prom"]["port"]).split("-")[0])
+    assert {f"jobmanager:{reporter_port}", f"taskmanager:{reporter_port}"} <= targets
+    assert all((ROOT / "conf" / "prometheus" / rules).is_file() for rules in scrape["rule_files"])

@@ -1,0 +1,108 @@
+"""Observability: the alert rules pass promtool's checks and unit tests, and a real Prometheus
+(Debian's package) scraping a running job with the project's scrape config sees its records and
+the gap an injected drop made."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import orjson
+import pytest
+import yaml
+
+from connectors.simulator import Market
+from helpers.flinkjob import REPO, finish_job, job_command, start_job
+
+PROMETHEUS_CONF = REPO / "conf" / "prometheus"
+SOURCE = "flink_taskmanager_job_task_operator_binance_source_"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is needed (Debian package prometheus; .ci/run installs it)"
+    return path
+
+
+def test_rules_and_scrape_config_pass_promtool():
+    promtool = tool("promtool")
+    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"],
+                 ["test", "rules", "alerts_test.yml"]):
+        run = subprocess.run([promtool, *args], cwd=PROMETHEUS_CONF, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+    rules = yaml.safe_load((PROMETHEUS_CONF / "alerts.yml").read_text())["groups"][0]["rules"]
+    tested = yaml.safe_load((PROMETHEUS_CONF / "alerts_test.yml").read_text())["tests"]
+    fired = {t["alertname"] for test in tested for t in test["alert_rule_test"] if t["exp_alerts"]}
+    assert fired == {rule["alert"] for rule in rules}  # every rule has a test in which it fires
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    """A factory: Prometheus with the project's scrape config and rules, its targets narrowed to
+    the given reporter port; stopped when the test ends."""
+    started = []
+
+    def start(reporter_port: int) -> str:
+        config = yaml.safe_load((PROMETHEUS_CONF / "prometheus.yml").read_text())
+        config["rule_files"] = [str(PROMETHEUS_CONF / name) for name in config["rule_files"]]
+        config["scrape_configs"][0]["static_configs"] = [{"targets": [f"localhost:{reporter_port}"]}]
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        started.append(subprocess.Popen(
+            [tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb")))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def query(api: str, expr: str) -> float | None:
+    url = f"{api}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            result = orjson.loads(response.read())["data"]["result"]
+    except OSError:
+        return None
+    return float(result[0]["value"][1]) if result else None
+
+
+def wait_for(predicate, what: str, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(1)
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_the_job_and_sees_records_and_an_injected_gap(simulator, demo_captures, prometheus,
+                                                                       tmp_path):
+    sim = simulator(Market.replay(demo_captures, speed=5, pause_without_subscribers=False))
+    reporter = free_port()
+    api = prometheus(reporter)
+    stdout = tmp_path / "stdout.txt"
+    proc = start_job(job_command(sim, tmp_path / "out", tmp_path, "--set", f"metrics.reporter.prom.port={reporter}",
+                                 duration=40), tmp_path / "log", stdout)
+    try:
+        wait_for(lambda: (query(api, f"max({SOURCE}numRecordsIn)") or 0) > 0, "trades counted in Prometheus")
+        sim.faults.drop_after(0, reset=True)  # the market trades on: a gap, filled from REST
+        wait_for(lambda: (query(api, f"max({SOURCE}feed_gaps)") or 0) >= 1, "the gap counted in Prometheus")
+        wait_for(lambda: (query(api, f"max({SOURCE}feed_backfilled)") or 0) > 0, "the backfill counted")
+        with urllib.request.urlopen(f"{api}/api/v1/rules", timeout=5) as response:
+            groups = orjson.loads(response.read())["data"]["groups"]
+        assert len(groups[0]["rules"]) == 6 and all(r["health"] == "ok" for r in groups[0]["rules"])
+    finally:
+        finish_job(proc, stdout)
+    assert f"metrics for Prometheus at http://localhost:{reporter}/metrics" in stdout.read_text()

@@ -1,1 +1,1 @@
-"""Benchmarks: ``python bench/run.py [--quick]`` writes bench/results.md and bench/results.json."""
+"""Benchmarks: ``python bench/run.py [--quick | --smoke]`` writes bench/results.md and bench/results.json."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
 _FIELDS = re.compile(rb'"(E|t|T)":\d+')
 _MAX_GAP_MS = 60_000
 

@@ -2,11 +2,12 @@
 
     python bench/filesource_job.py --file TRADES.jsonl [any job/main.py option]
 
-``job.main.build`` assembles the graph exactly as for a live run (watermarks, bars, the trades,
-bars and dead-letter sinks, the same config); only ``connectors.flink.source.trade_stream`` is
-swapped, while the graph is built, for a FileSource of the same messages (one per line) parsed by
-the same Parser in a Python operator. What this pipeline carries is the ceiling for the bridge:
-the Python operator path with a source that costs nothing in Python.
+``job.main.build`` assembles the graph exactly as for a live run (the tables with event time,
+bars, late trades, the three outputs, the same config); only ``connectors.flink.source.
+binance_trades`` is swapped, while the graph is built, for a FileSource of the same messages (one
+per line) parsed by the same Parser in the one Python operator, which hands the same tuples to
+the same tables. What this pipeline carries is the ceiling for the bridge: one Python operator, a
+source that costs nothing in Python.
 """
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import sys
 from unittest import mock
 
 from pyflink.common import WatermarkStrategy
-from pyflink.datastream import ProcessFunction
+from pyflink.datastream import ProcessFunction, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+from pyflink.datastream.data_stream import DataStream
 
 from connectors.binance.parser import Parser
 from connectors.binance.records import DeadLetter
 from connectors.flink import source
-from connectors.flink.rows import TRADE_TYPE, failure_line, trade_row
+from connectors.flink.rows import TRADE_TYPE, dead_letter_tuple, trade_tuple
 
 
 class ParseLines(ProcessFunction):
@@ -30,22 +32,22 @@ class ParseLines(ProcessFunction):
 
     def process_element(self, line, ctx):
         record = self.parser.parse(line.encode())
-        if isinstance(record, DeadLetter):
-            yield source.DEAD_LETTERS, failure_line(record)
+        if type(record) is DeadLetter:
+            yield source.DEAD_LETTERS, dead_letter_tuple(record)
         else:
-            yield trade_row(record)
+            yield trade_tuple(record)
 
 
-def file_trade_stream(path: str):
-    def trade_stream(env, *_, **__):
+def file_trades(path: str):
+    def binance_trades(t_env, symbols, feed_factory, watermarks, name="binance", **_):
+        env = StreamExecutionEnvironment(t_env._j_tenv.execEnv())  # the job's own environment
         files = FileSource.for_record_stream_format(StreamFormat.text_line_format(), path).build()
         lines = env.from_source(files, WatermarkStrategy.no_watermarks(), "trades file")
-        # Chained to a FileSource, a Python operator here received its records one at a time
-        # (about 600/s); in its own chain, as the bridge operator is behind its key_by, it takes
-        # them in bundles.
-        trades = lines.process(ParseLines(), output_type=TRADE_TYPE).name("parse trades").start_new_chain()
-        return trades, trades.get_side_output(source.DEAD_LETTERS)
-    return trade_stream
+        trades = source.in_own_task(lines.process(ParseLines(), output_type=TRADE_TYPE).name("parse trades"),
+                                    source.DrainConfig().flush_interval)
+        dead = DataStream(trades._j_data_stream.getSideOutput(source.DEAD_LETTERS.get_java_output_tag()))
+        return source.trade_tables(t_env, trades, dead, watermarks)
+    return binance_trades
 
 
 def main() -> int:
@@ -53,7 +55,7 @@ def main() -> int:
     own.add_argument("--file", required=True)
     args, job_args = own.parse_known_args()
     from job import main as job_main
-    with mock.patch.object(source, "trade_stream", file_trade_stream(args.file)):
+    with mock.patch.object(source, "binance_trades", file_trades(args.file)):
         return job_main.main(job_args)
 
 

@@ -1,9 +1,10 @@
 """The load: a WebSocket server on raw sockets, run as its own process so that it never shares a
 GIL (or a core's time slice) with the client being measured.
 
-    python -m bench.loadserver flood --count N
-        every connection gets the same N pre-built frames, written in ~1 MiB batches as fast as
-        the reader takes them; then silence until the client leaves
+    python -m bench.loadserver flood --count N [--symbol BTCUSDT --symbol ETHUSDT]
+        every connection gets the same N pre-built frames of the symbol its path names (the first
+        symbol by default), written in ~1 MiB batches as fast as the reader takes them; then
+        silence until the client leaves
     python -m bench.loadserver paced --phases 1000:5,10000:10,0:60 [--ping-interval 20]
         per connection, phases of RATE:SECONDS (rate 0 = pings only); ``E`` and ``T`` of every
         trade are its send time in ms, which the latency benchmark measures from
@@ -48,7 +49,8 @@ def announce(**fields) -> None:
         print(json.dumps(fields), flush=True)
 
 
-def handshake(sock: socket.socket, extra_headers: dict) -> None:
+def read_upgrade(sock: socket.socket) -> tuple[bytes, str]:
+    """The client's WebSocket key and request path."""
     request = b""
     while b"\r\n\r\n" not in request:
         chunk = sock.recv(4096)
@@ -57,6 +59,10 @@ def handshake(sock: socket.socket, extra_headers: dict) -> None:
         request += chunk
     key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
                if line.lower().startswith(b"sec-websocket-key:"))
+    return key, request.split(b" ", 2)[1].decode()
+
+
+def handshake(sock: socket.socket, key: bytes, extra_headers: dict) -> None:
     accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
     # No Sec-WebSocket-Extensions in the answer: every client falls back to uncompressed frames.
     headers = b"".join(b"%s: %s\r\n" % (k.encode(), str(v).encode()) for k, v in extra_headers.items())
@@ -136,8 +142,11 @@ def batches(frames: list[bytes]) -> list[bytes]:
     return out
 
 
-def serve_flood(sock: socket.socket, _conn: int, load: list[bytes], total_bytes: int, count: int) -> None:
-    handshake(sock, {"X-Bench-Messages": count, "X-Bench-Bytes": total_bytes})
+def serve_flood(sock: socket.socket, _conn: int, loads: dict[str, tuple[list[bytes], int]], count: int) -> None:
+    key, path = read_upgrade(sock)
+    symbol = next((s for s in loads if f"/{s.lower()}@" in path), next(iter(loads)))
+    load, total_bytes = loads[symbol]
+    handshake(sock, key, {"X-Bench-Messages": count, "X-Bench-Bytes": total_bytes})
     peer = Peer(sock)
     for batch in load:
         if not peer.send(batch):
@@ -147,7 +156,7 @@ def serve_flood(sock: socket.socket, _conn: int, load: list[bytes], total_bytes:
 
 def serve_paced(sock: socket.socket, conn: int, trades: Trades, phases: list[tuple[int, float]],
                 ping_interval: float) -> None:
-    handshake(sock, {})
+    handshake(sock, read_upgrade(sock)[0], {})
     peer = Peer(sock)
     n = 0
     next_ping = time.monotonic() + ping_interval
@@ -181,24 +190,26 @@ def main(argv=None) -> None:
     p.add_argument("--count", type=int, default=1_000_000, help="flood: frames per connection")
     p.add_argument("--phases", default="1000:10", help="paced: RATE:SECONDS,...")
     p.add_argument("--ping-interval", type=float, default=20.0, help="paced: Binance pings every 20 s")
-    p.add_argument("--symbol", default="BTCUSDT")
+    p.add_argument("--symbol", action="append", help="repeatable (flood); default BTCUSDT")
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args(argv)
 
-    trades = Trades(args.symbol)
+    symbols = args.symbol or ["BTCUSDT"]
     if args.mode == "flood":
-        frames = [frame(payload) for payload in trades.payloads(args.count)]
-        load = batches(frames)
-        work = (load, sum(map(len, frames)), args.count)
-        del frames
+        loads = {}
+        for symbol in symbols:
+            frames = [frame(payload) for payload in Trades(symbol).payloads(args.count)]
+            loads[symbol] = (batches(frames), sum(map(len, frames)))
+            del frames
+        work = (loads, args.count)
         target = serve_flood
     else:
         phases = [(int(r), float(s)) for r, s in (item.split(":") for item in args.phases.split(","))]
-        work = (trades, phases, args.ping_interval)
+        work = (Trades(symbols[0]), phases, args.ping_interval)
         target = serve_paced
 
     listener = socket.create_server(("127.0.0.1", args.port), backlog=16)
-    announce(port=listener.getsockname()[1], mode=args.mode, count=args.count, symbol=trades.symbol)
+    announce(port=listener.getsockname()[1], mode=args.mode, count=args.count, symbols=symbols)
     conn = 0
     while True:
         sock, _ = listener.accept()

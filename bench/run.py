@@ -1,7 +1,9 @@
 """Runs every benchmark and writes bench/results.md and bench/results.json.
 
     python bench/run.py            # ~15 minutes on 2 cores
-    python bench/run.py --quick    # under 5 minutes: shorter windows, one Flink round, 15 s idle
+    python bench/run.py --quick    # under 6 minutes: shorter windows, one Flink round, 15 s idle
+    python bench/run.py --smoke    # about 2 minutes: every stage once, windows of seconds; checks the
+                                   # harness (the test suite runs it), its figures are not worth quoting
 
 Needs Java 17 (Flink), psutil and, for the bridge's profile, py-spy (``pip install .[bench] py-spy``).
 Captures: the trades-only extracts in data/captures.
@@ -22,20 +24,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, bench/ is not installed
 
-from bench import bridge_profile, flink_runs, report  # noqa: E402
+from bench import bridge_profile, flink_runs, report, scaleout  # noqa: E402
 from bench.data import REPO, Trades  # noqa: E402
 from bench.loadserver import LoadServer  # noqa: E402
 
 PLANS = {
     "full": dict(count=2_000_000, seconds=4.0, rounds=3, stalled_seconds=10.0, flink_rounds=2,
-                 flink_warmup=10.0, flink_window=30.0, file_lines=1_500_000, latency_warmup=10.0,
-                 latency_phase=30.0, idle_settle=10.0, idle=60.0),
+                 flink_warmup=10.0, flink_window=30.0, file_lines=3_000_000, latency_warmup=10.0,
+                 latency_phase=30.0, idle_settle=10.0, idle=60.0, scaleout_count=3_000_000),
     "quick": dict(count=600_000, seconds=2.0, rounds=2, stalled_seconds=4.0, flink_rounds=1,
-                  flink_warmup=8.0, flink_window=12.0, file_lines=500_000, latency_warmup=5.0,
-                  latency_phase=10.0, idle_settle=3.0, idle=15.0),
+                  flink_warmup=8.0, flink_window=12.0, file_lines=1_000_000, latency_warmup=5.0,
+                  latency_phase=10.0, idle_settle=3.0, idle=15.0, scaleout_count=1_000_000),
+    "smoke": dict(count=200_000, seconds=1.0, rounds=1, stalled_seconds=3.0, flink_rounds=1,
+                  flink_warmup=2.0, flink_window=3.0, file_lines=300_000, latency_warmup=2.0,
+                  latency_phase=3.0, idle_settle=1.0, idle=6.0, scaleout_count=300_000),
 }
 # module under bench.clients -> result key prefix
-CLIENTS = {"raw": "load_server", "bridge": "bridge", "seed_style": "seed_style",
+CLIENTS = {"raw": "load_server", "bridge": "bridge", "bridge_backfill": "bridge_backfill", "seed_style": "seed_style",
            "websockets_sync": "websockets", "picows_orjson": "picows"}
 
 
@@ -70,6 +75,8 @@ def bridge_benchmarks(plan: dict, server: LoadServer, results: dict) -> None:
     pairs = list(zip(by_client["bridge"], by_client["seed_style"], by_client["picows"]))
     results["bridge_vs_seed_style"] = round(statistics.median(b["msgs_per_s"] / s["msgs_per_s"] for b, s, _ in pairs), 2)
     results["bridge_vs_picows"] = round(statistics.median(b["msgs_per_s"] / p["msgs_per_s"] for b, _, p in pairs), 3)
+    results["bridge_backfill_vs_bridge"] = round(statistics.median(
+        f["msgs_per_s"] / b["msgs_per_s"] for b, f in zip(by_client["bridge"], by_client["bridge_backfill"])), 3)
     results["bridge_parse_failures"] = sum(r["parse_failures"] for r in by_client["bridge"])
     results["bridge_gaps"] = sum(r["gaps"] for r in by_client["bridge"])
     results["client_count"], results["client_seconds"] = plan["count"], plan["seconds"]
@@ -108,6 +115,25 @@ def flink_throughput(plan: dict, server: LoadServer, scratch: Path, results: dic
     results["flink_warmup_s"], results["flink_window_s"] = plan["flink_warmup"], plan["flink_window"]
 
 
+def python_operators(results: dict) -> None:
+    """How many operators of the job's graph run Python, read from the graph itself (job.graph)."""
+    done = subprocess.run([sys.executable, "-m", "job.graph", "--symbols", "btcusdt", "--out", "/nonexistent"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"job.graph failed: {done.stderr[-2000:]}")
+    operators = [line for line in done.stdout.splitlines() if line.startswith(("python", "java"))]
+    results["flink_python_operators"] = sum(line.startswith("python") for line in operators)
+    results["flink_operators"] = len(operators)
+    log(f"job graph: {results['flink_python_operators']} Python operator(s) of {len(operators)}")
+
+
+def scale_out(plan: dict, scratch: Path, results: dict) -> None:
+    found = scaleout.compare(scratch / "scaleout", plan["scaleout_count"], plan["flink_warmup"], plan["flink_window"])
+    results.update(found)
+    log(f"standalone cluster: {found['flink_scaleout_1tm_trades_per_s']:,} trades/s on one TaskManager, "
+        f"{found['flink_scaleout_2tm_trades_per_s']:,} on two ({found['flink_scaleout_2tm_ratio']}x)")
+
+
 def latency_and_idle(plan: dict, scratch: Path, results: dict) -> None:
     paced = flink_runs.paced(scratch / "flink-paced", plan["latency_warmup"], plan["latency_phase"],
                              plan["idle_settle"], plan["idle"])
@@ -120,13 +146,16 @@ def latency_and_idle(plan: dict, scratch: Path, results: dict) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="finish in under 5 minutes")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="finish in under 6 minutes")
+    size.add_argument("--smoke", action="store_true", help="every stage once, in about 2 minutes: checks the harness")
     p.add_argument("--output", type=Path, default=REPO / "bench", help="where results.md/json go")
     args = p.parse_args(argv)
-    plan = PLANS["quick" if args.quick else "full"]
+    plan_name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    plan = PLANS[plan_name]
     scratch = Path(tempfile.mkdtemp(prefix="bench-", dir=os.environ.get("BENCH_SCRATCH")))
     started = time.monotonic()
-    results = {"quick": args.quick, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    results = {"plan": plan_name, "date": datetime.datetime.now().isoformat(timespec="seconds"),
                "cpu_count": os.cpu_count(), "load_avg_start": round(os.getloadavg()[0], 2),
                "rounds": plan["rounds"], "flink_rounds": plan["flink_rounds"]}
     log(f"scratch {scratch}")
@@ -139,11 +168,14 @@ def main(argv=None) -> int:
         else:
             log("py-spy not installed: no profile of the bridge")
         flink_throughput(plan, server, scratch, results)
+    python_operators(results)
+    scale_out(plan, scratch, results)
     latency_and_idle(plan, scratch, results)
     results["load_avg_end"] = round(os.getloadavg()[0], 2)
     results["run_seconds"] = round(time.monotonic() - started)
     report.judge(results)
-    report.write(results, profiled, args.output)
+    soak = args.output / "soak.json"
+    report.write(results, profiled, json.loads(soak.read_text()) if soak.exists() else None, args.output)
     log(f"wrote {args.output / 'results.md'} and results.json in {results['run_seconds']} s")
     return 0
 

@@ -167,10 +167,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     g = p.add_argument_group("event time")
     g.add_argument("--out-of-orderness", type=_at_least(0), default=2000, metavar="MS",
-                   help="bounded out-of-orderness of trade times (default: 2000)")
-    g.add_argument("--idleness", type=_at_least(0), default=10000, metavar="MS",
-                   help="a source subtask without trades this long stops holding back the watermark "
-                        "(0: never; default: 10000)")
+                   help="the watermark trails the newest trade time by this much: a trade further behind "
+                        "is late (default: 2000)")
 
     g = p.add_argument_group("bridge (WebSocket connection and the operator draining it)")
     _add_settings(g, DrainConfig)
@@ -243,31 +241,39 @@ def flink_config(args, local: bool):
 
 
 def build(env, args, ws_url: str, rest_url: str | None = None):
-    """The job graph. Returns nothing; ``env.execute`` runs it."""
-    from pyflink.common.typeinfo import Types
+    """The job graph: the bridge, the one Python operator, then Flink SQL. ``env.execute`` runs it."""
     from pyflink.table import StreamTableEnvironment
 
-    from connectors.flink.bars import minute_bars
-    from connectors.flink.rows import late_trade_line, trade_json
-    from connectors.flink.sinks import print_lines, write_lines
-    from connectors.flink.source import trade_stream
-    from connectors.flink.watermarks import with_trade_time
+    from connectors.flink.bars import late_trades, minute_bars
+    from connectors.flink.outputs import add_file_output, bar_lines, dead_letter_lines, print_lines, trade_lines
+    from connectors.flink.source import binance_trades
+    from connectors.flink.watermarks import TradeWatermarks
 
     t_env = StreamTableEnvironment.create(env)
-    trades, dead = trade_stream(
-        env, args.symbol_list, feed_factory(args, ws_url, rest_url), shards=args.shards, t_env=t_env,
+    config = t_env.get_config()
+    config.set("table.local-time-zone", "UTC")  # the hour folders, whatever the machine's zone
+    # Only the bridge runs in parallel (its shards): Flink SQL carries far more than one Python
+    # interpreter feeds it, and one watermark assigner keeps the late-trade filter exact (it then
+    # sees the very watermarks the windows do; with several, a window sees their minimum).
+    config.set("table.exec.resource.default-parallelism", "1")
+    trades, dead_letters = binance_trades(
+        t_env, args.symbol_list, feed_factory(args, ws_url, rest_url),
+        TradeWatermarks(args.out_of_orderness), shards=args.shards,
         duration_s=args.duration, parallelism=args.parallelism, drain=args.drain)
-    timed = with_trade_time(trades, args.out_of_orderness, args.idleness or None)
-    bars, late = minute_bars(timed)
-    stream = args.stream
-    if args.out:
-        trade_lines = trades.map(lambda r: trade_json(r, stream), output_type=Types.STRING()).name("trades to json")
-        write_lines(trade_lines, args.out, "trades")
-        write_lines(bars, args.out, "bars")
-        late_lines = late.map(late_trade_line, output_type=Types.STRING()).name("late trades")
-        write_lines(dead.union(late_lines), args.out, "dead-letters")
-    else:
-        print_lines(bars)
+    bars = bar_lines(t_env, minute_bars(t_env, trades))
+    if not args.out:
+        print_lines(t_env, bars)
+        return
+    # One statement set, planned as a whole: the three outputs share one watermark assigner (not
+    # a copy each), so the late-trade filter sees the very watermarks the bars' windows do.
+    config.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
+    roll = env.get_checkpoint_config().get_checkpoint_interval() or 10_000
+    statements = t_env.create_statement_set()
+    add_file_output(t_env, statements, trade_lines(t_env, trades, args.stream), args.out, "trades", f"{roll} ms")
+    add_file_output(t_env, statements, bars, args.out, "bars", f"{roll} ms")
+    add_file_output(t_env, statements, dead_letter_lines(t_env, dead_letters, late_trades(t_env, trades), args.stream),
+                    args.out, "dead-letters", f"{roll} ms")
+    statements.attach_as_datastream()
 
 
 def start_demo(args):

@@ -6,15 +6,16 @@ from __future__ import annotations
 import time
 
 from bench.clients.meter import Meter, arguments, report
+from connectors.binance.history import RestConfig
 from connectors.feed import BinanceFeed
 
 MAX_BATCH = 10_000
 
 
-def main() -> None:
+def run(client: str, rest: RestConfig | None = None) -> None:
     args = arguments(__doc__)
     meter = Meter(args.count, args.seconds)
-    feed = BinanceFeed([args.symbol], base_url=args.url).start()
+    feed = BinanceFeed([args.symbol], base_url=args.url, rest=rest).start()
     try:
         while not meter.done:
             items = feed.drain(MAX_BATCH)
@@ -25,8 +26,12 @@ def main() -> None:
         stats = feed.stats
     finally:
         feed.close()
-    report(meter.result("bridge", parse_failures=stats["parse_failures"], gaps=stats["gaps"],
+    report(meter.result(client, parse_failures=stats["parse_failures"], gaps=stats["gaps"],
                         duplicates=stats["duplicates"], buffer_high_water=stats["buffer_high_water"]))
+
+
+def main() -> None:
+    run("bridge")
 
 
 if __name__ == "__main__":

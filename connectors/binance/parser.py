@@ -18,9 +18,10 @@ What Binance sends (spot streams, 2026), and what each field means::
 
 What is checked, each failure a dead letter with its reason:
 
-- prices and quantities: plain decimal notation (1 to 11 digits, optionally a point and 1 to 8
-  digits: Binance's int64 fixed point with 8 decimals), strictly positive; no sign, exponent,
-  whitespace, NaN or Infinity (``impossible_value``);
+- prices and quantities: plain decimal notation (1 to 10 digits, optionally a point and 1 to 8
+  digits: Binance prints 8 decimals, and this is what Flink's ``DECIMAL(18, 8)`` holds, whose
+  products stay exact at ``DECIMAL(37, 16)``), strictly positive; no sign, exponent, whitespace,
+  NaN or Infinity (``impossible_value``);
 - ids: non-negative integers; times: integers from Binance's launch (2017-07-01) to a day ahead of
   the local clock (a microsecond ``timeUnit`` fails here), and a trade time at most
   ``MAX_TRADE_AFTER_EVENT_MS`` after the event time (``impossible_value``);
@@ -43,7 +44,7 @@ Parsed = Trade | AggTrade | Control | DeadLetter
 BINANCE_LAUNCH_MS = 1_498_867_200_000  # 2017-07-01T00:00:00Z: no trade is older
 MAX_AHEAD_OF_CLOCK_MS = 86_400_000  # a day: clock skew is never that large
 MAX_TRADE_AFTER_EVENT_MS = 1_000  # T is when orders matched, E when the event left: T <= E
-_PLAIN_DECIMAL = re.compile(r"[0-9]{1,11}(?:\.[0-9]{1,8})?\Z").match
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,8})?\Z").match
 
 
 class _Invalid(Exception):
@@ -76,7 +77,7 @@ def _check_amount(data: dict, name: str, label: str) -> None:
     text = _field(data, name, str, label)
     if not _amount(text):
         raise _Invalid(FailureReason.IMPOSSIBLE_VALUE,
-                       f"{label} {text!r} is not a positive plain decimal of at most 11.8 digits")
+                       f"{label} {text!r} is not a positive plain decimal of at most 10.8 digits")
 
 
 def _check_id(data: dict, name: str, label: str) -> None:

@@ -1,8 +1,7 @@
-"""PyFlink wiring: the Java-free source, event time, one-minute bars, JSON-lines sinks.
+"""PyFlink wiring: the Java-free source and, in Flink SQL, event time, one-minute bars and outputs.
 
-- ``source.trade_stream(env, symbols, ...) -> (trades, dead_letters)``
-- ``watermarks.with_trade_time(trades, out_of_orderness_ms, idleness_ms)``
-- ``bars.minute_bars(trades_with_time) -> (bar JSON lines, late_trades)``
-- ``sinks.write_lines(lines, dir, name)`` / ``sinks.print_lines(lines)``
+- ``source.binance_trades(t_env, symbols, feed_factory, watermarks) -> TradeTables(trades, dead_letters)``
+- ``bars.minute_bars(t_env, trades)`` / ``bars.late_trades(t_env, trades)``
+- ``outputs.trade_lines / bar_lines / dead_letter_lines``, ``outputs.add_file_output`` / ``print_lines``
 - ``config.load_config(path) -> pyflink Configuration``
 """

@@ -1,12 +1,14 @@
-"""The Java-free source: Binance trades as a PyFlink DataStream.
+"""The Java-free source: Binance trades as a Flink table, with event time.
 
 PyFlink 2.3 cannot express a source in Python, so the WebSocket bridge (``BinanceFeed``) runs inside
-a ``KeyedProcessFunction`` fed by a seed stream:
+the one Python operator of the job, a ``KeyedProcessFunction`` fed by a seed made in Java
+(``seed.py``):
 
-    datagen seed (1 row/s, parallelism 1) -> one element per shard -> key_by(shard)
-      -> _BridgeFunction: starts the shard's feed on the first element (or first timer after a
-         restore), drains it on a processing-time timer re-armed every ``drain_interval`` ms,
-         never blocks -> trades (main output) + dead letters (side output)
+    seed (SQL datagen, 1 row/s per shard, keyed in Java)
+      -> _BridgeFunction [Python]: starts the shard's feed on the first row (or first timer after
+         a restore), drains it on a processing-time timer re-armed every ``drain_interval`` ms,
+         never blocks -> trades (tuples) + dead letters (a side output, tuples)
+      -> tables: ``trades`` with ``rowtime`` and its watermark, ``dead_letters``   [Java]
 
 A shard is a group of symbols served by one connection (one combined stream). Default: a single
 shard holding every symbol (Binance allows 1024 streams per connection and only 300 connection
@@ -17,22 +19,23 @@ Per-symbol last trade id lives in keyed state (``MapState`` under the shard key)
 checkpointed with the rest of the job: after a restart the feed resumes after it, dropping what
 was delivered before and fetching from Binance's REST history what came since, so the committed
 output holds every trade once. A ``FeedError`` from ``drain()`` propagates: the job fails and
-Flink's restart strategy retries from the last checkpoint.
+Flink's restart strategy retries from the last checkpoint (or, for a failure no retry can fix,
+the job fails for good: ``failure.py``).
 
-With ``duration_s`` the seed is bounded (sequence 1..N at 1 row/s); the row carrying N tells the
-operator to close the feed and emit everything it already received. The seed then ends, end of
-input flushes the event-time windows and the final checkpoint commits the file sinks.
+With ``duration_s`` the seed is bounded (1..N at 1 row/s); the row carrying N tells the operator
+to close the feed and emit everything it already received. The seed then ends, end of input
+flushes the event-time windows and the final checkpoint commits the file sinks.
 """
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.data_stream import DataStream
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.binance.records import DeadLetter
@@ -44,12 +47,13 @@ from connectors.websocket.ratelimited_log import RateLimitedLog
 
 from .failure import fail_for_good
 from .metrics import SourceMetrics
-from .rows import TRADE_TYPE, failure_line, trade_row
+from .rows import DEAD_LETTER_FIELDS, DEAD_LETTER_TYPE, TRADE_FIELDS, TRADE_TYPE, dead_letter_tuple, trade_tuple
+from .seed import keyed_seed
+from .watermarks import TradeWatermarks
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())  # JSON lines (rows.DEAD_LETTER_FIELDS)
-SEED_TYPE = Types.TUPLE([Types.INT(), Types.LONG(), Types.BOOLEAN()])  # shard, tick, last
+DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER_TYPE)
 
 FeedFactory = Callable[[list[str]], Bridge]  # a shard's symbols -> its feed, not yet started
 
@@ -58,17 +62,19 @@ FeedFactory = Callable[[list[str]], Bridge]  # a shard's symbols -> its feed, no
 class DrainConfig:
     drain_interval: int = setting(10, "ms between two drains of the feed while trades flow", metavar="MS",
                                   minimum=1)
-    idle_drain_interval: int = setting(100, "while the feed is quiet the drain backs off, doubling up to this many ms",
+    idle_drain_interval: int = setting(200, "while the feed is quiet the drain backs off, doubling up to this many ms",
                                        metavar="MS", minimum=1)
     max_batch: int = setting(2000, "records taken per drain", minimum=1)
+    flush_interval: int = setting(10, "ms at most before the trades the bridge emitted reach Flink's SQL (the "
+                                  "network buffer timeout of its output)", metavar="MS", minimum=1)
 
     def __post_init__(self):
         check_settings(self)
 
 
-class TradeStreams(NamedTuple):
-    trades: object  # DataStream of TRADE_TYPE rows
-    dead_letters: object  # DataStream of dead-letter JSON lines (rows.DEAD_LETTER_FIELDS)
+class TradeTables(NamedTuple):
+    trades: object  # Table: rows.TRADE_FIELDS and ``rowtime`` (event time, with its watermark)
+    dead_letters: object  # Table: rows.DEAD_LETTER_FIELDS
 
 
 def plan_shards(symbols: Sequence[str], shards: int | Sequence[Sequence[str]] | None) -> list[list[str]]:
@@ -84,51 +90,44 @@ def plan_shards(symbols: Sequence[str], shards: int | Sequence[Sequence[str]] | 
     return [normalize_symbols(g) for g in shards]
 
 
-def seed_stream(env, t_env, n_shards: int, duration_s: float | None = None, name: str = "seed"):
-    """One element per shard and second: ``(shard, tick, last)``; bounded when ``duration_s``."""
-    if duration_s is None:
-        # the value is unused; datagen rejects min == max
-        kind = "'fields.tick.kind' = 'random', 'fields.tick.min' = '0', 'fields.tick.max' = '1'"
-    else:
-        end = max(1, math.ceil(duration_s))
-        kind = (f"'fields.tick.kind' = 'sequence', 'fields.tick.start' = '1', "
-                f"'fields.tick.end' = '{end}'")
-    t_env.execute_sql(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} (tick BIGINT) WITH ("
-        f"'connector' = 'datagen', 'rows-per-second' = '1', 'scan.parallelism' = '1', {kind})")
-    ticks = t_env.to_data_stream(t_env.from_path(name))
-    last_tick = None if duration_s is None else max(1, math.ceil(duration_s))
-
-    def fan_out(row):
-        tick = int(row[0])
-        for shard in range(n_shards):
-            yield shard, tick, last_tick is not None and tick >= last_tick
-
-    return ticks.flat_map(fan_out, output_type=SEED_TYPE).name("seed per shard").set_parallelism(1)
-
-
-def trade_stream(env, symbols: Sequence[str], feed_factory: FeedFactory,
-                 shards: int | Sequence[Sequence[str]] | None = None, *, t_env=None,
-                 duration_s: float | None = None, parallelism: int | None = None,
-                 drain: DrainConfig = DrainConfig(), uid_prefix: str = "binance") -> TradeStreams:
-    """Trades (TRADE_TYPE rows) and dead letters (JSON lines) of ``symbols``, one feed per shard.
+def binance_trades(t_env, symbols: Sequence[str], feed_factory: FeedFactory,
+                   watermarks: TradeWatermarks = TradeWatermarks(), name: str = "binance", *,
+                   shards: int | Sequence[Sequence[str]] | None = None, duration_s: float | None = None,
+                   parallelism: int | None = None, drain: DrainConfig = DrainConfig()) -> TradeTables:
+    """The trades of ``symbols`` with event time by ``watermarks``, and the dead letters, as tables
+    (the Table API's ``env.from_source(source, watermark_strategy, name)``).
 
     ``feed_factory(symbols)`` builds a shard's feed, e.g. ``functools.partial(BinanceFeed,
-    stream="trade", rest=RestConfig())``; it travels to the TaskManagers pickled. ``t_env``
-    defaults to a new ``StreamTableEnvironment`` over ``env`` (the seed comes from the Table API
-    ``datagen``).
+    stream="trade", rest=RestConfig())``; it travels to the TaskManagers pickled.
     """
     groups = plan_shards(symbols, shards)
-    if t_env is None:
-        from pyflink.table import StreamTableEnvironment
-        t_env = StreamTableEnvironment.create(env)
-    seed = seed_stream(env, t_env, len(groups), duration_s)
-    trades = (seed.key_by(lambda e: e[0], key_type=Types.INT())
-              .process(_BridgeFunction(groups, feed_factory, drain), output_type=TRADE_TYPE)
-              .name("binance bridge").uid(f"{uid_prefix}-bridge"))
+    seed = keyed_seed(t_env, len(groups), duration_s, name=f"{name}_seed")
+    bridge = (seed.process(_BridgeFunction(groups, feed_factory, drain), output_type=TRADE_TYPE)
+              .name(f"{name} bridge").uid(f"{name}-bridge"))
+    bridge = in_own_task(bridge, drain.flush_interval)
     if parallelism:
-        trades = trades.set_parallelism(min(parallelism, len(groups)))
-    return TradeStreams(trades, trades.get_side_output(DEAD_LETTERS))
+        bridge = bridge.set_parallelism(min(parallelism, len(groups)))
+    # the side output taken in Java: PyFlink's get_side_output would add a Python operator
+    dead = DataStream(bridge._j_data_stream.getSideOutput(DEAD_LETTERS.get_java_output_tag()))
+    return trade_tables(t_env, bridge, dead, watermarks)
+
+
+def in_own_task(python_operator, flush_interval: int):
+    """The Python operator in a task of its own: it parses and emits while Flink's SQL runs on
+    another core (about twice the throughput of one chain, bench/), its output handed over through
+    a network buffer flushed every ``flush_interval`` ms (the rest of the job flushes far less
+    often: every flusher's wakeups are idle cost)."""
+    python_operator._j_data_stream.setBufferTimeout(flush_interval)
+    return python_operator.disable_chaining()
+
+
+def trade_tables(t_env, trades, dead_letters, watermarks: TradeWatermarks) -> TradeTables:
+    """Tables of a stream of TRADE_TYPE tuples (with event time by ``watermarks``) and of one of
+    DEAD_LETTER_TYPE tuples."""
+    watermarks.configure(t_env)
+    time_column = f"f{TRADE_FIELDS.index('trade_time')}"  # tuple fields are f0, f1, ...
+    table = t_env.from_data_stream(trades, watermarks.schema(time_column)).alias(*TRADE_FIELDS, "rowtime")
+    return TradeTables(table, t_env.from_data_stream(dead_letters).alias(*DEAD_LETTER_FIELDS))
 
 
 class _BridgeFunction(KeyedProcessFunction):
@@ -167,7 +166,7 @@ class _BridgeFunction(KeyedProcessFunction):
         shard = ctx.get_current_key()
         if shard in self.stopped:
             return
-        if value[2]:  # the bounded run's last tick: stop the feed, emit all it received
+        if value.last:  # the bounded run's last tick: stop the feed, emit all it received
             yield from self._finish(shard)
             return
         self._ensure_feed(shard)
@@ -256,12 +255,12 @@ class _BridgeFunction(KeyedProcessFunction):
                 dead += 1
                 self.failure_log.warning("dead letter", "shard %s: dead letter %s: %s; raw %.200r", shard,
                                          rec.reason, rec.error, rec.raw)
-                yield DEAD_LETTERS, failure_line(rec)
+                yield DEAD_LETTERS, dead_letter_tuple(rec)
             else:
                 if rec.seq > last_ids.get(rec.symbol, -1):
                     last_ids[rec.symbol] = rec.seq
                 m.last_event_time = rec.trade_time
-                yield trade_row(rec)
+                yield trade_tuple(rec)
         if dead:
             m.records_in_errors.inc(dead)
         if len(batch) > dead:

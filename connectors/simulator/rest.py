@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import defaultdict
@@ -52,13 +53,18 @@ class RestApi:
         self.stalls: list[float] = []  # seconds the next answers are held back, one each
         self.hidden: dict[str, set[int]] = defaultdict(set)  # symbol -> ids left out
         self.answered: list[tuple[str, int, float]] = []  # (path?query, status, time.time()) of each request
+        self._closing = asyncio.Event()
+
+    def close(self) -> None:
+        self._closing.set()
 
     def routes(self, path: str) -> bool:
         return path in WEIGHTS
 
     async def answer(self, path: str, query: str) -> tuple[int, bytes, dict[str, str]]:
         if self.stalls:
-            await asyncio.sleep(self.stalls.pop(0))
+            with contextlib.suppress(TimeoutError):  # a stall ends early when the simulator stops
+                await asyncio.wait_for(self._closing.wait(), self.stalls.pop(0))
         status, body, headers = self._answer(path, query)
         self.answered.append((f"{path}?{query}", status, time.time()))
         return status, body, headers

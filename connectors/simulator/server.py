@@ -67,6 +67,7 @@ class Exchange:
         close_timeout: float,
         rest_weight_limit: int,
         ssl_context: ssl.SSLContext | None,
+        keep_frames: bool,
         call: Callable,
     ) -> None:
         self.market = market
@@ -74,6 +75,7 @@ class Exchange:
         self.ping_interval, self.pong_timeout = ping_interval, pong_timeout
         self.close_timeout = close_timeout
         self.ssl_context = ssl_context
+        self.keep_frames = keep_frames
         self.speaking = asyncio.Event()
         self.speaking.set()
         self.room = asyncio.Event()
@@ -95,6 +97,7 @@ class Exchange:
 
     async def stop(self) -> None:
         self._market_task.cancel()
+        self.rest.close()
         for server in self._servers:
             server.close()
         try:
@@ -265,7 +268,9 @@ class ExchangeSimulator:
 
     ``start()`` returns once it listens; ``stop()`` closes every connection (1001), stops
     the loop and joins the thread. Also a context manager. Everything public may be used
-    from any thread except the loop's own.
+    from any thread except the loop's own. Each connection's record keeps every frame sent
+    (``sent``) and counts them by kind (``sent_counts``); ``keep_frames=False`` keeps the counts
+    only, for runs long enough that the frames would fill the memory (the soak).
     """
 
     def __init__(
@@ -278,13 +283,15 @@ class ExchangeSimulator:
         close_timeout: float = 2.0,
         rest_weight_limit: int = 6000,
         ssl_context: ssl.SSLContext | None = None,
+        keep_frames: bool = True,
     ) -> None:
         self.market = market
         self.host = host
         self._port = port
         self._scheme = "s" if ssl_context is not None else ""
         self._options = dict(ping_interval=ping_interval, pong_timeout=pong_timeout, close_timeout=close_timeout,
-                             rest_weight_limit=rest_weight_limit, ssl_context=ssl_context)
+                             rest_weight_limit=rest_weight_limit, ssl_context=ssl_context,
+                             keep_frames=keep_frames)
         self._exchange: Exchange | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

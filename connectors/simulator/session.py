@@ -55,7 +55,8 @@ class ConnectionRecord:
     close_reason: str | None = None
     closed_by: str | None = None  # "server" or "client"
     reset: bool = False  # the server ended it with a TCP reset
-    sent: list[Frame] = field(default_factory=list)
+    sent: list[Frame] = field(default_factory=list)  # unless the simulator keeps no frames (then empty)
+    sent_counts: dict[str, int] = field(default_factory=dict)  # frame kind -> how many were sent
     received: list[str | bytes] = field(default_factory=list)
     pings: list[bytes] = field(default_factory=list)  # payloads of the pings sent
     pongs: list[bytes] = field(default_factory=list)  # payloads of the pings answered in time
@@ -178,7 +179,9 @@ class Session:
                     await speaking.wait()
                 frame = queue.popleft()
                 await ws.send(frame.data, text=not frame.binary)
-                record.sent.append(frame)
+                if exchange.keep_frames:
+                    record.sent.append(frame)
+                record.sent_counts[frame.kind] = record.sent_counts.get(frame.kind, 0) + 1
                 if len(queue) <= QUEUE_LOW:
                     exchange.room.set()
                 if frame.kind == MARKET and self.drop is not None:

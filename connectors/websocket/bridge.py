@@ -204,6 +204,9 @@ class Bridge:
 
     @property
     def stats(self) -> dict[str, int]:
+        """Counts since the start, which only grow, and levels, which say what is now:
+        ``buffered``, ``buffer_capacity``, ``buffer_high_water``, ``connected`` (connections open),
+        ``backfilling`` (backfills running)."""
         with self._lock:
             counts = dict(self._counts)
             seq = self._sequencer

@@ -22,7 +22,7 @@ OUT_OF_ORDERNESS_MS = 2000  # the job's default watermark bound: a trade further
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def live_market(rate: float = 400, count: int = 4000, symbols=SYMBOLS) -> Market:
+def live_market(rate: float = 800, count: int = 4000, symbols=SYMBOLS) -> Market:
     return Market.generated(symbols, rate=rate, count=count, pause_without_subscribers=False, seed=7)
 
 
@@ -90,6 +90,7 @@ def assert_exactly_once_in_order(items, sim, symbols=SYMBOLS, first_ids=None):
             newest = max(newest, r.trade_time)
 
 
+@pytest.mark.slow
 def test_a_reset_connection_loses_nothing(simulator, feeds):
     sim = simulator(live_market())
     feed = feeds(sim)
@@ -105,8 +106,9 @@ def test_a_reset_connection_loses_nothing(simulator, feeds):
     assert stats["unfilled_ids"] == 0 and not any(isinstance(i, DeadLetter) for i in items)
 
 
+@pytest.mark.slow
 def test_refused_reconnects_then_a_gap_filled_across_symbols_by_time(simulator, feeds):
-    sim = simulator(live_market(rate=300, count=3000))
+    sim = simulator(live_market(rate=600, count=3000))
     feed = feeds(sim)
     drain_until(feed, lambda items: len(items) >= 100, timeout=10)
     sim.faults.reject_handshake(503, retry_after=None, times=3)
@@ -116,8 +118,9 @@ def test_refused_reconnects_then_a_gap_filled_across_symbols_by_time(simulator, 
     assert feed.stats["connect_failures"] == 3 and feed.stats["backfilled"] > 0
 
 
+@pytest.mark.slow
 def test_a_handover_without_overlap_is_filled(simulator, feeds):
-    sim = simulator(live_market(rate=300, count=3000))
+    sim = simulator(live_market(rate=600, count=3000))
     feed = feeds(sim, handover_timeout=1.0)
     drain_until(feed, lambda items: len(items) >= 100, timeout=10)
     sim.faults.mute_open_connections()  # the old connection's stream stalls upstream...
@@ -154,6 +157,7 @@ def test_since_a_time_starts_from_the_first_trade_at_that_time(simulator, feeds)
     assert any("aggTrades" in path and "startTime" in path for path, _, _ in sim.rest_requests)
 
 
+@pytest.mark.slow
 def test_rate_limits_and_server_errors_are_waited_out(simulator, feeds):
     sim = simulator(live_market(rate=0, count=1500))
     sim.wait_until_idle()
@@ -185,8 +189,9 @@ def test_ids_the_history_lacks_become_gap_unfilled_dead_letters(simulator, feeds
     assert feed.stats["unfilled_ids"] == 6
 
 
+@pytest.mark.slow
 def test_a_backfill_past_its_bound_reports_the_rest_and_live_delivery_resumes(simulator, feeds):
-    sim = simulator(live_market(rate=200, count=2000, symbols=("BTCUSDT",)))
+    sim = simulator(live_market(rate=200, count=1000, symbols=("BTCUSDT",)))
     sim.faults.stall_rest(30.0, times=100)  # REST hangs: every request times out
     feed = feeds(sim, symbols=("BTCUSDT",), backfill_timeout=2.0, rest=RestConfig(sim.http_url, rest_timeout=0.5))
     drain_until(feed, lambda items: len(items) >= 100, timeout=10)

@@ -206,9 +206,10 @@ def test_pings_are_answered_with_their_payload(simulator, feeds, tmp_path):
     assert feed.stats["disconnects"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trigger", ["server_shutdown", "max_age"])
 def test_handover_opens_the_new_connection_first_and_loses_nothing(simulator, feeds, tmp_path, trigger):
-    sim = simulator(Market.generated(["btcusdt", "ethusdt"], rate=400, count=4000, speed=1))
+    sim = simulator(Market.generated(["btcusdt", "ethusdt"], rate=800, count=4000, speed=1))
     cfg = config(tmp_path, max_connection_age=3.0 if trigger == "max_age" else 85_000.0)
     feed = feeds(["btcusdt", "ethusdt"], "trade", sim.ws_url, cfg)
     collect(feed, count_trades(200), timeout=10)

@@ -7,9 +7,21 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from connectors.simulator import Market
-from helpers.flinkjob import (assert_every_published_trade_once, expected_bars, finish_job, flink_log,
-                              job_command, normalized_bars, read_output, start_job)
+from helpers.flinkjob import (
+    assert_every_published_trade_once,
+    expected_bars,
+    finish_job,
+    flink_log,
+    job_command,
+    normalized_bars,
+    read_output,
+    start_job,
+)
+
+pytestmark = pytest.mark.slow
 
 SPEED = 6.5  # the captures hold about 61 trades/s: about 400/s
 

@@ -13,9 +13,22 @@ from collections import Counter
 import pytest
 
 from connectors.simulator import Market
-from helpers.flinkjob import (CAPTURES, SYMBOLS, assert_every_published_trade_once, capture_trades, expected_bars,
-                      finish_job, flink_log, in_progress_files, job_command, normalized_bars,
-                      read_output, start_job)
+from helpers.flinkjob import (
+    CAPTURES,
+    SYMBOLS,
+    assert_every_published_trade_once,
+    capture_trades,
+    expected_bars,
+    finish_job,
+    flink_log,
+    in_progress_files,
+    job_command,
+    normalized_bars,
+    read_output,
+    start_job,
+)
+
+pytestmark = pytest.mark.slow
 
 BAD_TEXT_FRAMES = [
     b"this is not json",                                           # invalid_json

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-BUCKET = "2024-08-09--00"
+BUCKET = "hour=2024-08-09--00"
 MINUTE0 = 1723161600000  # 2024-08-09 00:00 UTC
 RISING, FALLING = (38, 166, 154), (239, 83, 80)  # job.chart's candle colours
 DIRECTION = {f"rgb{RISING}": "rising", f"rgb{FALLING}": "falling"}  # as the DOM styles them
@@ -134,21 +134,21 @@ def chromium(tmp_path_factory):
 def page(tmp_path_factory) -> Path:
     """The page of an output folder with committed and in-progress files."""
     out = tmp_path_factory.mktemp("out")
-    write_jsonl(out, "bars", "bars-5b0c6f1e-2a4e-4c1e-9d3a-0f6c2b7e8a91-0.jsonl",
+    write_jsonl(out, "bars", "part-5b0c6f1e-2a4e-4c1e-9d3a-0f6c2b7e8a91-0-0",
                 [bar("BTCUSDT", *b) for b in BTC[:3]] + [bar("ETHUSDT", *b) for b in ETH])
-    write_jsonl(out, "bars", "bars-5b0c6f1e-2a4e-4c1e-9d3a-0f6c2b7e8a91-1.jsonl",
+    write_jsonl(out, "bars", "part-5b0c6f1e-2a4e-4c1e-9d3a-0f6c2b7e8a91-0-1",
                 [bar("BTCUSDT", *b) for b in BTC[3:]])
     # Still being written (Flink's in-progress name): not part of the run's results yet.
-    write_jsonl(out, "bars", ".bars-5b0c6f1e-2a4e-4c1e-9d3a-0f6c2b7e8a91-2.jsonl.inprogress.77e1c3d0",
+    write_jsonl(out, "bars", ".part-5b0c6f1e-2a4e-4c1e-9d3a-0f6c2b7e8a91-0-2.inprogress.77e1c3d0",
                 [bar("ETHUSDT", *ETH_IN_PROGRESS)])
-    write_jsonl(out, "dead-letters", "dead-letters-0d4b1a5c-6e2f-4a8b-b3c9-1e7d5f2a9c04-0.jsonl", [
+    write_jsonl(out, "dead-letters", "part-0d4b1a5c-6e2f-4a8b-b3c9-1e7d5f2a9c04-0-0", [
         dead_letter("invalid_json", '{"e":"trade",', "unexpected end of data"),
         dead_letter("invalid_json", "{oops}", "unexpected character"),
         dead_letter("late_trade", '{"symbol":"BTCUSDT","trade_id":3735693100}', "behind the watermark"),
         dead_letter("gap_unfilled", '{"symbol":"ETHUSDT","first_id":1520546000,"last_id":1520546009}'),
         dead_letter("gap_unfilled", {"symbol": "BTCUSDT", "first_id": 3735694900, "last_id": 3735694900}),
     ])
-    write_jsonl(out, "dead-letters", ".dead-letters-0d4b1a5c-6e2f-4a8b-b3c9-1e7d5f2a9c04-1.jsonl.inprogress.0a1b", [
+    write_jsonl(out, "dead-letters", ".part-0d4b1a5c-6e2f-4a8b-b3c9-1e7d5f2a9c04-0-1.inprogress.0a1b", [
         dead_letter("gap_unfilled", '{"symbol":"BTCUSDT","first_id":3735695000,"last_id":3735695099}'),
         dead_letter("not_an_object", "[]"),
     ])
@@ -194,8 +194,8 @@ def test_health_tables_count_committed_dead_letters(page):
 
 
 def test_duplicate_bar_is_refused(tmp_path):
-    first = write_jsonl(tmp_path, "bars", "bars-a1-0.jsonl", [bar("BTCUSDT", *b) for b in BTC[:2]])
-    second = write_jsonl(tmp_path, "bars", "bars-b2-0.jsonl", [bar("BTCUSDT", *BTC[1])])
+    first = write_jsonl(tmp_path, "bars", "part-a1-0-0", [bar("BTCUSDT", *b) for b in BTC[:2]])
+    second = write_jsonl(tmp_path, "bars", "part-b2-0-0", [bar("BTCUSDT", *BTC[1])])
     page = tmp_path / "page.html"
     result = run_chart(tmp_path, page)
     assert result.returncode == 1

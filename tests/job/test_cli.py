@@ -21,7 +21,7 @@ def test_help_lists_every_option_with_its_default(capsys):
                    "--rest-weight-budget", "--ca-file", "--out", "--duration", "--demo", "--parallelism",
                    "--checkpoint-interval", "--buffer-size", "--connect-timeout", "--silence-timeout",
                    "--max-reconnect-attempts", "--backoff-initial", "--backoff-max", "--python-mode", "--bundle-time",
-                   "--out-of-orderness", "--idleness", "--shards", "--drain-interval", "--max-batch"):
+                   "--out-of-orderness", "--shards", "--drain-interval", "--max-batch"):
         assert option in text, option
     assert "(default: 100000)" in text and f"(default: {DEFAULT_REST_URL})" in text  # from the config's own fields
 

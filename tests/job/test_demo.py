@@ -8,9 +8,12 @@ import sys
 import time
 
 import orjson
+import pytest
 
 from connectors.simulator import load_events
 from helpers.flinkjob import MAIN, REPO, expected_bars, job_env, normalized_bars
+
+pytestmark = pytest.mark.slow
 
 # 2024-08-09T00:05:00Z: the demo loops its captures, and the minute 00:05 mixes the first pass's
 # last seconds with the second pass's first trades.

@@ -1,0 +1,97 @@
+"""The job's outputs, written in Java: JSON lines of trades, one-minute bars and dead letters.
+
+``DIR/<name>/hour=<yyyy-MM-dd--HH>/part-<uuid>-<subtask>-<n>``, by Flink's filesystem connector in
+its ``json`` format (decimals are STRING columns: the exact strings). The hour is UTC, of the trade
+time for trades, of the window start for bars, of the arrival for dead letters. A part file rolls
+after ``roll_interval`` and is committed by the checkpoint that follows (exactly once with the
+restart strategy); files still being written start with a dot: read only the others.
+"""
+from __future__ import annotations
+
+import os
+
+from .bars import BAR_FIELDS
+from .rows import DEAD_LETTER_FIELDS
+
+# The fields of a trades line by stream kind, in their order on the line.
+TRADE_LINE_FIELDS = {
+    "trade": ["symbol", "trade_id", "price", "quantity", "trade_time", "event_time", "buyer_is_maker"],
+    "aggTrade": ["symbol", "agg_id", "price", "quantity", "first_trade_id", "last_trade_id", "trade_time",
+                 "event_time", "buyer_is_maker"],
+}
+_SQL_TYPES = {"symbol": "STRING", "trade_id": "BIGINT", "agg_id": "BIGINT", "price": "STRING", "quantity": "STRING",
+              "first_trade_id": "BIGINT", "last_trade_id": "BIGINT", "trade_time": "BIGINT", "event_time": "BIGINT",
+              "buyer_is_maker": "BOOLEAN", "window_start": "BIGINT", "window_end": "BIGINT", "open": "STRING",
+              "high": "STRING", "low": "STRING", "close": "STRING", "volume": "STRING", "quote_volume": "STRING",
+              "vwap": "STRING", "trade_count": "BIGINT", "reason": "STRING", "raw": "STRING", "raw_encoding": "STRING",
+              "error": "STRING", "received_at": "BIGINT"}
+_HOUR = "DATE_FORMAT(TO_TIMESTAMP_LTZ({ms}, 3), 'yyyy-MM-dd--HH')"
+_RECEIVED_AT = ("TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_ROW_TIMESTAMP()) * CAST(1000 AS BIGINT)"
+                " + EXTRACT(MILLISECOND FROM CURRENT_ROW_TIMESTAMP())")
+
+
+def trade_lines(t_env, trades, kind: str = "trade"):
+    """The trades output: TRADE_LINE_FIELDS[kind] (aggTrade: the id columns under their own names)."""
+    return t_env.sql_query(f"SELECT {_trade_select(kind)}, {_HOUR.format(ms='trade_time')} AS `hour` FROM {trades}")
+
+
+def bar_lines(t_env, bars):
+    return t_env.sql_query(f"SELECT {_quoted(BAR_FIELDS)}, {_HOUR.format(ms='window_start')} AS `hour` FROM {bars}")
+
+
+def dead_letter_lines(t_env, bridge_dead_letters, late_trades, kind: str = "trade"):
+    """The bridge's dead letters and the late trades (``late_trade``, raw = the trade's line)."""
+    late = (f"SELECT 'late_trade' AS reason, {json_line(TRADE_LINE_FIELDS[kind])} AS `raw`, 'utf-8' AS raw_encoding, "
+            f"'trade time ' || CAST(trade_time AS STRING) || ' is behind the watermark: its 1-minute bar was "
+            f"already emitted' AS error, {_RECEIVED_AT} AS received_at "
+            f"FROM (SELECT {_trade_select(kind)} FROM {late_trades})")
+    return t_env.sql_query(f"SELECT *, {_HOUR.format(ms='received_at')} AS `hour` FROM ("
+                           f"SELECT {_quoted(DEAD_LETTER_FIELDS)} FROM {bridge_dead_letters} UNION ALL {late})")
+
+
+def add_file_output(t_env, statements, lines, out_dir: str, name: str, roll_interval: str) -> None:
+    """Adds to ``statements`` the insert of ``lines`` (a ``*_lines`` table) into ``out_dir/name``."""
+    table = name.replace("-", "_") + "_files"
+    columns = [c for c in lines.get_schema().get_field_names() if c != "hour"]
+    path = "file://" + os.path.join(os.path.abspath(out_dir), name)
+    t_env.execute_sql(
+        f"CREATE TEMPORARY TABLE {table} ({', '.join(f'`{c}` {_SQL_TYPES[c]}' for c in columns)}, `hour` STRING) "
+        f"PARTITIONED BY (`hour`) WITH ('connector'='filesystem', 'path'='{path}', 'format'='json', "
+        f"'sink.rolling-policy.rollover-interval'='{roll_interval}', 'sink.rolling-policy.check-interval'='1 s')")
+    statements.add_insert(table, lines)
+
+
+def print_lines(t_env, lines):
+    """One JSON object per line on the TaskManager's stdout (the console of an embedded run)."""
+    from pyflink.table import DataTypes
+    from pyflink.table.types import _to_java_data_type
+
+    columns = [c for c in lines.get_schema().get_field_names() if c != "hour"]
+    text = t_env.sql_query(f"SELECT {json_line(columns)} FROM {lines}")
+    # Java's print of plain strings: the SQL print connector would add +I[...] to every line, and
+    # PyFlink's DataStream.print() a Python operator of its own
+    j_lines = t_env._j_tenv.toDataStream(text._j_table, _to_java_data_type(DataTypes.STRING()))
+    j_lines.print().name("stdout").setParallelism(1)
+
+
+def json_line(columns) -> str:
+    """SQL for a JSON object of ``columns`` (none of them null), keys in the order given as the json
+    format writes them (Flink's JSON_OBJECT sorts its keys)."""
+    def value(c):
+        kind = _SQL_TYPES[c]
+        if kind == "STRING":
+            return f"JSON_STRING(`{c}`)"
+        if kind == "BOOLEAN":
+            return f"CASE WHEN `{c}` THEN 'true' ELSE 'false' END"
+        return f"CAST(`{c}` AS STRING)"
+    parts = [f"'{',' if i else '{'}\"{c}\":' || {value(c)}" for i, c in enumerate(columns)]
+    return " || ".join(parts) + " || '}'"
+
+
+def _trade_select(kind: str) -> str:
+    renames = {"agg_id": "trade_id AS agg_id"} if kind == "aggTrade" else {}
+    return ", ".join(renames.get(f, f) for f in TRADE_LINE_FIELDS[kind])
+
+
+def _quoted(fields) -> str:
+    return ", ".join(f"`{f}`" for f in fields)

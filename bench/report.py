@@ -33,6 +33,12 @@ def write(results: dict, profile: dict | None, soak: dict | None, out: Path) -> 
     (out / "results.md").write_text(markdown(results, profile) + soak_markdown(soak))
 
 
+def replace_soak(results_md: Path, soak: dict) -> None:
+    """Puts the soak's section into an existing results.md, in place of an older one."""
+    text = results_md.read_text()
+    results_md.write_text(text.split("\n## 6. Soak\n")[0].rstrip("\n") + "\n" + soak_markdown(soak))
+
+
 def _n(value, digits: int = 0) -> str:
     if value is None:
         return "n/a"

@@ -1,6 +1,6 @@
 """Soak: the job for a long while under faults, watching its processes for growth.
 
-    python bench/soak.py                     # 10 minutes: writes bench/soak.json, results.md shows it
+    python bench/soak.py                     # 10 minutes: writes bench/soak.json, and its section of results.md
     python bench/soak.py --minutes 2         # a shorter look
 
 ``job/main.py`` (embedded cluster) reads the exchange simulator, live (it trades on while nobody
@@ -29,6 +29,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, bench/ is not installed
 
+from bench import report  # noqa: E402
 from bench.data import REPO  # noqa: E402
 from connectors.simulator import ExchangeSimulator, Market  # noqa: E402
 from connectors.simulator.session import INJECTED  # noqa: E402
@@ -62,7 +63,8 @@ def check_trades(trades: list[dict], sim: ExchangeSimulator) -> dict:
     out = {}
     for symbol in SYMBOLS:
         ids = [t["trade_id"] for t in trades if t["symbol"] == symbol]
-        published = [i for i in sim.market.published(symbol).ids if ids and min(ids) <= i <= max(ids)]
+        first, last = (min(ids), max(ids)) if ids else (0, -1)
+        published = [i for i in sim.market.published(symbol).ids if first <= i <= last]
         out[symbol] = {"written": len(ids), "duplicates": len(ids) - len(set(ids)),
                        "missing": len(set(published) - set(ids)), "extra": len(set(ids) - set(published))}
     return out
@@ -70,7 +72,7 @@ def check_trades(trades: list[dict], sim: ExchangeSimulator) -> dict:
 
 def run(minutes: float, rate: int, work: Path) -> dict:
     market = Market.generated([s.lower() for s in SYMBOLS], rate=rate / len(SYMBOLS), pause_without_subscribers=False,
-                              history_limit=200_000, seed=1)
+                              history_limit=None, seed=1)  # the whole history: every id is checked
     with ExchangeSimulator(market, keep_frames=False) as sim:
         out = work / "out"
         seconds = minutes * 60
@@ -125,6 +127,9 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="soak-", dir=os.environ.get("BENCH_SCRATCH")))
     result = run(args.minutes, args.rate, work)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
+    results_md = args.output.parent / "results.md"
+    if results_md.exists():
+        report.replace_soak(results_md, result)
     print(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2))
     return 0 if result["exit_code"] == 0 else 1
 

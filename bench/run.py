@@ -1,8 +1,8 @@
 """Runs every benchmark and writes bench/results.md and bench/results.json.
 
-    python bench/run.py            # ~15 minutes on 2 cores
+    python bench/run.py            # about 12 minutes on 2 cores
     python bench/run.py --quick    # under 6 minutes: shorter windows, one Flink round, 15 s idle
-    python bench/run.py --smoke    # about 2 minutes: every stage once, windows of seconds; checks the
+    python bench/run.py --smoke    # about 4 minutes: every stage once, windows of seconds; checks the
                                    # harness (the test suite runs it), its figures are not worth quoting
 
 Needs Java 17 (Flink), psutil and, for the bridge's profile, py-spy (``pip install .[bench] py-spy``).
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="finish in under 6 minutes")
-    size.add_argument("--smoke", action="store_true", help="every stage once, in about 2 minutes: checks the harness")
+    size.add_argument("--smoke", action="store_true", help="every stage once, in about 4 minutes: checks the harness")
     p.add_argument("--output", type=Path, default=REPO / "bench", help="where results.md/json go")
     args = p.parse_args(argv)
     plan_name = "smoke" if args.smoke else "quick" if args.quick else "full"

@@ -1,10 +1,10 @@
 """Reads WebSocket frames (RFC 6455) from a connected socket, many per ``recv``.
 
 websocket-client reads each frame with several small ``recv`` calls (header, length, payload); at
-tens of thousands of frames per second those calls are the whole cost (see bench/ and
-../shared/REFERENCE.md: about 60k msg/s at best). This reader pulls large chunks and slices frames
-out of them. It also enforces a size limit from the header alone, so an oversized frame is skipped
-without ever being held in memory.
+tens of thousands of frames per second those calls are the whole cost (bench/results.md measures
+websocket-client's own loop with json.loads at about 15k msg/s, this reader with the parser at about
+150k). This reader pulls large chunks and slices frames out of them. It also enforces a size limit
+from the header alone, so an oversized frame is skipped without ever being held in memory.
 """
 from __future__ import annotations
 

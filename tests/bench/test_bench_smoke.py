@@ -1,5 +1,5 @@
 """``bench/run.py --smoke`` runs every stage to the end and writes every result key (no timed
-assertions: the figures depend on the machine). Takes about two minutes: it starts Flink six
+assertions: the figures depend on the machine). Takes about four minutes: it starts Flink six
 times, two of them as standalone clusters."""
 import json
 import subprocess

@@ -24,13 +24,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import orjson
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, bench/ is not installed
 
 from bench import report  # noqa: E402
 from bench.data import REPO  # noqa: E402
+from connectors.flink.outputs import committed_rows  # noqa: E402
 from connectors.simulator import ExchangeSimulator, Market  # noqa: E402
 from connectors.simulator.session import INJECTED  # noqa: E402
 
@@ -48,14 +48,6 @@ def sample(root: psutil.Process) -> dict:
         except psutil.NoSuchProcess:
             pass
     return {"rss_mb": round(rss / 2**20, 1), "threads": threads, "fds": fds}
-
-
-def written(out: Path, name: str) -> list[dict]:
-    rows = []
-    for path in sorted((out / name).rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            rows.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip())
-    return rows
 
 
 def check_trades(trades: list[dict], sim: ExchangeSimulator) -> dict:
@@ -105,8 +97,8 @@ def run(minutes: float, rate: int, work: Path) -> dict:
                 job.wait()
             console.close()
         injected = sum(r.sent_counts.get(INJECTED, 0) for r in sim.connections)
-        trades = written(out, "trades")
-        reasons = Counter(d["reason"] for d in written(out, "dead-letters"))
+        trades = [row for _, row in committed_rows(out, "trades")]
+        reasons = Counter(row["reason"] for _, row in committed_rows(out, "dead-letters"))
         checked = check_trades(trades, sim)
     later = [s for s in series if s["t_s"] >= 120] or series
     growth = {key: round((later[-1][key] - later[0][key]) / later[0][key] * 100, 1) for key in ("rss_mb", "threads", "fds")}

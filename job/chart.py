@@ -7,7 +7,6 @@ plotly.js is embedded in the page, so it opens offline.
 from __future__ import annotations
 
 import argparse
-import base64
 import html
 import json
 import sys
@@ -19,6 +18,9 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from connectors.flink.outputs import committed_rows
+from connectors.flink.rows import decode_raw
 
 EPOCH = datetime(1970, 1, 1)  # naive UTC: plotly.js ignores time zones, the axis says UTC
 RISING, FALLING = "#26a69a", "#ef5350"
@@ -49,18 +51,6 @@ class Gap:
         return self.last_id - self.first_id + 1
 
 
-def read_rows(out_dir: Path, name: str) -> list[tuple[str, dict]]:
-    """Rows of one output with where each came from (``file:line``), committed files only: a
-    file whose name starts with a dot is still being written and may be rolled back."""
-    rows = []
-    for path in sorted((out_dir / name).glob("*/*")):
-        if path.is_file() and not path.name.startswith("."):
-            for number, line in enumerate(path.read_text().splitlines(), 1):
-                if line.strip():
-                    rows.append((f"{path}:{number}", json.loads(line)))
-    return rows
-
-
 def bars_by_symbol(rows: list[tuple[str, dict]]) -> dict[str, list[Bar]]:
     """Bars per symbol in time order; a repeated (symbol, window_start) raises DuplicateBar."""
     seen: dict[tuple[str, int], str] = {}
@@ -87,7 +77,7 @@ def unfilled_gaps(dead_letters: list[tuple[str, dict]]) -> list[Gap]:
         if row["reason"] == "gap_unfilled":
             raw = row["raw"]
             if isinstance(raw, str):  # dead letters carry raw as text, or base64 if not UTF-8
-                raw = json.loads(base64.b64decode(raw) if row.get("raw_encoding") == "base64" else raw)
+                raw = json.loads(decode_raw(raw, row["raw_encoding"]))
             gaps.append(Gap(raw["symbol"], raw["first_id"], raw["last_id"]))
     return sorted(gaps, key=lambda g: (g.symbol, g.first_id))
 
@@ -154,11 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.out_dir.is_dir():
         parser.error(f"{args.out_dir} is not a directory")
     try:
-        bars = bars_by_symbol(read_rows(args.out_dir, "bars"))
+        bars = bars_by_symbol(list(committed_rows(args.out_dir, "bars")))
     except DuplicateBar as e:
         print(f"chart: {e}", file=sys.stderr)
         return 1
-    dead_letters = read_rows(args.out_dir, "dead-letters")
+    dead_letters = list(committed_rows(args.out_dir, "dead-letters"))
     page = page_html(f"Bars and feed health: {args.out_dir}",
                      {symbol: bar_figure(symbol, b) for symbol, b in bars.items()},
                      health_html(reason_counts(dead_letters), unfilled_gaps(dead_letters)))

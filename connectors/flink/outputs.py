@@ -9,6 +9,10 @@ restart strategy); files still being written start with a dot: read only the oth
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
 
 from .bars import BAR_FIELDS
 from .rows import DEAD_LETTER_FIELDS
@@ -86,6 +90,17 @@ def json_line(columns) -> str:
         return f"CAST(`{c}` AS STRING)"
     parts = [f"'{',' if i else '{'}\"{c}\":' || {value(c)}" for i, c in enumerate(columns)]
     return " || ".join(parts) + " || '}'"
+
+
+def committed_rows(out_dir, name: str) -> Iterator[tuple[str, dict]]:
+    """The rows of output ``name`` under ``out_dir``, each with where it came from (``file:line``),
+    from committed files only: a file whose name starts with a dot is still being written and may
+    yet be rolled back."""
+    for path in sorted((Path(out_dir) / name).rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            for number, line in enumerate(path.read_bytes().splitlines(), 1):
+                if line.strip():
+                    yield f"{path}:{number}", orjson.loads(line)
 
 
 def _trade_select(kind: str) -> str:

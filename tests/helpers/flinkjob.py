@@ -11,7 +11,7 @@ from collections import defaultdict
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 
-import orjson
+from connectors.flink.outputs import committed_rows
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN = REPO / "job" / "main.py"
@@ -58,12 +58,8 @@ def flink_log(log_dir: Path) -> str:
 
 
 def read_output(out: Path, name: str) -> list[dict]:
-    """Committed JSON lines only (in-progress files start with a dot)."""
-    rows = []
-    for path in sorted((out / name).rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            rows.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip())
-    return rows
+    """The committed rows of one output."""
+    return [row for _, row in committed_rows(out, name)]
 
 
 def in_progress_files(out: Path) -> list[Path]:

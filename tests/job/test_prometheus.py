@@ -4,9 +4,7 @@ the gap an injected drop made."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 
@@ -14,6 +12,7 @@ import orjson
 import pytest
 import yaml
 
+from bench.cluster import free_port, wait_until
 from connectors.simulator import Market
 from helpers.flinkjob import REPO, finish_job, job_command, start_job
 
@@ -37,12 +36,6 @@ def test_rules_and_scrape_config_pass_promtool():
     tested = yaml.safe_load((PROMETHEUS_CONF / "alerts_test.yml").read_text())["tests"]
     fired = {t["alertname"] for test in tested for t in test["alert_rule_test"] if t["exp_alerts"]}
     assert fired == {rule["alert"] for rule in rules}  # every rule has a test in which it fires
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -79,13 +72,6 @@ def query(api: str, expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def wait_for(predicate, what: str, timeout: float = 240):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
-        time.sleep(1)
-
-
 @pytest.mark.slow
 def test_prometheus_scrapes_the_job_and_sees_records_and_an_injected_gap(simulator, demo_captures, prometheus,
                                                                        tmp_path):
@@ -96,10 +82,10 @@ def test_prometheus_scrapes_the_job_and_sees_records_and_an_injected_gap(simulat
     proc = start_job(job_command(sim, tmp_path / "out", tmp_path, "--set", f"metrics.reporter.prom.port={reporter}",
                                  duration=40), tmp_path / "log", stdout)
     try:
-        wait_for(lambda: (query(api, f"max({SOURCE}numRecordsIn)") or 0) > 0, "trades counted in Prometheus")
+        wait_until(lambda: (query(api, f"max({SOURCE}numRecordsIn)") or 0) > 0, "trades counted in Prometheus", timeout=240)
         sim.faults.drop_after(0, reset=True)  # the market trades on: a gap, filled from REST
-        wait_for(lambda: (query(api, f"max({SOURCE}feed_gaps)") or 0) >= 1, "the gap counted in Prometheus")
-        wait_for(lambda: (query(api, f"max({SOURCE}feed_backfilled)") or 0) > 0, "the backfill counted")
+        wait_until(lambda: (query(api, f"max({SOURCE}feed_gaps)") or 0) >= 1, "the gap counted in Prometheus", timeout=240)
+        wait_until(lambda: (query(api, f"max({SOURCE}feed_backfilled)") or 0) > 0, "the backfill counted", timeout=240)
         with urllib.request.urlopen(f"{api}/api/v1/rules", timeout=5) as response:
             groups = orjson.loads(response.read())["data"]["groups"]
         assert len(groups[0]["rules"]) == 6 and all(r["health"] == "ok" for r in groups[0]["rules"])

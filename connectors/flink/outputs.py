@@ -23,12 +23,6 @@ TRADE_LINE_FIELDS = {
     "aggTrade": ["symbol", "agg_id", "price", "quantity", "first_trade_id", "last_trade_id", "trade_time",
                  "event_time", "buyer_is_maker"],
 }
-_SQL_TYPES = {"symbol": "STRING", "trade_id": "BIGINT", "agg_id": "BIGINT", "price": "STRING", "quantity": "STRING",
-              "first_trade_id": "BIGINT", "last_trade_id": "BIGINT", "trade_time": "BIGINT", "event_time": "BIGINT",
-              "buyer_is_maker": "BOOLEAN", "window_start": "BIGINT", "window_end": "BIGINT", "open": "STRING",
-              "high": "STRING", "low": "STRING", "close": "STRING", "volume": "STRING", "quote_volume": "STRING",
-              "vwap": "STRING", "trade_count": "BIGINT", "reason": "STRING", "raw": "STRING", "raw_encoding": "STRING",
-              "error": "STRING", "received_at": "BIGINT"}
 _HOUR = "DATE_FORMAT(TO_TIMESTAMP_LTZ({ms}, 3), 'yyyy-MM-dd--HH')"
 _RECEIVED_AT = ("TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_ROW_TIMESTAMP()) * CAST(1000 AS BIGINT)"
                 " + EXTRACT(MILLISECOND FROM CURRENT_ROW_TIMESTAMP())")
@@ -45,10 +39,10 @@ def bar_lines(t_env, bars):
 
 def dead_letter_lines(t_env, bridge_dead_letters, late_trades, kind: str = "trade"):
     """The bridge's dead letters and the late trades (``late_trade``, raw = the trade's line)."""
-    late = (f"SELECT 'late_trade' AS reason, {json_line(TRADE_LINE_FIELDS[kind])} AS `raw`, 'utf-8' AS raw_encoding, "
+    late_lines = t_env.sql_query(f"SELECT {_trade_select(kind)} FROM {late_trades}")
+    late = (f"SELECT 'late_trade' AS reason, {json_line(late_lines)} AS `raw`, 'utf-8' AS raw_encoding, "
             f"'trade time ' || CAST(trade_time AS STRING) || ' is behind the watermark: its 1-minute bar was "
-            f"already emitted' AS error, {_RECEIVED_AT} AS received_at "
-            f"FROM (SELECT {_trade_select(kind)} FROM {late_trades})")
+            f"already emitted' AS error, {_RECEIVED_AT} AS received_at FROM {late_lines}")
     return t_env.sql_query(f"SELECT *, {_HOUR.format(ms='received_at')} AS `hour` FROM ("
                            f"SELECT {_quoted(DEAD_LETTER_FIELDS)} FROM {bridge_dead_letters} UNION ALL {late})")
 
@@ -56,10 +50,10 @@ def dead_letter_lines(t_env, bridge_dead_letters, late_trades, kind: str = "trad
 def add_file_output(t_env, statements, lines, out_dir: str, name: str, roll_interval: str) -> None:
     """Adds to ``statements`` the insert of ``lines`` (a ``*_lines`` table) into ``out_dir/name``."""
     table = name.replace("-", "_") + "_files"
-    columns = [c for c in lines.get_schema().get_field_names() if c != "hour"]
+    columns = ", ".join(f"`{c}` {t.copy(True).asSerializableString()}" for c, t in _column_types(lines).items())
     path = "file://" + os.path.join(os.path.abspath(out_dir), name)
     t_env.execute_sql(
-        f"CREATE TEMPORARY TABLE {table} ({', '.join(f'`{c}` {_SQL_TYPES[c]}' for c in columns)}, `hour` STRING) "
+        f"CREATE TEMPORARY TABLE {table} ({columns}) "
         f"PARTITIONED BY (`hour`) WITH ('connector'='filesystem', 'path'='{path}', 'format'='json', "
         f"'sink.rolling-policy.rollover-interval'='{roll_interval}', 'sink.rolling-policy.check-interval'='1 s')")
     statements.add_insert(table, lines)
@@ -70,26 +64,30 @@ def print_lines(t_env, lines):
     from pyflink.table import DataTypes
     from pyflink.table.types import _to_java_data_type
 
-    columns = [c for c in lines.get_schema().get_field_names() if c != "hour"]
-    text = t_env.sql_query(f"SELECT {json_line(columns)} FROM {lines}")
+    text = t_env.sql_query(f"SELECT {json_line(lines, without=('hour',))} FROM {lines}")
     # Java's print of plain strings: the SQL print connector would add +I[...] to every line, and
     # PyFlink's DataStream.print() a Python operator of its own
     j_lines = t_env._j_tenv.toDataStream(text._j_table, _to_java_data_type(DataTypes.STRING()))
     j_lines.print().name("stdout").setParallelism(1)
 
 
-def json_line(columns) -> str:
-    """SQL for a JSON object of ``columns`` (none of them null), keys in the order given as the json
-    format writes them (Flink's JSON_OBJECT sorts its keys)."""
-    def value(c):
-        kind = _SQL_TYPES[c]
-        if kind == "STRING":
+def json_line(table, without=()) -> str:
+    """SQL for a JSON object of ``table``'s columns (none of them null) but ``without``, keys in the
+    table's order as the json format writes them (Flink's JSON_OBJECT sorts its keys)."""
+    def value(c, root):
+        if root in ("CHAR", "VARCHAR"):
             return f"JSON_STRING(`{c}`)"
-        if kind == "BOOLEAN":
+        if root == "BOOLEAN":
             return f"CASE WHEN `{c}` THEN 'true' ELSE 'false' END"
         return f"CAST(`{c}` AS STRING)"
-    parts = [f"'{',' if i else '{'}\"{c}\":' || {value(c)}" for i, c in enumerate(columns)]
+    columns = [(c, t.getTypeRoot().name()) for c, t in _column_types(table).items() if c not in without]
+    parts = [f"'{',' if i else '{'}\"{c}\":' || {value(c, root)}" for i, (c, root) in enumerate(columns)]
     return " || ".join(parts) + " || '}'"
+
+
+def _column_types(table) -> dict:
+    """Column name -> its type (a Java ``LogicalType``), as the planner resolved it."""
+    return {c.getName(): c.getDataType().getLogicalType() for c in table._j_table.getResolvedSchema().getColumns()}
 
 
 def committed_rows(out_dir, name: str) -> Iterator[tuple[str, dict]]:

@@ -31,7 +31,7 @@ from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
 from connectors.settings import check_settings, check_url, setting
 from connectors.websocket.backfill import HistoryUnavailable
-from connectors.websocket.gate import WeightGate
+from connectors.websocket.gate import WeightGate, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class BinanceHistory:
         detail = f"GET {url} {params}: HTTP {status} {response.text[:200]}"
         if status in (418, 429):
             self._counts["rest_rate_limited"] += 1
-            retry_after = _seconds(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if retry_after is not None:
                 self._gate.hold_off(retry_after)
             raise HistoryUnavailable(detail, retry_after=retry_after if retry_after is not None else 60.0)
@@ -150,10 +150,3 @@ class BinanceHistory:
         else:
             data = dict(entry, e="aggTrade", s=key, E=entry.get("T"))
         return self._parser.rest_record(self.kind, {k: v for k, v in data.items() if v is not None}, raw)
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -21,6 +21,7 @@ from connectors.websocket.frames import (
     FrameReader,
     PeerClosed,
 )
+from connectors.websocket.gate import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Connection:
         except websocket.WebSocketBadStatusException as exc:
             headers = exc.resp_headers or {}
             raise ConnectFailed(
-                self.url, f"handshake answered HTTP {exc.status_code}", exc.status_code, _retry_after(headers)
+                self.url, f"handshake answered HTTP {exc.status_code}", exc.status_code, retry_after_seconds(headers.get("retry-after"))
             ) from exc
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectFailed(self.url, _describe(exc)) from exc
@@ -163,14 +164,6 @@ class Connection:
         except (OSError, websocket.WebSocketException):
             pass
         return ConnectionLost("server closed the connection", code, reason)
-
-
-def _retry_after(headers: dict) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _describe(exc: BaseException) -> str:

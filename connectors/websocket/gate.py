@@ -19,6 +19,14 @@ ATTEMPTS_PER_WINDOW = 300
 WINDOW_SECONDS = 300.0
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds (None: absent, or not a number)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 @contextmanager
 def _shared_state(path: str):
     """The JSON state in ``path``, exclusively locked; what the block leaves in it is saved."""

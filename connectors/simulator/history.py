@@ -57,14 +57,19 @@ class PublishedTrades(Published):
         del self.agg_ids[: len(self.agg_ids) - len(self.ids)]
 
     def aggregates(self, start: int, end_time: int | None, limit: int, hidden: set[int]) -> list[dict]:
-        """Aggregate trades from the one holding event ``start`` on; trades in ``hidden`` are left out."""
+        """Aggregate trades from the one holding event ``start`` on. An aggregate holding a trade
+        in ``hidden`` is left out whole: its ``f``..``l`` would otherwise claim the hidden ids."""
         out: list[dict] = []
+        dropped = None  # the aggregate id of the last hidden trade
         # begin at the first trade of the aggregate that index ``start`` belongs to
         while 0 < start < len(self.ids) and self.agg_ids[start - 1] == self.agg_ids[start]:
             start -= 1
         for i in range(start, len(self.ids)):
             event = self.events[i]
-            if event["t"] in hidden:
+            if event["t"] in hidden or self.agg_ids[i] == dropped:
+                dropped = self.agg_ids[i]
+                if out and out[-1]["a"] == dropped:
+                    out.pop()
                 continue
             if end_time is not None and event["T"] > end_time:
                 break

@@ -164,4 +164,6 @@ def test_aggregate_trades_group_one_order_at_one_price():
         (1, 1, 2, "0.20000000"), (2, 3, 3, "0.10000000"), (3, 4, 4, "0.10000000"), (4, 5, 6, "0.20000000")]
     assert [a["a"] for a in history.aggregates(history.index_of_agg_id(3), None, 10, set())] == [3, 4]
     assert history.aggregates(1, None, 1, set())[0]["f"] == 1  # from the middle of an aggregate: all of it
-    assert [a["f"] for a in history.aggregates(0, 10, 10, {2})] == [1, 3]  # a hidden trade is left out
+    # an aggregate holding a hidden trade is left out whole, not shown with ids it lacks
+    assert [a["f"] for a in history.aggregates(0, 10, 10, {2})] == [3]
+    assert [(a["f"], a["l"]) for a in history.aggregates(0, None, 10, {5})] == [(1, 2), (3, 3), (4, 4)]

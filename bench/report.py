@@ -184,9 +184,10 @@ def markdown(r: dict, profile: dict | None) -> str:
         f"After the paced phases the server sends only pings (every {r['ping_interval_s']:g} s). Once every "
         f"trade has reached the sink and {r['idle_settle_s']:g} s more have passed, the CPU time (user + "
         f"system) of the job's whole process tree ({r['idle_processes']} processes) is measured over {r['idle_window_s']:g} s"
-        + (f" (shortened from 60 s by{flag})" if flag else "") + ". Checkpoints (every 30 s), "
-        "the drain timer (backing off to 200 ms while quiet), the flush timers of the network buffers "
-        "and the JIT compiler still at work on what the load phases ran are the cost.",
+        + (f" (shortened from 60 s by{flag})" if flag else "") + ". The cost: checkpoints (every 30 s), "
+        "the drain timer (backing off to 200 ms while quiet), the JVM's own timers (the flushers of "
+        "the network buffers and Pekko's RPC schedulers, every 100 ms: `conf/config.yaml`) and the "
+        "JIT compiler still at work on what the load phases ran.",
         "",
         f"**{r['idle_cpu_pct']:.1f}% of one core**: the JVM {r['idle_cpu_pct_jvm']:.1f}%, the job's "
         f"Python process {r['idle_cpu_pct_python']:.1f}% (it hosts the Python workers in process mode, "

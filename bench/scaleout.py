@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench.cluster import StandaloneCluster
-from bench.flink_runs import RUN_FOREVER, STARTUP_TIMEOUT_S
+from bench.flink_runs import STARTUP_TIMEOUT_S
 from bench.loadserver import LoadServer
 from bench.sink_tail import SinkTail
 
@@ -33,7 +33,7 @@ def throughput(work: Path, taskmanagers: int, count: int, warmup: float, window:
         console = open(work / "flink-run.txt", "wb")
         run = cluster.flink("run", "--detached", "-py", str(Path(__file__).parent.parent / "job" / "main.py"),
                             "--symbols", ",".join(symbols), "--shards", str(len(symbols)), "--parallelism",
-                            str(len(symbols)), "--ws-url", server.url, "--out", str(out), *RUN_FOREVER,
+                            str(len(symbols)), "--ws-url", server.url, "--out", str(out),
                             stdout=console, stderr=subprocess.STDOUT)
         try:
             run.wait(timeout=STARTUP_TIMEOUT_S)

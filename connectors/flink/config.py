@@ -15,10 +15,15 @@ def load_config(path: str | None) -> Configuration:
     """
     if not path:
         return Configuration()
+    from pyflink.java_gateway import get_gateway
+    jvm = get_gateway().jvm
+    j_conf = jvm.org.apache.flink.configuration.GlobalConfiguration.loadConfiguration(config_dir(path))
+    return Configuration(j_configuration=j_conf)
+
+
+def config_dir(path: str) -> str:
+    """The directory of a Flink ``config.yaml`` named by its path or its directory's."""
     conf_dir = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     if not os.path.exists(os.path.join(conf_dir, "config.yaml")):
         raise FileNotFoundError(f"no Flink config.yaml at {path}")
-    from pyflink.java_gateway import get_gateway
-    jvm = get_gateway().jvm
-    j_conf = jvm.org.apache.flink.configuration.GlobalConfiguration.loadConfiguration(conf_dir)
-    return Configuration(j_configuration=j_conf)
+    return conf_dir

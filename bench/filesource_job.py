@@ -2,18 +2,16 @@
 
     python bench/filesource_job.py --file TRADES.jsonl [any job/main.py option]
 
-``job.main.build`` assembles the graph exactly as for a live run (the tables with event time,
-bars, late trades, the three outputs, the same config); only ``connectors.flink.source.
-binance_trades`` is swapped, while the graph is built, for a FileSource of the same messages (one
-per line) parsed by the same Parser in the one Python operator, which hands the same tuples to
-the same tables. What this pipeline carries is the ceiling for the bridge: one Python operator, a
-source that costs nothing in Python.
+``job.main`` assembles the graph exactly as for a live run (the tables with event time, bars,
+late trades, the three outputs, the same config), given in place of ``connectors.flink.source.
+binance_trades`` a FileSource of the same messages (one per line) parsed by the same Parser in the
+one Python operator, which hands the same tuples to the same tables. What this pipeline carries
+is the ceiling for the bridge: one Python operator, a source that costs nothing in Python.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from unittest import mock
 
 from pyflink.common import WatermarkStrategy
 from pyflink.datastream import ProcessFunction, StreamExecutionEnvironment
@@ -55,8 +53,7 @@ def main() -> int:
     own.add_argument("--file", required=True)
     args, job_args = own.parse_known_args()
     from job import main as job_main
-    with mock.patch.object(source, "binance_trades", file_trades(args.file)):
-        return job_main.main(job_args)
+    return job_main.main(job_args, trades_source=file_trades(args.file))
 
 
 if __name__ == "__main__":

@@ -248,8 +248,12 @@ def flink_config(args, local: bool):
     return conf
 
 
-def build(env, args, ws_url: str, rest_url: str | None = None):
-    """The job graph: the bridge, the one Python operator, then Flink SQL. ``env.execute`` runs it."""
+def build(env, args, ws_url: str, rest_url: str | None = None, trades_source=None):
+    """The job graph: the bridge, the one Python operator, then Flink SQL. ``env.execute`` runs it.
+
+    ``trades_source``: what makes the trade and dead-letter tables, called as
+    ``connectors.flink.source.binance_trades`` (the default) is; bench/ passes a FileSource twin.
+    """
     from pyflink.table import StreamTableEnvironment
 
     from connectors.flink.bars import late_trades, minute_bars
@@ -264,7 +268,7 @@ def build(env, args, ws_url: str, rest_url: str | None = None):
     # interpreter feeds it, and one watermark assigner keeps the late-trade filter exact (it then
     # sees the very watermarks the windows do; with several, a window sees their minimum).
     config.set("table.exec.resource.default-parallelism", "1")
-    trades, dead_letters = binance_trades(
+    trades, dead_letters = (trades_source or binance_trades)(
         t_env, args.symbol_list, feed_factory(args, ws_url, rest_url),
         TradeWatermarks(args.out_of_orderness), shards=args.shards,
         duration_s=args.duration, parallelism=args.parallelism, drain=args.drain)
@@ -298,7 +302,7 @@ def start_demo(args):
     return sim
 
 
-def main(argv=None) -> int:
+def main(argv=None, trades_source=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if importlib.util.find_spec("connectors") is None:  # the Python workers need it installed too
         raise SystemExit("the project is not installed in this Python: run `bash scripts/setup` "
@@ -322,7 +326,7 @@ def main(argv=None) -> int:
     sim = start_demo(args) if args.demo else None
     ws_url, rest_url = (sim.ws_url, sim.http_url) if sim else (args.ws_url, None)
     try:
-        build(env, args, ws_url, rest_url)
+        build(env, args, ws_url, rest_url, trades_source)
         name = f"binance {args.stream} {','.join(args.symbol_list)}"
         log.info("submitting %r reading %s%s", name, ws_url,
                  f" for {args.duration:g}s" if args.duration else "")

@@ -79,11 +79,13 @@ def _since(text: str) -> int:
     return ms
 
 
-def _existing_file(text: str) -> str:
-    path = os.path.abspath(text)
-    if not os.path.exists(path if not os.path.isdir(path) else os.path.join(path, "config.yaml")):
-        raise argparse.ArgumentTypeError(f"{text} does not exist")
-    return path
+def _config_path(text: str) -> str:
+    from connectors.flink.config import config_dir
+    try:
+        config_dir(text)  # the check load_config makes, made while parsing
+    except FileNotFoundError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return os.path.abspath(text)
 
 
 def _add_settings(group, settings_class, skip=()) -> None:
@@ -151,7 +153,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "closed, every file committed; default: run until cancelled")
 
     g = p.add_argument_group("Flink")
-    g.add_argument("--config", type=_existing_file,
+    g.add_argument("--config", type=_config_path,
                    help="Flink config.yaml applied to the job and the embedded cluster (default: "
                         "conf/config.yaml when run with python; none under `flink run`, where the "
                         "cluster's own configuration applies)")

@@ -6,6 +6,7 @@ The bridge is bound by the GIL (one core at most), so only the thread holding th
 of the samples kept: ``self`` is time in the function itself (or in C code it called directly,
 e.g. ``orjson.loads``, ``socket.recv``), ``total`` includes what it called.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,9 +27,27 @@ def available() -> bool:
 
 def profile_bridge(url: str, count: int, seconds: float, work: Path, top: int = 15) -> dict:
     raw = work / "bridge-profile.txt"
-    command = [_py_spy(), "record", "--gil", "--rate", "250", "--format", "raw", "--output", str(raw), "--",
-               sys.executable, "-m", "bench.clients.bridge", "--url", url, "--count", str(count),
-               "--seconds", str(seconds)]
+    command = [
+        _py_spy(),
+        "record",
+        "--gil",
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        "--output",
+        str(raw),
+        "--",
+        sys.executable,
+        "-m",
+        "bench.clients.bridge",
+        "--url",
+        url,
+        "--count",
+        str(count),
+        "--seconds",
+        str(seconds),
+    ]
     subprocess.run(command, cwd=REPO, check=True, capture_output=True)
     own, total, lines, samples = Counter(), Counter(), Counter(), 0
     for line in raw.read_text().splitlines():
@@ -44,10 +63,14 @@ def profile_bridge(url: str, count: int, seconds: float, work: Path, top: int = 
         for function in set(functions):
             total[function] += n
     share = lambda k: round(100 * k / samples, 1)  # noqa: E731
-    return {"samples": samples,
-            "functions": [{"function": f, "self_pct": share(own[f]), "total_pct": share(total[f])}
-                          for f, _ in own.most_common(top)],
-            "lines": [{"line": f, "self_pct": share(n)} for f, n in lines.most_common(top)]}
+    return {
+        "samples": samples,
+        "functions": [
+            {"function": f, "self_pct": share(own[f]), "total_pct": share(total[f])}
+            for f, _ in own.most_common(top)
+        ],
+        "lines": [{"line": f, "self_pct": share(n)} for f, n in lines.most_common(top)],
+    }
 
 
 def _name(frame: str, with_line: bool) -> str:

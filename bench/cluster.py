@@ -3,6 +3,7 @@ with the project's conf/, on free ports, its config, pid files and logs in a fol
 it cannot touch any other cluster on the machine. Used by the benchmark's scale-out run and by the
 ``flink run`` tests; ``stop()`` ends every daemon it started, SIGKILL for any that lingers.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,23 +71,35 @@ class StandaloneCluster:
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(config))
         (self.conf_dir / "masters").write_text(f"localhost:{rest_port}\n")
         # the daemons' Python workers run this interpreter, which has the project installed
-        self.env = dict(os.environ, FLINK_CONF_DIR=str(self.conf_dir), FLINK_LOG_DIR=str(self.log_dir),
-                        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        self.env = dict(
+            os.environ,
+            FLINK_CONF_DIR=str(self.conf_dir),
+            FLINK_LOG_DIR=str(self.log_dir),
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        )
         self.env.pop("PYTHONPATH", None)
         self.url = f"http://localhost:{rest_port}"
 
-    def start(self) -> "StandaloneCluster":
+    def start(self) -> StandaloneCluster:
         self._script("start-cluster.sh")
-        wait_until(lambda: get_json(f"{self.url}/overview")["slots-available"] >= 1, "a TaskManager with a free slot")
+        wait_until(
+            lambda: get_json(f"{self.url}/overview")["slots-available"] >= 1,
+            "a TaskManager with a free slot",
+        )
         return self
 
     def add_taskmanager(self) -> None:
         registered = get_json(f"{self.url}/overview")["taskmanagers"]
         self._script("taskmanager.sh", "start")
-        wait_until(lambda: get_json(f"{self.url}/overview")["taskmanagers"] > registered, "another TaskManager")
+        wait_until(
+            lambda: get_json(f"{self.url}/overview")["taskmanagers"] > registered,
+            "another TaskManager",
+        )
 
     def taskmanager_pids(self) -> list[int]:
-        return [int(p) for f in self.pid_dir.glob("*taskexecutor*.pid") for p in f.read_text().split()]
+        return [
+            int(p) for f in self.pid_dir.glob("*taskexecutor*.pid") for p in f.read_text().split()
+        ]
 
     def flink(self, *args: str, **options) -> subprocess.Popen:
         """``bin/flink ARGS`` as a process of its own (``options`` for Popen)."""
@@ -96,11 +109,15 @@ class StandaloneCluster:
         return get_json(f"{self.url}/jobs/overview")["jobs"]
 
     def taskmanager_logs(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in self.log_dir.glob("*taskexecutor*.log"))
+        return "".join(
+            p.read_text(errors="replace") for p in self.log_dir.glob("*taskexecutor*.log")
+        )
 
     def stop(self) -> None:
         pids = [int(p) for f in self.pid_dir.glob("*.pid") for p in f.read_text().split()]
-        subprocess.run([str(PYFLINK_BIN / "stop-cluster.sh")], env=self.env, timeout=120, capture_output=True)
+        subprocess.run(
+            [str(PYFLINK_BIN / "stop-cluster.sh")], env=self.env, timeout=120, capture_output=True
+        )
         for pid in pids:  # stop-cluster.sh signals them; make sure they are gone
             for _ in range(100):
                 try:
@@ -111,7 +128,7 @@ class StandaloneCluster:
             else:
                 os.kill(pid, signal.SIGKILL)
 
-    def __enter__(self) -> "StandaloneCluster":
+    def __enter__(self) -> StandaloneCluster:
         try:
             return self.start()
         except BaseException:
@@ -122,4 +139,10 @@ class StandaloneCluster:
         self.stop()
 
     def _script(self, name: str, *args: str) -> None:
-        subprocess.run([str(PYFLINK_BIN / name), *args], env=self.env, check=True, timeout=120, capture_output=True)
+        subprocess.run(
+            [str(PYFLINK_BIN / name), *args],
+            env=self.env,
+            check=True,
+            timeout=120,
+            capture_output=True,
+        )

@@ -5,6 +5,7 @@ every other byte (decimal strings, key order, the old format's extra ``b``/``a``
 Binance sent it. Ids are renumbered consecutively so that a cycle never looks like a gap or a
 duplicate to the bridge's sequencer.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,7 +47,11 @@ class Trades:
         cycle, i = divmod(n, len(self.templates))
         if now_ms is None:
             trade_time = self.first_time + cycle * self.time_span + self.trade_time_offsets[i]
-            return self.templates[i] % (trade_time + self.event_lags[i], self.first_id + n, trade_time)
+            return self.templates[i] % (
+                trade_time + self.event_lags[i],
+                self.first_id + n,
+                trade_time,
+            )
         return self.templates[i] % (now_ms, self.first_id + n, now_ms)
 
     def payloads(self, count: int) -> list[bytes]:

@@ -8,6 +8,7 @@ binance_trades`` a FileSource of the same messages (one per line) parsed by the 
 one Python operator, which hands the same tuples to the same tables. What this pipeline carries
 is the ceiling for the bridge: one Python operator, a source that costs nothing in Python.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,15 @@ def file_trades(path: str):
         env = StreamExecutionEnvironment(t_env._j_tenv.execEnv())  # the job's own environment
         files = FileSource.for_record_stream_format(StreamFormat.text_line_format(), path).build()
         lines = env.from_source(files, WatermarkStrategy.no_watermarks(), "trades file")
-        trades = source.in_own_task(lines.process(ParseLines(), output_type=TRADE_TYPE).name("parse trades"),
-                                    source.DrainConfig().flush_interval)
-        dead = DataStream(trades._j_data_stream.getSideOutput(source.DEAD_LETTERS.get_java_output_tag()))
+        trades = source.in_own_task(
+            lines.process(ParseLines(), output_type=TRADE_TYPE).name("parse trades"),
+            source.DrainConfig().flush_interval,
+        )
+        dead = DataStream(
+            trades._j_data_stream.getSideOutput(source.DEAD_LETTERS.get_java_output_tag())
+        )
         return source.trade_tables(t_env, trades, dead, watermarks)
+
     return binance_trades
 
 
@@ -53,6 +59,7 @@ def main() -> int:
     own.add_argument("--file", required=True)
     args, job_args = own.parse_known_args()
     from job import main as job_main
+
     return job_main.main(job_args, trades_source=file_trades(args.file))
 
 

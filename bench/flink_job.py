@@ -3,6 +3,7 @@ its trades sink followed and the CPU of its whole process tree (driver, JVM, Pyt
 
 Every run gets its own directory: output, checkpoints, Flink's logs, the job's console.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,20 +20,45 @@ from bench.sink_tail import SinkTail
 
 
 class FlinkJob:
-    def __init__(self, script: Path, args: list[str], work: Path, env: dict | None = None,
-                 keep_event_times: bool = False):
+    def __init__(
+        self,
+        script: Path,
+        args: list[str],
+        work: Path,
+        env: dict | None = None,
+        keep_event_times: bool = False,
+    ):
         self.work = work
         out = work / "out"
         (work / "log").mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, str(script), *args, "--out", str(out),
-                   # Other jobs may hold 8081 on a shared machine; checkpoints stay in this run.
-                   "--rest-port", "0", "--checkpoint-dir", f"file://{work / 'checkpoints'}"]
-        environment = {**os.environ, **(env or {}), "FLINK_LOG_DIR": str(work / "log"),
-                       # the Python workers import bench.source_probe and the FileSource job's functions
-                       "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        command = [
+            sys.executable,
+            str(script),
+            *args,
+            "--out",
+            str(out),
+            # Other jobs may hold 8081 on a shared machine; checkpoints stay in this run.
+            "--rest-port",
+            "0",
+            "--checkpoint-dir",
+            f"file://{work / 'checkpoints'}",
+        ]
+        environment = {
+            **os.environ,
+            **(env or {}),
+            "FLINK_LOG_DIR": str(work / "log"),
+            # the Python workers import bench.source_probe and the FileSource job's functions
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
         self.console = open(work / "console.log", "wb")
-        self.proc = subprocess.Popen(command, cwd=REPO, env=environment, stdout=self.console,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=environment,
+            stdout=self.console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.tail = SinkTail(str(out / "trades"), keep_event_times=keep_event_times)
         self.tail.start()
 
@@ -48,8 +74,10 @@ class FlinkJob:
         deadline = time.monotonic() + timeout
         while self.tail.lines < n:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"sink has {self.tail.lines} of {n} lines after {timeout:g}s "
-                                   f"({self.failed() or 'job still running'}); see {self.work}")
+                raise TimeoutError(
+                    f"sink has {self.tail.lines} of {n} lines after {timeout:g}s "
+                    f"({self.failed() or 'job still running'}); see {self.work}"
+                )
             if self.failed():
                 raise RuntimeError(self.failed())
             time.sleep(0.05)
@@ -70,7 +98,9 @@ class FlinkJob:
         for p in self.processes():
             try:
                 t = p.cpu_times()
-                role = "python" if p.pid == self.proc.pid else "jvm" if p.name() == "java" else "other"
+                role = (
+                    "python" if p.pid == self.proc.pid else "jvm" if p.name() == "java" else "other"
+                )
                 by_role[role] += t.user + t.system
                 pids.add(p.pid)
             except psutil.NoSuchProcess:

@@ -6,6 +6,7 @@ after the first line (JVM, Python workers and the first bundles make a slow star
 ``window`` seconds later, or when a bounded input is used up. The job is then killed: what it wrote
 was measured, and waiting for its final commit would only cost time.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -39,8 +40,12 @@ def _rate(job: FlinkJob, warmup: float, window: float, total: int | None = None)
     n_end = job.tail.lines_at(end)
     if n_end <= n_start:
         raise RuntimeError(f"no trades reached the sink in the window; see {job.work}")
-    return {"trades_per_s": round((n_end - n_start) / (end - start)), "window_s": round(end - start, 1),
-            "lines": n_end - n_start, "input_used_up": total is not None and n_end >= total}
+    return {
+        "trades_per_s": round((n_end - n_start) / (end - start)),
+        "window_s": round(end - start, 1),
+        "lines": n_end - n_start,
+        "input_used_up": total is not None and n_end >= total,
+    }
 
 
 def bridge_throughput(server: LoadServer, work: Path, warmup: float, window: float) -> dict:
@@ -51,7 +56,9 @@ def bridge_throughput(server: LoadServer, work: Path, warmup: float, window: flo
         job.stop()
 
 
-def filesource_throughput(trades_file: Path, lines: int, work: Path, warmup: float, window: float) -> dict:
+def filesource_throughput(
+    trades_file: Path, lines: int, work: Path, warmup: float, window: float
+) -> dict:
     job = FlinkJob(FILESOURCE_JOB, ["--file", str(trades_file), "--symbols", "btcusdt"], work)
     try:
         return _rate(job, warmup, window, total=lines)
@@ -63,16 +70,31 @@ def paced(work: Path, warmup: float, phase_s: float, settle: float, idle: float)
     """Latency at 1,000 then 10,000 trades/s (after ``warmup`` s at 1,000), then pings only: once
     every trade has reached the sink and ``settle`` s more have passed, the CPU of the job's
     whole process tree is measured over ``idle`` s."""
-    ping_interval = min(20.0, idle / 3)  # Binance's 20 s, but at least three pings in a short window
+    ping_interval = min(
+        20.0, idle / 3
+    )  # Binance's 20 s, but at least three pings in a short window
     rates = [(1000, warmup), (1000, phase_s), (10000, phase_s)]  # then pings only, until the end
     phases = ",".join(f"{r}:{s:g}" for r, s in rates)
     with LoadServer("paced", "--phases", phases, "--ping-interval", f"{ping_interval:g}") as server:
-        job = FlinkJob(JOB, ["--symbols", "btcusdt", "--ws-url", server.url,
-                             "--feed-factory", "bench.source_probe:StampedFeed"],
-                       work, env={SOURCE_SAMPLES_ENV: str(work / "source-samples")}, keep_event_times=True)
+        job = FlinkJob(
+            JOB,
+            [
+                "--symbols",
+                "btcusdt",
+                "--ws-url",
+                server.url,
+                "--feed-factory",
+                "bench.source_probe:StampedFeed",
+            ],
+            work,
+            env={SOURCE_SAMPLES_ENV: str(work / "source-samples")},
+            keep_event_times=True,
+        )
         try:
-            server.wait_for(lambda e: e.get("phase") == 3 and "start_ms" in e,
-                            STARTUP_TIMEOUT_S + warmup + 2 * phase_s)
+            server.wait_for(
+                lambda e: e.get("phase") == 3 and "start_ms" in e,
+                STARTUP_TIMEOUT_S + warmup + 2 * phase_s,
+            )
             # Every trade sent must reach the sink first: latency samples are then complete (no
             # survivor bias), and a backlog still draining is not idle.
             sent_total = sum(e["sent"] for e in server.events if "sent" in e and e["conn"] == 1)
@@ -92,14 +114,22 @@ def paced(work: Path, warmup: float, phase_s: float, settle: float, idle: float)
     sink = _by_phase(((e, arrived - e) for e, arrived in job.tail.arrivals), starts)
     source = _by_phase(_source_samples(work), starts)
     pct = {role: round((cpu1[role] - cpu0[role]) / (t1 - t0) * 100, 2) for role in cpu0}
-    out = {"idle_cpu_pct": round(sum(pct.values()), 2), "idle_window_s": round(t1 - t0, 1),
-           **{f"idle_cpu_pct_{role}": value for role, value in pct.items()},
-           "idle_processes": len(pids1), "idle_processes_changed": pids0 != pids1,
-           "ping_interval_s": ping_interval, "connections": len({e["conn"] for e in events})}
+    out = {
+        "idle_cpu_pct": round(sum(pct.values()), 2),
+        "idle_window_s": round(t1 - t0, 1),
+        **{f"idle_cpu_pct_{role}": value for role, value in pct.items()},
+        "idle_processes": len(pids1),
+        "idle_processes_changed": pids0 != pids1,
+        "ping_interval_s": ping_interval,
+        "connections": len({e["conn"] for e in events}),
+    }
     for phase, label in ((1, "1k"), (2, "10k")):
         out[f"sent_{label}"] = sent.get(phase, 0)
         out[f"received_{label}"] = len(sink.get(phase, []))
-        for name, samples in (("latency_ms", sink.get(phase, [])), ("source_latency_ms", source.get(phase, []))):
+        for name, samples in (
+            ("latency_ms", sink.get(phase, [])),
+            ("source_latency_ms", source.get(phase, [])),
+        ):
             for q, value in _percentiles(samples).items():
                 out[f"{name}_{q}_{label}"] = value
     return out
@@ -127,5 +157,9 @@ def _by_phase(samples, starts: dict) -> dict[int, list[float]]:
 
 def _percentiles(samples: list[float]) -> dict[str, float | None]:
     ordered = sorted(samples)
-    pick = (lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)) if ordered else (lambda q: None)
+    pick = (
+        (lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1))
+        if ordered
+        else (lambda q: None)
+    )
     return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99)}

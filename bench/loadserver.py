@@ -13,6 +13,7 @@ It prints one JSON line ``{"port": ..}`` once listening, and in paced mode a lin
 start (``conn, phase, rate, start_ms``) and end (``conn, phase, sent, end_ms``), so the harness can
 tell samples apart by ``E`` and knows how many trades each phase sent.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,17 +58,24 @@ def read_upgrade(sock: socket.socket) -> tuple[bytes, str]:
         if not chunk or len(request) > 65536:
             raise ConnectionError("no WebSocket handshake")
         request += chunk
-    key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
-               if line.lower().startswith(b"sec-websocket-key:"))
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
     return key, request.split(b" ", 2)[1].decode()
 
 
 def handshake(sock: socket.socket, key: bytes, extra_headers: dict) -> None:
     accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
     # No Sec-WebSocket-Extensions in the answer: every client falls back to uncompressed frames.
-    headers = b"".join(b"%s: %s\r\n" % (k.encode(), str(v).encode()) for k, v in extra_headers.items())
-    sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Accept: " + accept + b"\r\n" + headers + b"\r\n")
+    headers = b"".join(
+        b"%s: %s\r\n" % (k.encode(), str(v).encode()) for k, v in extra_headers.items()
+    )
+    sock.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n" + headers + b"\r\n"
+    )
 
 
 class Peer:
@@ -117,7 +125,7 @@ class Peer:
                             finally:
                                 self.lock.release()
                         return
-                    buf = buf[header + length:]
+                    buf = buf[header + length :]
         except OSError:
             pass
         finally:
@@ -142,7 +150,9 @@ def batches(frames: list[bytes]) -> list[bytes]:
     return out
 
 
-def serve_flood(sock: socket.socket, _conn: int, loads: dict[str, tuple[list[bytes], int]], count: int) -> None:
+def serve_flood(
+    sock: socket.socket, _conn: int, loads: dict[str, tuple[list[bytes], int]], count: int
+) -> None:
     key, path = read_upgrade(sock)
     symbol = next((s for s in loads if f"/{s.lower()}@" in path), next(iter(loads)))
     load, total_bytes = loads[symbol]
@@ -154,8 +164,13 @@ def serve_flood(sock: socket.socket, _conn: int, loads: dict[str, tuple[list[byt
     peer.gone.wait()
 
 
-def serve_paced(sock: socket.socket, conn: int, trades: Trades, phases: list[tuple[int, float]],
-                ping_interval: float) -> None:
+def serve_paced(
+    sock: socket.socket,
+    conn: int,
+    trades: Trades,
+    phases: list[tuple[int, float]],
+    ping_interval: float,
+) -> None:
     handshake(sock, read_upgrade(sock)[0], {})
     peer = Peer(sock)
     n = 0
@@ -189,7 +204,9 @@ def main(argv=None) -> None:
     p.add_argument("mode", choices=("flood", "paced"))
     p.add_argument("--count", type=int, default=1_000_000, help="flood: frames per connection")
     p.add_argument("--phases", default="1000:10", help="paced: RATE:SECONDS,...")
-    p.add_argument("--ping-interval", type=float, default=20.0, help="paced: Binance pings every 20 s")
+    p.add_argument(
+        "--ping-interval", type=float, default=20.0, help="paced: Binance pings every 20 s"
+    )
     p.add_argument("--symbol", action="append", help="repeatable (flood); default BTCUSDT")
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args(argv)
@@ -204,7 +221,9 @@ def main(argv=None) -> None:
         work = (loads, args.count)
         target = serve_flood
     else:
-        phases = [(int(r), float(s)) for r, s in (item.split(":") for item in args.phases.split(","))]
+        phases = [
+            (int(r), float(s)) for r, s in (item.split(":") for item in args.phases.split(","))
+        ]
         work = (Trades(symbols[0]), phases, args.ping_interval)
         target = serve_paced
 
@@ -231,8 +250,12 @@ class LoadServer:
     """The server as a child process: ``url``, and ``events`` (its phase lines) as they come."""
 
     def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.loadserver", *args], cwd=REPO,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadserver", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         ready = json.loads(self.proc.stdout.readline() or "null")
         if not ready:
             raise RuntimeError(f"load server {args} did not start (exit {self.proc.wait()})")
@@ -251,13 +274,15 @@ class LoadServer:
             if found:
                 return found
             time.sleep(0.05)
-        raise TimeoutError(f"load server: no such event within {timeout:g}s; got {self.events[-5:]}")
+        raise TimeoutError(
+            f"load server: no such event within {timeout:g}s; got {self.events[-5:]}"
+        )
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait()
 
-    def __enter__(self) -> "LoadServer":
+    def __enter__(self) -> LoadServer:
         return self
 
     def __exit__(self, *exc) -> None:

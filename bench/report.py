@@ -1,4 +1,5 @@
 """bench/results.json (flat keys) and bench/results.md (for a person) from one run's results."""
+
 from __future__ import annotations
 
 import json
@@ -7,17 +8,36 @@ from pathlib import Path
 TARGETS = [
     # key, description, test
     ("target_bridge_150k", "bridge >= 150,000 msg/s", lambda r: r["bridge_msgs_per_s"] >= 150_000),
-    ("target_bridge_vs_seed_2_5x", "bridge >= 2.5x the seed style",
-     lambda r: r["bridge_vs_seed_style"] >= 2.5),
-    ("target_flink_30k", "Flink job >= 30,000 trades/s", lambda r: r["flink_trades_per_s"] >= 30_000),
-    ("target_flink_vs_filesource_0_8", "Flink job >= 0.8x its FileSource twin",
-     lambda r: r["flink_vs_filesource"] >= 0.8),
-    ("target_one_python_operator", "one Python operator in the job graph (the bridge)",
-     lambda r: r["flink_python_operators"] == 1),
-    ("target_p99_1k_25ms", "p99 to the trades sink <= 25 ms at 1,000 msg/s",
-     lambda r: r["latency_ms_p99_1k"] is not None and r["latency_ms_p99_1k"] <= 25),
-    ("target_p99_10k_100ms", "p99 to the trades sink <= 100 ms at 10,000 msg/s",
-     lambda r: r["latency_ms_p99_10k"] is not None and r["latency_ms_p99_10k"] <= 100),
+    (
+        "target_bridge_vs_seed_2_5x",
+        "bridge >= 2.5x the seed style",
+        lambda r: r["bridge_vs_seed_style"] >= 2.5,
+    ),
+    (
+        "target_flink_30k",
+        "Flink job >= 30,000 trades/s",
+        lambda r: r["flink_trades_per_s"] >= 30_000,
+    ),
+    (
+        "target_flink_vs_filesource_0_8",
+        "Flink job >= 0.8x its FileSource twin",
+        lambda r: r["flink_vs_filesource"] >= 0.8,
+    ),
+    (
+        "target_one_python_operator",
+        "one Python operator in the job graph (the bridge)",
+        lambda r: r["flink_python_operators"] == 1,
+    ),
+    (
+        "target_p99_1k_25ms",
+        "p99 to the trades sink <= 25 ms at 1,000 msg/s",
+        lambda r: r["latency_ms_p99_1k"] is not None and r["latency_ms_p99_1k"] <= 25,
+    ),
+    (
+        "target_p99_10k_100ms",
+        "p99 to the trades sink <= 100 ms at 10,000 msg/s",
+        lambda r: r["latency_ms_p99_10k"] is not None and r["latency_ms_p99_10k"] <= 100,
+    ),
     ("target_idle_cpu_3pct", "idle CPU <= 3% of one core", lambda r: r["idle_cpu_pct"] <= 3),
 ]
 
@@ -87,12 +107,16 @@ def markdown(r: dict, profile: dict | None) -> str:
         f"| load server alone, into a raw socket that discards | {_n(r['load_server_msgs_per_s'])} | "
         f"{_n(r['load_server_cpu_s_per_million'], 2)} (the reader) |",
     ]
-    for key, label in (("bridge", "this project's bridge (BinanceFeed, records drained)"),
-                       ("bridge_backfill", "the same with gap filling on (a REST history configured)"),
-                       ("seed_style", "seed style: WebSocketApp defaults + json.loads"),
-                       ("websockets", "websockets sync client + orjson"),
-                       ("picows", "picows + orjson (C-level ceiling)")):
-        lines.append(f"| {label} | {_n(r[f'{key}_msgs_per_s'])} | {_n(r[f'{key}_cpu_s_per_million'], 2)} |")
+    for key, label in (
+        ("bridge", "this project's bridge (BinanceFeed, records drained)"),
+        ("bridge_backfill", "the same with gap filling on (a REST history configured)"),
+        ("seed_style", "seed style: WebSocketApp defaults + json.loads"),
+        ("websockets", "websockets sync client + orjson"),
+        ("picows", "picows + orjson (C-level ceiling)"),
+    ):
+        lines.append(
+            f"| {label} | {_n(r[f'{key}_msgs_per_s'])} | {_n(r[f'{key}_cpu_s_per_million'], 2)} |"
+        )
     lines += [
         "",
         f"Bridge / seed style: **{r['bridge_vs_seed_style']:.1f}x**; bridge / picows: "
@@ -114,7 +138,10 @@ def markdown(r: dict, profile: dict | None) -> str:
             "",
             "| function (file) | self % | total % |",
             "|---|---|---|",
-            *(f"| `{row['function']}` | {row['self_pct']} | {row['total_pct']} |" for row in profile["functions"]),
+            *(
+                f"| `{row['function']}` | {row['self_pct']} | {row['total_pct']} |"
+                for row in profile["functions"]
+            ),
             "",
             "| hottest lines | self % |",
             "|---|---|",
@@ -172,8 +199,11 @@ def markdown(r: dict, profile: dict | None) -> str:
     for label, rate in (("1k", "1,000/s"), ("10k", "10,000/s")):
         lines.append(
             f"| {rate} | {_n(r[f'sent_{label}'])} | "
-            + " / ".join(_n(r[f"source_latency_ms_{q}_{label}"], 1) for q in ("p50", "p95", "p99")) + " | "
-            + " / ".join(_n(r[f"latency_ms_{q}_{label}"], 1) for q in ("p50", "p95", "p99")) + " |")
+            + " / ".join(_n(r[f"source_latency_ms_{q}_{label}"], 1) for q in ("p50", "p95", "p99"))
+            + " | "
+            + " / ".join(_n(r[f"latency_ms_{q}_{label}"], 1) for q in ("p50", "p95", "p99"))
+            + " |"
+        )
     lines += [
         "",
         "At a rate above what the job carries (section 2), trades queue in the bridge's buffer and the "
@@ -184,7 +214,8 @@ def markdown(r: dict, profile: dict | None) -> str:
         f"After the paced phases the server sends only pings (every {r['ping_interval_s']:g} s). Once every "
         f"trade has reached the sink and {r['idle_settle_s']:g} s more have passed, the CPU time (user + "
         f"system) of the job's whole process tree ({r['idle_processes']} processes) is measured over {r['idle_window_s']:g} s"
-        + (f" (shortened from 60 s by{flag})" if flag else "") + ". The cost: checkpoints (every 30 s), "
+        + (f" (shortened from 60 s by{flag})" if flag else "")
+        + ". The cost: checkpoints (every 30 s), "
         "the drain timer (backing off to 200 ms while quiet), the JVM's own timers (the flushers of "
         "the network buffers and Pekko's RPC schedulers, every 100 ms: `conf/config.yaml`) and the "
         "JIT compiler still at work on what the load phases ran.",
@@ -227,13 +258,20 @@ def soak_markdown(soak: dict | None) -> str:
         "",
         "| time s | RSS MB | threads | fds |",
         "|---|---|---|---|",
-        *(f"| {s['t_s']} | {s['rss_mb']:.1f} | {s['threads']} | {s['fds']} |" for s in soak["series"]),
+        *(
+            f"| {s['t_s']} | {s['rss_mb']:.1f} | {s['threads']} | {s['fds']} |"
+            for s in soak["series"]
+        ),
         "",
-        "Growth from minute 2 to the end: " + ", ".join(
-            f"{key.replace('_mb', '')} {value:+.1f}%" for key, value in soak["growth_from_minute_2_pct"].items())
+        "Growth from minute 2 to the end: "
+        + ", ".join(
+            f"{key.replace('_mb', '')} {value:+.1f}%"
+            for key, value in soak["growth_from_minute_2_pct"].items()
+        )
         + f". Trades lost: **{soak['lost_trades']}**, written twice: **{soak['duplicate_trades']}** (every trade "
         "the exchange published between the first and the last written, per symbol); dead letters: "
-        + ", ".join(f"{reason} {n}" for reason, n in sorted(soak["dead_letters"].items())) + ".",
+        + ", ".join(f"{reason} {n}" for reason, n in sorted(soak["dead_letters"].items()))
+        + ".",
         "",
     ]
     return "\n".join(lines)

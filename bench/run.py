@@ -9,6 +9,7 @@ Needs Java 17 (Flink), psutil and, for the bridge's profile, py-spy (``pip insta
 Captures: the trades-only extracts in data/captures.
 Scratch (job output, logs, the FileSource input): $BENCH_SCRATCH or the system temp dir.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,26 +23,70 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, bench/ is not installed
+sys.path.insert(
+    0, str(Path(__file__).resolve().parent.parent)
+)  # run as a script, bench/ is not installed
 
-from bench import bridge_profile, flink_runs, report, scaleout  # noqa: E402
-from bench.data import REPO, Trades  # noqa: E402
-from bench.loadserver import LoadServer  # noqa: E402
+from bench import bridge_profile, flink_runs, report, scaleout
+from bench.data import REPO, Trades
+from bench.loadserver import LoadServer
 
 PLANS = {
-    "full": dict(count=2_000_000, seconds=4.0, rounds=3, stalled_seconds=10.0, flink_rounds=2,
-                 flink_warmup=10.0, flink_window=30.0, file_lines=3_000_000, latency_warmup=10.0,
-                 latency_phase=30.0, idle_settle=10.0, idle=60.0, scaleout_count=3_000_000),
-    "quick": dict(count=600_000, seconds=2.0, rounds=2, stalled_seconds=4.0, flink_rounds=1,
-                  flink_warmup=8.0, flink_window=12.0, file_lines=1_000_000, latency_warmup=5.0,
-                  latency_phase=10.0, idle_settle=3.0, idle=15.0, scaleout_count=1_000_000),
-    "smoke": dict(count=200_000, seconds=1.0, rounds=1, stalled_seconds=3.0, flink_rounds=1,
-                  flink_warmup=2.0, flink_window=3.0, file_lines=300_000, latency_warmup=2.0,
-                  latency_phase=3.0, idle_settle=1.0, idle=6.0, scaleout_count=300_000),
+    "full": dict(
+        count=2_000_000,
+        seconds=4.0,
+        rounds=3,
+        stalled_seconds=10.0,
+        flink_rounds=2,
+        flink_warmup=10.0,
+        flink_window=30.0,
+        file_lines=3_000_000,
+        latency_warmup=10.0,
+        latency_phase=30.0,
+        idle_settle=10.0,
+        idle=60.0,
+        scaleout_count=3_000_000,
+    ),
+    "quick": dict(
+        count=600_000,
+        seconds=2.0,
+        rounds=2,
+        stalled_seconds=4.0,
+        flink_rounds=1,
+        flink_warmup=8.0,
+        flink_window=12.0,
+        file_lines=1_000_000,
+        latency_warmup=5.0,
+        latency_phase=10.0,
+        idle_settle=3.0,
+        idle=15.0,
+        scaleout_count=1_000_000,
+    ),
+    "smoke": dict(
+        count=200_000,
+        seconds=1.0,
+        rounds=1,
+        stalled_seconds=3.0,
+        flink_rounds=1,
+        flink_warmup=2.0,
+        flink_window=3.0,
+        file_lines=300_000,
+        latency_warmup=2.0,
+        latency_phase=3.0,
+        idle_settle=1.0,
+        idle=6.0,
+        scaleout_count=300_000,
+    ),
 }
 # module under bench.clients -> result key prefix
-CLIENTS = {"raw": "load_server", "bridge": "bridge", "bridge_backfill": "bridge_backfill", "seed_style": "seed_style",
-           "websockets_sync": "websockets", "picows_orjson": "picows"}
+CLIENTS = {
+    "raw": "load_server",
+    "bridge": "bridge",
+    "bridge_backfill": "bridge_backfill",
+    "seed_style": "seed_style",
+    "websockets_sync": "websockets",
+    "picows_orjson": "picows",
+}
 
 
 def log(message: str) -> None:
@@ -49,9 +94,23 @@ def log(message: str) -> None:
 
 
 def run_client(module: str, url: str, count: int, seconds: float) -> dict:
-    done = subprocess.run([sys.executable, "-m", f"bench.clients.{module}", "--url", url,
-                           "--count", str(count), "--seconds", str(seconds)],
-                          cwd=REPO, capture_output=True, text=True, timeout=seconds + 120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"bench.clients.{module}",
+            "--url",
+            url,
+            "--count",
+            str(count),
+            "--seconds",
+            str(seconds),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"client {module} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -73,24 +132,53 @@ def bridge_benchmarks(plan: dict, server: LoadServer, results: dict) -> None:
         results[f"{name}_msgs_per_s"] = round(median_of(rounds, "msgs_per_s"))
         results[f"{name}_cpu_s_per_million"] = median_of(rounds, "cpu_s_per_million")
     pairs = list(zip(by_client["bridge"], by_client["seed_style"], by_client["picows"]))
-    results["bridge_vs_seed_style"] = round(statistics.median(b["msgs_per_s"] / s["msgs_per_s"] for b, s, _ in pairs), 2)
-    results["bridge_vs_picows"] = round(statistics.median(b["msgs_per_s"] / p["msgs_per_s"] for b, _, p in pairs), 3)
-    results["bridge_backfill_vs_bridge"] = round(statistics.median(
-        f["msgs_per_s"] / b["msgs_per_s"] for b, f in zip(by_client["bridge"], by_client["bridge_backfill"])), 3)
+    results["bridge_vs_seed_style"] = round(
+        statistics.median(b["msgs_per_s"] / s["msgs_per_s"] for b, s, _ in pairs), 2
+    )
+    results["bridge_vs_picows"] = round(
+        statistics.median(b["msgs_per_s"] / p["msgs_per_s"] for b, _, p in pairs), 3
+    )
+    results["bridge_backfill_vs_bridge"] = round(
+        statistics.median(
+            f["msgs_per_s"] / b["msgs_per_s"]
+            for b, f in zip(by_client["bridge"], by_client["bridge_backfill"])
+        ),
+        3,
+    )
     results["bridge_parse_failures"] = sum(r["parse_failures"] for r in by_client["bridge"])
     results["bridge_gaps"] = sum(r["gaps"] for r in by_client["bridge"])
     results["client_count"], results["client_seconds"] = plan["count"], plan["seconds"]
 
 
 def stalled_benchmark(plan: dict, server: LoadServer, results: dict) -> None:
-    done = subprocess.run([sys.executable, "-m", "bench.clients.stalled", "--url", server.url,
-                           "--seconds", str(plan["stalled_seconds"])],
-                          cwd=REPO, capture_output=True, text=True, timeout=plan["stalled_seconds"] + 60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.clients.stalled",
+            "--url",
+            server.url,
+            "--seconds",
+            str(plan["stalled_seconds"]),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=plan["stalled_seconds"] + 60,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"stalled consumer failed: {done.stderr[-2000:]}")
     stalled = json.loads(done.stdout.strip().splitlines()[-1])
-    for key in ("peak_rss_mb", "baseline_rss_mb", "rss_at_full_mb", "rss_end_mb", "buffer_size", "buffered",
-                "full_after_s", "seconds"):
+    for key in (
+        "peak_rss_mb",
+        "baseline_rss_mb",
+        "rss_at_full_mb",
+        "rss_end_mb",
+        "buffer_size",
+        "buffered",
+        "full_after_s",
+        "seconds",
+    ):
         results[f"stalled_{key}"] = stalled[key]
     log(f"stalled consumer: peak RSS {stalled['peak_rss_mb']} MB, buffered {stalled['buffered']:,}")
 
@@ -101,24 +189,43 @@ def flink_throughput(plan: dict, server: LoadServer, scratch: Path, results: dic
         f.writelines(payload + b"\n" for payload in Trades().payloads(plan["file_lines"]))
     bridge, files = [], []
     for n in range(plan["flink_rounds"]):
-        bridge.append(flink_runs.bridge_throughput(server, scratch / f"flink-bridge-{n}", plan["flink_warmup"],
-                                                   plan["flink_window"]))
+        bridge.append(
+            flink_runs.bridge_throughput(
+                server, scratch / f"flink-bridge-{n}", plan["flink_warmup"], plan["flink_window"]
+            )
+        )
         log(f"round {n + 1}: Flink job {bridge[-1]['trades_per_s']:,} trades/s")
-        files.append(flink_runs.filesource_throughput(trades_file, plan["file_lines"], scratch / f"flink-file-{n}",
-                                                      plan["flink_warmup"], plan["flink_window"]))
+        files.append(
+            flink_runs.filesource_throughput(
+                trades_file,
+                plan["file_lines"],
+                scratch / f"flink-file-{n}",
+                plan["flink_warmup"],
+                plan["flink_window"],
+            )
+        )
         log(f"round {n + 1}: FileSource twin {files[-1]['trades_per_s']:,} trades/s")
     results["flink_trades_per_s"] = round(median_of(bridge, "trades_per_s"))
     results["flink_filesource_trades_per_s"] = round(median_of(files, "trades_per_s"))
-    results["flink_vs_filesource"] = round(statistics.median(
-        b["trades_per_s"] / f["trades_per_s"] for b, f in zip(bridge, files)), 3)
+    results["flink_vs_filesource"] = round(
+        statistics.median(b["trades_per_s"] / f["trades_per_s"] for b, f in zip(bridge, files)), 3
+    )
     results["flink_filesource_input_used_up"] = any(f["input_used_up"] for f in files)
-    results["flink_warmup_s"], results["flink_window_s"] = plan["flink_warmup"], plan["flink_window"]
+    results["flink_warmup_s"], results["flink_window_s"] = (
+        plan["flink_warmup"],
+        plan["flink_window"],
+    )
 
 
 def python_operators(results: dict) -> None:
     """How many operators of the job's graph run Python, read from the graph itself (job.graph)."""
-    done = subprocess.run([sys.executable, "-m", "job.graph", "--symbols", "btcusdt", "--out", "/nonexistent"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "job.graph", "--symbols", "btcusdt", "--out", "/nonexistent"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"job.graph failed: {done.stderr[-2000:]}")
     operators = [line for line in done.stdout.splitlines() if line.startswith(("python", "java"))]
@@ -128,43 +235,68 @@ def python_operators(results: dict) -> None:
 
 
 def scale_out(plan: dict, scratch: Path, results: dict) -> None:
-    found = scaleout.compare(scratch / "scaleout", plan["scaleout_count"], plan["flink_warmup"], plan["flink_window"])
+    found = scaleout.compare(
+        scratch / "scaleout", plan["scaleout_count"], plan["flink_warmup"], plan["flink_window"]
+    )
     results.update(found)
-    log(f"standalone cluster: {found['flink_scaleout_1tm_trades_per_s']:,} trades/s on one TaskManager, "
-        f"{found['flink_scaleout_2tm_trades_per_s']:,} on two ({found['flink_scaleout_2tm_ratio']}x)")
+    log(
+        f"standalone cluster: {found['flink_scaleout_1tm_trades_per_s']:,} trades/s on one TaskManager, "
+        f"{found['flink_scaleout_2tm_trades_per_s']:,} on two ({found['flink_scaleout_2tm_ratio']}x)"
+    )
 
 
 def latency_and_idle(plan: dict, scratch: Path, results: dict) -> None:
-    paced = flink_runs.paced(scratch / "flink-paced", plan["latency_warmup"], plan["latency_phase"],
-                             plan["idle_settle"], plan["idle"])
+    paced = flink_runs.paced(
+        scratch / "flink-paced",
+        plan["latency_warmup"],
+        plan["latency_phase"],
+        plan["idle_settle"],
+        plan["idle"],
+    )
     results.update(paced)
-    results["latency_warmup_s"], results["latency_phase_s"] = plan["latency_warmup"], plan["latency_phase"]
+    results["latency_warmup_s"], results["latency_phase_s"] = (
+        plan["latency_warmup"],
+        plan["latency_phase"],
+    )
     results["idle_settle_s"] = plan["idle_settle"]
-    log(f"latency p99 {paced['latency_ms_p99_1k']} ms at 1k/s, {paced['latency_ms_p99_10k']} ms at 10k/s; "
-        f"idle {paced['idle_cpu_pct']}% of a core")
+    log(
+        f"latency p99 {paced['latency_ms_p99_1k']} ms at 1k/s, {paced['latency_ms_p99_10k']} ms at 10k/s; "
+        f"idle {paced['idle_cpu_pct']}% of a core"
+    )
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="finish in under 6 minutes")
-    size.add_argument("--smoke", action="store_true", help="every stage once, in about 4 minutes: checks the harness")
+    size.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every stage once, in about 4 minutes: checks the harness",
+    )
     p.add_argument("--output", type=Path, default=REPO / "bench", help="where results.md/json go")
     args = p.parse_args(argv)
     plan_name = "smoke" if args.smoke else "quick" if args.quick else "full"
     plan = PLANS[plan_name]
     scratch = Path(tempfile.mkdtemp(prefix="bench-", dir=os.environ.get("BENCH_SCRATCH")))
     started = time.monotonic()
-    results = {"plan": plan_name, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "cpu_count": os.cpu_count(), "load_avg_start": round(os.getloadavg()[0], 2),
-               "rounds": plan["rounds"], "flink_rounds": plan["flink_rounds"]}
+    results = {
+        "plan": plan_name,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "load_avg_start": round(os.getloadavg()[0], 2),
+        "rounds": plan["rounds"],
+        "flink_rounds": plan["flink_rounds"],
+    }
     log(f"scratch {scratch}")
     profiled = None
     with LoadServer("flood", "--count", str(plan["count"])) as server:
         bridge_benchmarks(plan, server, results)
         stalled_benchmark(plan, server, results)
         if bridge_profile.available():
-            profiled = bridge_profile.profile_bridge(server.url, plan["count"], plan["seconds"], scratch)
+            profiled = bridge_profile.profile_bridge(
+                server.url, plan["count"], plan["seconds"], scratch
+            )
         else:
             log("py-spy not installed: no profile of the bridge")
         flink_throughput(plan, server, scratch, results)
@@ -175,7 +307,9 @@ def main(argv=None) -> int:
     results["run_seconds"] = round(time.monotonic() - started)
     report.judge(results)
     soak = args.output / "soak.json"
-    report.write(results, profiled, json.loads(soak.read_text()) if soak.exists() else None, args.output)
+    report.write(
+        results, profiled, json.loads(soak.read_text()) if soak.exists() else None, args.output
+    )
     log(f"wrote {args.output / 'results.md'} and results.json in {results['run_seconds']} s")
     return 0
 

@@ -7,6 +7,7 @@ TaskManagers (processes). Each TaskManager here has one slot; the job runs ``--s
 (one symbol each), and the trades sink's lines are counted as in the single-job runs. On this
 2-core machine the ceiling of the ratio is 2.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -23,18 +24,36 @@ SYMBOLS = ("btcusdt", "ethusdt")
 
 def throughput(work: Path, taskmanagers: int, count: int, warmup: float, window: float) -> dict:
     symbols = SYMBOLS[:taskmanagers]
-    with LoadServer("flood", "--count", str(count), *(f"--symbol={s.upper()}" for s in symbols)) as server, \
-            StandaloneCluster(work / "cluster", slots=1) as cluster:
+    with (
+        LoadServer(
+            "flood", "--count", str(count), *(f"--symbol={s.upper()}" for s in symbols)
+        ) as server,
+        StandaloneCluster(work / "cluster", slots=1) as cluster,
+    ):
         for _ in range(taskmanagers - 1):
             cluster.add_taskmanager()
         out = work / "out"
         tail = SinkTail(str(out / "trades"))
         tail.start()
         console = open(work / "flink-run.txt", "wb")
-        run = cluster.flink("run", "--detached", "-py", str(Path(__file__).parent.parent / "job" / "main.py"),
-                            "--symbols", ",".join(symbols), "--shards", str(len(symbols)), "--parallelism",
-                            str(len(symbols)), "--ws-url", server.url, "--out", str(out),
-                            stdout=console, stderr=subprocess.STDOUT)
+        run = cluster.flink(
+            "run",
+            "--detached",
+            "-py",
+            str(Path(__file__).parent.parent / "job" / "main.py"),
+            "--symbols",
+            ",".join(symbols),
+            "--shards",
+            str(len(symbols)),
+            "--parallelism",
+            str(len(symbols)),
+            "--ws-url",
+            server.url,
+            "--out",
+            str(out),
+            stdout=console,
+            stderr=subprocess.STDOUT,
+        )
         try:
             run.wait(timeout=STARTUP_TIMEOUT_S)
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -52,11 +71,16 @@ def throughput(work: Path, taskmanagers: int, count: int, warmup: float, window:
             console.close()
             for job in cluster.jobs():
                 if job["state"] == "RUNNING":
-                    cluster.flink("cancel", job["jid"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait(120)
+                    cluster.flink(
+                        "cancel", job["jid"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    ).wait(120)
 
 
 def compare(work: Path, count: int, warmup: float, window: float) -> dict:
     one = throughput(work / "1tm", 1, count, warmup, window)
     two = throughput(work / "2tm", 2, count, warmup, window)
-    return {"flink_scaleout_1tm_trades_per_s": one["trades_per_s"], "flink_scaleout_2tm_trades_per_s": two["trades_per_s"],
-            "flink_scaleout_2tm_ratio": round(two["trades_per_s"] / max(1, one["trades_per_s"]), 2)}
+    return {
+        "flink_scaleout_1tm_trades_per_s": one["trades_per_s"],
+        "flink_scaleout_2tm_trades_per_s": two["trades_per_s"],
+        "flink_scaleout_2tm_ratio": round(two["trades_per_s"] / max(1, one["trades_per_s"]), 2),
+    }

@@ -5,6 +5,7 @@ commit (every checkpoint), so reading the in-progress files shows when a trade r
 without waiting for the checkpoint. Files are followed by inode: the commit's rename does not
 disturb them. Polling every ``interval`` seconds bounds the timing error.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,7 +58,9 @@ class SinkTail(threading.Thread):
                 lines = complete.split(b"\n")
                 new += len(lines)
                 if self.keep_event_times:
-                    self.arrivals.extend((orjson.loads(line)["event_time"], now_ms) for line in lines)
+                    self.arrivals.extend(
+                        (orjson.loads(line)["event_time"], now_ms) for line in lines
+                    )
         if new:
             self.lines += new
             self.counts.append((time.monotonic(), self.lines))

@@ -11,6 +11,7 @@ the cluster and the Python operator) are sampled. At the end (the job runs ``--d
 everything it received is committed) the trades written are checked against what the exchange
 published, and the dead letters against the malformed frames it sent.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,15 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, bench/ is not installed
+sys.path.insert(
+    0, str(Path(__file__).resolve().parent.parent)
+)  # run as a script, bench/ is not installed
 
-from bench import report  # noqa: E402
-from bench.data import REPO  # noqa: E402
-from connectors.flink.outputs import committed_rows  # noqa: E402
-from connectors.simulator import ExchangeSimulator, Market  # noqa: E402
-from connectors.simulator.session import INJECTED  # noqa: E402
+from bench import report
+from bench.data import REPO
+from connectors.flink.outputs import committed_rows
+from connectors.simulator import ExchangeSimulator, Market
+from connectors.simulator.session import INJECTED
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 MALFORMED = b'{"stream":"btcusdt@trade","data":{"e":"trade","broken"'  # invalid_json
@@ -57,23 +60,53 @@ def check_trades(trades: list[dict], sim: ExchangeSimulator) -> dict:
         ids = [t["trade_id"] for t in trades if t["symbol"] == symbol]
         first, last = (min(ids), max(ids)) if ids else (0, -1)
         published = [i for i in sim.market.published(symbol).ids if first <= i <= last]
-        out[symbol] = {"written": len(ids), "duplicates": len(ids) - len(set(ids)),
-                       "missing": len(set(published) - set(ids)), "extra": len(set(ids) - set(published))}
+        out[symbol] = {
+            "written": len(ids),
+            "duplicates": len(ids) - len(set(ids)),
+            "missing": len(set(published) - set(ids)),
+            "extra": len(set(ids) - set(published)),
+        }
     return out
 
 
 def run(minutes: float, rate: int, work: Path) -> dict:
-    market = Market.generated([s.lower() for s in SYMBOLS], rate=rate / len(SYMBOLS), pause_without_subscribers=False,
-                              history_limit=None, seed=1)  # the whole history: every id is checked
+    market = Market.generated(
+        [s.lower() for s in SYMBOLS],
+        rate=rate / len(SYMBOLS),
+        pause_without_subscribers=False,
+        history_limit=None,
+        seed=1,
+    )  # the whole history: every id is checked
     with ExchangeSimulator(market, keep_frames=False) as sim:
         out = work / "out"
         seconds = minutes * 60
-        command = [sys.executable, str(REPO / "job" / "main.py"), "--ws-url", sim.ws_url, "--rest-url", sim.http_url,
-                   "--symbols", ",".join(s.lower() for s in SYMBOLS), "--duration", str(seconds), "--out", str(out),
-                   "--rest-port", "0", "--checkpoint-dir", (work / "checkpoints").as_uri()]
+        command = [
+            sys.executable,
+            str(REPO / "job" / "main.py"),
+            "--ws-url",
+            sim.ws_url,
+            "--rest-url",
+            sim.http_url,
+            "--symbols",
+            ",".join(s.lower() for s in SYMBOLS),
+            "--duration",
+            str(seconds),
+            "--out",
+            str(out),
+            "--rest-port",
+            "0",
+            "--checkpoint-dir",
+            (work / "checkpoints").as_uri(),
+        ]
         console = open(work / "console.log", "wb")
-        job = subprocess.Popen(command, cwd=REPO, stdout=console, stderr=subprocess.STDOUT,
-                               env=dict(os.environ, FLINK_LOG_DIR=str(work / "log")), start_new_session=True)
+        job = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, FLINK_LOG_DIR=str(work / "log")),
+            start_new_session=True,
+        )
         series, resets = [], 0
         try:
             sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
@@ -101,13 +134,24 @@ def run(minutes: float, rate: int, work: Path) -> dict:
         reasons = Counter(row["reason"] for _, row in committed_rows(out, "dead-letters"))
         checked = check_trades(trades, sim)
     later = [s for s in series if s["t_s"] >= 120] or series
-    growth = {key: round((later[-1][key] - later[0][key]) / later[0][key] * 100, 1) for key in ("rss_mb", "threads", "fds")}
-    return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "minutes": minutes, "rate": rate,
-            "exit_code": job.returncode, "resets": resets, "malformed_sent": injected,
-            "dead_letters": dict(reasons), "trades": checked, "series": series,
-            "growth_from_minute_2_pct": growth,
-            "lost_trades": sum(c["missing"] for c in checked.values()),
-            "duplicate_trades": sum(c["duplicates"] for c in checked.values())}
+    growth = {
+        key: round((later[-1][key] - later[0][key]) / later[0][key] * 100, 1)
+        for key in ("rss_mb", "threads", "fds")
+    }
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "minutes": minutes,
+        "rate": rate,
+        "exit_code": job.returncode,
+        "resets": resets,
+        "malformed_sent": injected,
+        "dead_letters": dict(reasons),
+        "trades": checked,
+        "series": series,
+        "growth_from_minute_2_pct": growth,
+        "lost_trades": sum(c["missing"] for c in checked.values()),
+        "duplicate_trades": sum(c["duplicates"] for c in checked.values()),
+    }
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@ right before the records are emitted, so ``now - E`` here is send -> out of the 
 PyFlink's bundle flush to the JVM (which the sink-side measurement includes). Samples go as
 ``E,latency_ms`` lines to ``$BENCH_SOURCE_SAMPLES.<pid>``.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,13 @@ class StampedFeed(BinanceFeed):
         items = super().drain(max_items)
         if items:
             now_ms = time.time() * 1000
-            self._samples.write("".join(f"{r.event_time},{now_ms - r.event_time:.2f}\n"
-                                        for r in items if hasattr(r, "event_time")))
+            self._samples.write(
+                "".join(
+                    f"{r.event_time},{now_ms - r.event_time:.2f}\n"
+                    for r in items
+                    if hasattr(r, "event_time")
+                )
+            )
             if time.monotonic() - self._flushed_at > _FLUSH_EVERY_S:
                 self._samples.flush()
                 self._flushed_at = time.monotonic()

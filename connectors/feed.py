@@ -1,4 +1,5 @@
 """A Binance trade feed: Binance's protocol plugged into the generic WebSocket bridge."""
+
 from __future__ import annotations
 
 from connectors.binance.history import BinanceHistory, RestConfig
@@ -22,13 +23,27 @@ class BinanceFeed(Bridge):
     symbols without a ``resume_after`` position at that time. Without it gaps are only counted.
     """
 
-    def __init__(self, symbols: list[str], stream: str = "trade", base_url: str = DEFAULT_BASE_URL,
-                 config: BridgeConfig = BridgeConfig(), rest: RestConfig | None = None,
-                 since_ms: int | None = None):
+    def __init__(
+        self,
+        symbols: list[str],
+        stream: str = "trade",
+        base_url: str = DEFAULT_BASE_URL,
+        config: BridgeConfig = BridgeConfig(),
+        rest: RestConfig | None = None,
+        since_ms: int | None = None,
+    ):
         self.symbols = normalize_symbols(symbols)
-        history = BinanceHistory(stream, rest, config.gate_dir, config.ca_file) if rest is not None else None
-        super().__init__(stream_url(base_url, self.symbols, stream),
-                         BinanceDecoder(kinds=(stream,), symbols=self.symbols), config,
-                         name=",".join(self.symbols) + "@" + stream, history=history)
+        history = (
+            BinanceHistory(stream, rest, config.gate_dir, config.ca_file)
+            if rest is not None
+            else None
+        )
+        super().__init__(
+            stream_url(base_url, self.symbols, stream),
+            BinanceDecoder(kinds=(stream,), symbols=self.symbols),
+            config,
+            name=",".join(self.symbols) + "@" + stream,
+            history=history,
+        )
         if since_ms is not None:
             self.resume_at(since_ms, [s.upper() for s in self.symbols])

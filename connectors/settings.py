@@ -4,19 +4,35 @@ Each field of a settings dataclass (``BridgeConfig``, ``RestConfig``, ``DrainCon
 means and what it allows; the job's command line builds its options from these fields, so each
 default, explanation and bound is written once, here in the code that uses it.
 """
+
 from __future__ import annotations
 
 from dataclasses import field, fields
 from urllib.parse import urlsplit
 
 
-def setting(default, help: str, *, metavar: str | None = None, choices: tuple | None = None,
-            minimum: float | None = None, positive: bool = False):
+def setting(
+    default,
+    help: str,
+    *,
+    metavar: str | None = None,
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    positive: bool = False,
+):
     """A dataclass field with a default and its one-line help. ``metavar``: the value's name on the
     command line; ``choices``: the only values allowed; ``minimum``: the smallest allowed;
     ``positive``: above zero."""
-    return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices,
-                                            "minimum": minimum, "positive": positive})
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "metavar": metavar,
+            "choices": choices,
+            "minimum": minimum,
+            "positive": positive,
+        },
+    )
 
 
 def check_settings(settings) -> None:
@@ -26,7 +42,9 @@ def check_settings(settings) -> None:
         if value is None or not meta:
             continue
         if meta["choices"] is not None and value not in meta["choices"]:
-            raise ValueError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, not {value!r}")
+            raise ValueError(
+                f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, not {value!r}"
+            )
         if meta["minimum"] is not None and value < meta["minimum"]:
             raise ValueError(f"{f.name} must be at least {meta['minimum']:g}, not {value:g}")
         if meta["positive"] and not value > 0:

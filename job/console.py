@@ -6,6 +6,7 @@ folder and prints the events that matter, one line each: where the metrics are, 
 connections and losses (with the cause), gaps and their backfill, failures of the feed, and the
 job's restarts with the cause that brought each one.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,9 +19,12 @@ _TIME = re.compile(r"^\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d)")
 _FEED_EVENTS = re.compile(
     r" - ((?:connected to|connection to .* lost after|reconnecting to|waiting [\d.]+s before connecting"
     r"|connect to .* failed|handing over|.*: catching up after|.*: backfill done|.* ids \d+\.\.\d+ are lost"
-    r"|.*: \w+ skipped ids|shard .*: feed failed|.*: backfill of .* cannot go on).*)$")
+    r"|.*: \w+ skipped ids|shard .*: feed failed|.*: backfill of .* cannot go on).*)$"
+)
 _METRICS = re.compile(r"Started PrometheusReporter HTTP server on port (\d+)")
-_CAUSE = re.compile(r"^Caused by: (?:pemja\.core\.PythonException: <class '(?:[\w.]+\.)?(\w+)'>: )?(.*)$")
+_CAUSE = re.compile(
+    r"^Caused by: (?:pemja\.core\.PythonException: <class '(?:[\w.]+\.)?(\w+)'>: )?(.*)$"
+)
 _RESTARTING = re.compile(r"Job .* switched from state \w+ to RESTARTING")
 _ENDED = re.compile(r"Job .* switched from state \w+ to (FINISHED|FAILED|CANCELED)")
 
@@ -37,7 +41,7 @@ class ConsoleReporter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="console-reporter", daemon=True)
 
-    def start(self) -> "ConsoleReporter":
+    def start(self) -> ConsoleReporter:
         self._thread.start()
         return self
 
@@ -53,7 +57,7 @@ class ConsoleReporter:
     def _read(self) -> None:
         for path in sorted(self._dir.glob("*.log")):
             try:
-                with open(path, "r", errors="replace") as f:
+                with open(path, errors="replace") as f:
                     f.seek(self._offsets.get(path, 0))
                     text = self._partial.pop(path, "") + f.read()
                     self._offsets[path] = f.tell()
@@ -70,15 +74,21 @@ class ConsoleReporter:
         if (event := _FEED_EVENTS.search(line)) is not None:
             self._print(at + event.group(1))
         elif (metrics := _METRICS.search(line)) is not None:
-            self._print(f"{at}metrics for Prometheus at http://localhost:{metrics.group(1)}/metrics")
+            self._print(
+                f"{at}metrics for Prometheus at http://localhost:{metrics.group(1)}/metrics"
+            )
         elif (cause := _CAUSE.match(line)) is not None:
             self._cause = ": ".join(filter(None, cause.groups()))
         elif _RESTARTING.search(line):
             self._restarts += 1
-            self._print(f"{at}job restarting (attempt {self._restarts}) after: {self._cause or 'see the log'}")
+            self._print(
+                f"{at}job restarting (attempt {self._restarts}) after: {self._cause or 'see the log'}"
+            )
         elif (ended := _ENDED.search(line)) is not None:
-            self._print(f"{at}job {ended.group(1).lower()}"
-                        + (f": {self._cause}" if ended.group(1) == "FAILED" and self._cause else ""))
+            self._print(
+                f"{at}job {ended.group(1).lower()}"
+                + (f": {self._cause}" if ended.group(1) == "FAILED" and self._cause else "")
+            )
 
     def _print(self, text: str) -> None:
         print(f"[flink] {text}", file=self._out, flush=True)

@@ -7,6 +7,7 @@ prepared it (its Python operators configured and chained), so what is listed is 
 Python operator costs a JVM-Python crossing per record and timers when idle: the job means to
 have exactly one, the bridge.
 """
+
 from __future__ import annotations
 
 import sys
@@ -49,7 +50,9 @@ def main(argv=None) -> int:
     build(env, args, args.ws_url)
     found = operators(env)
     for operator in found:
-        print(f"{'python' if operator.python else 'java  '}  {operator.name}  ({operator.java_class})")
+        print(
+            f"{'python' if operator.python else 'java  '}  {operator.name}  ({operator.java_class})"
+        )
     print(f"{sum(o.python for o in found)} Python operator(s) of {len(found)}")
     return 0
 

@@ -6,6 +6,7 @@
 
 Run ``python job/main.py --help`` for every option.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,7 @@ def _positive(kind):
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
         return value
+
     return parse
 
 
@@ -49,11 +51,13 @@ def _at_least(minimum: int):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {text}")
         return value
+
     return parse
 
 
 def _ws_url(text: str) -> str:
     from connectors.settings import check_url
+
     try:
         check_url(text, ("ws", "wss"), "URL")
     except ValueError as exc:
@@ -69,10 +73,11 @@ def _since(text: str) -> int:
         try:
             moment = datetime.datetime.fromisoformat(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is neither ISO 8601 (2024-08-09T00:00:00Z) "
-                                             "nor ms since the epoch") from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither ISO 8601 (2024-08-09T00:00:00Z) nor ms since the epoch"
+            ) from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
+            moment = moment.replace(tzinfo=datetime.UTC)
         ms = int(moment.timestamp() * 1000)
     if ms > time.time() * 1000:
         raise argparse.ArgumentTypeError(f"{text} is in the future")
@@ -81,6 +86,7 @@ def _since(text: str) -> int:
 
 def _config_path(text: str) -> str:
     from connectors.flink.config import config_dir
+
     try:
         config_dir(text)  # the check load_config makes, made while parsing
     except FileNotFoundError as e:
@@ -96,15 +102,25 @@ def _add_settings(group, settings_class, skip=()) -> None:
         meta = f.metadata
         kind = type(f.default) if f.default is not None else str
         help_text = meta["help"] + ("" if f.default is None else f" (default: {f.default})")
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
-                           metavar=meta["metavar"], choices=meta["choices"], help=help_text)
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=kind,
+            default=None,
+            metavar=meta["metavar"],
+            choices=meta["choices"],
+            help=help_text,
+        )
 
 
 def _settings(parser, settings_class, args, **fixed):
     """The settings dataclass from the options given (defaults for the rest); a refused value
     ends the command with the option's name."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class)
-             if getattr(args, f.name, None) is not None}
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(settings_class)
+        if getattr(args, f.name, None) is not None
+    }
     try:
         return settings_class(**{**given, **fixed})
     except ValueError as exc:
@@ -120,58 +136,123 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = _Parser(prog="job/main.py", description=__doc__.split("\n\n")[0])
     g = p.add_argument_group("what to read")
-    g.add_argument("--symbols", help="comma-separated symbols (default: btcusdt; with --demo: btcusdt,ethusdt)")
-    g.add_argument("--stream", choices=STREAM_KINDS, default="trade", help="Binance stream kind (default: trade)")
-    g.add_argument("--ws-url", type=_ws_url, default=DEFAULT_BASE_URL,
-                   help=f"Binance WebSocket base URL (default: {DEFAULT_BASE_URL})")
-    g.add_argument("--shards", type=_at_least(1), default=1,
-                   help="WebSocket connections: symbols are split round-robin into this many, spread over "
-                        "--parallelism subtasks (default: 1)")
-    g.add_argument("--since", type=_since, metavar="TIME",
-                   help="on a start without checkpointed state, begin at this time (ISO 8601, UTC unless it "
-                        "says otherwise, or ms since the epoch): the trades since come from the REST history, "
-                        "then the live stream follows")
-    g.add_argument("--demo", action="store_true",
-                   help="start the embedded exchange simulator replaying the recorded trades in data/captures "
-                        "and read from it, WebSocket and REST (no network needed); overrides --ws-url and --rest-url")
-    g.add_argument("--demo-speed", type=_positive(float), default=20.0,
-                   help="replay speed of --demo relative to the capture's real time (default: 20)")
+    g.add_argument(
+        "--symbols", help="comma-separated symbols (default: btcusdt; with --demo: btcusdt,ethusdt)"
+    )
+    g.add_argument(
+        "--stream",
+        choices=STREAM_KINDS,
+        default="trade",
+        help="Binance stream kind (default: trade)",
+    )
+    g.add_argument(
+        "--ws-url",
+        type=_ws_url,
+        default=DEFAULT_BASE_URL,
+        help=f"Binance WebSocket base URL (default: {DEFAULT_BASE_URL})",
+    )
+    g.add_argument(
+        "--shards",
+        type=_at_least(1),
+        default=1,
+        help="WebSocket connections: symbols are split round-robin into this many, spread over "
+        "--parallelism subtasks (default: 1)",
+    )
+    g.add_argument(
+        "--since",
+        type=_since,
+        metavar="TIME",
+        help="on a start without checkpointed state, begin at this time (ISO 8601, UTC unless it "
+        "says otherwise, or ms since the epoch): the trades since come from the REST history, "
+        "then the live stream follows",
+    )
+    g.add_argument(
+        "--demo",
+        action="store_true",
+        help="start the embedded exchange simulator replaying the recorded trades in data/captures "
+        "and read from it, WebSocket and REST (no network needed); overrides --ws-url and --rest-url",
+    )
+    g.add_argument(
+        "--demo-speed",
+        type=_positive(float),
+        default=20.0,
+        help="replay speed of --demo relative to the capture's real time (default: 20)",
+    )
 
     g = p.add_argument_group("gap filling (Binance's REST history)")
-    g.add_argument("--no-backfill", action="store_true",
-                   help="do not fetch what the stream skipped: gaps are only logged and counted")
+    g.add_argument(
+        "--no-backfill",
+        action="store_true",
+        help="do not fetch what the stream skipped: gaps are only logged and counted",
+    )
     _add_settings(g, RestConfig)
-    _add_settings(g, BridgeConfig, skip=[f.name for f in dataclasses.fields(BridgeConfig)
-                                         if f.name != "backfill_timeout"])
+    _add_settings(
+        g,
+        BridgeConfig,
+        skip=[f.name for f in dataclasses.fields(BridgeConfig) if f.name != "backfill_timeout"],
+    )
 
     g = p.add_argument_group("what to write")
-    g.add_argument("--out", metavar="DIR",
-                   help="write DIR/trades, DIR/bars and DIR/dead-letters as JSON lines, committed on "
-                        "checkpoints; without it bars are printed to stdout")
-    g.add_argument("--duration", type=_positive(float), metavar="SECONDS",
-                   help="read for this long, then finish: everything received is written, every window "
-                        "closed, every file committed; default: run until cancelled")
+    g.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write DIR/trades, DIR/bars and DIR/dead-letters as JSON lines, committed on "
+        "checkpoints; without it bars are printed to stdout",
+    )
+    g.add_argument(
+        "--duration",
+        type=_positive(float),
+        metavar="SECONDS",
+        help="read for this long, then finish: everything received is written, every window "
+        "closed, every file committed; default: run until cancelled",
+    )
 
     g = p.add_argument_group("Flink")
-    g.add_argument("--config", type=_config_path,
-                   help="Flink config.yaml applied to the job and the embedded cluster (default: "
-                        "conf/config.yaml when run with python; none under `flink run`, where the "
-                        "cluster's own configuration applies)")
-    g.add_argument("--parallelism", type=_at_least(1), help="default parallelism (config: parallelism.default)")
-    g.add_argument("--checkpoint-interval", metavar="DURATION",
-                   help="e.g. 10s, 500ms (config: execution.checkpointing.interval)")
-    g.add_argument("--checkpoint-dir", help="URI, e.g. file:///tmp/ckpt (config: execution.checkpointing.dir)")
-    g.add_argument("--rest-port", type=_at_least(0), help="web UI / REST port of the embedded cluster (0: any free)")
+    g.add_argument(
+        "--config",
+        type=_config_path,
+        help="Flink config.yaml applied to the job and the embedded cluster (default: "
+        "conf/config.yaml when run with python; none under `flink run`, where the "
+        "cluster's own configuration applies)",
+    )
+    g.add_argument(
+        "--parallelism", type=_at_least(1), help="default parallelism (config: parallelism.default)"
+    )
+    g.add_argument(
+        "--checkpoint-interval",
+        metavar="DURATION",
+        help="e.g. 10s, 500ms (config: execution.checkpointing.interval)",
+    )
+    g.add_argument(
+        "--checkpoint-dir", help="URI, e.g. file:///tmp/ckpt (config: execution.checkpointing.dir)"
+    )
+    g.add_argument(
+        "--rest-port",
+        type=_at_least(0),
+        help="web UI / REST port of the embedded cluster (0: any free)",
+    )
     g.add_argument("--python-mode", choices=("process", "thread"), help="python.execution-mode")
     g.add_argument("--bundle-size", type=_at_least(1), help="python.fn-execution.bundle.size")
-    g.add_argument("--bundle-time", type=_at_least(1), metavar="MS", help="python.fn-execution.bundle.time")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other Flink option, repeatable")
+    g.add_argument(
+        "--bundle-time", type=_at_least(1), metavar="MS", help="python.fn-execution.bundle.time"
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other Flink option, repeatable",
+    )
 
     g = p.add_argument_group("event time")
-    g.add_argument("--out-of-orderness", type=_at_least(0), default=2000, metavar="MS",
-                   help="the watermark trails the newest trade time by this much: a trade further behind "
-                        "is late (default: 2000)")
+    g.add_argument(
+        "--out-of-orderness",
+        type=_at_least(0),
+        default=2000,
+        metavar="MS",
+        help="the watermark trails the newest trade time by this much: a trade further behind "
+        "is late (default: 2000)",
+    )
 
     g = p.add_argument_group("bridge (WebSocket connection and the operator draining it)")
     _add_settings(g, DrainConfig)
@@ -201,13 +282,24 @@ def feed_factory(args, ws_url: str, rest_url: str | None):
     """What builds each shard's feed: picklable, it travels to the TaskManagers."""
     module, _, name = args.feed_factory.partition(":")
     feed_class = getattr(importlib.import_module(module), name)
-    rest = None if args.rest is None else dataclasses.replace(args.rest, **({"rest_url": rest_url} if rest_url else {}))
-    return functools.partial(feed_class, stream=args.stream, base_url=ws_url, config=args.bridge, rest=rest,
-                             since_ms=args.since)
+    rest = (
+        None
+        if args.rest is None
+        else dataclasses.replace(args.rest, **({"rest_url": rest_url} if rest_url else {}))
+    )
+    return functools.partial(
+        feed_class,
+        stream=args.stream,
+        base_url=ws_url,
+        config=args.bridge,
+        rest=rest,
+        since_ms=args.since,
+    )
 
 
 def flink_config(args, local: bool):
     from connectors.flink.config import config_dir, load_config
+
     path = args.config or (DEFAULT_CONFIG if local else None)
     if local:
         # The embedded JVM's environment, read once when load_config starts it. It takes the
@@ -224,9 +316,14 @@ def flink_config(args, local: bool):
         import site
 
         import pyflink
+
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         os.environ["PYTHONPATH"] = os.pathsep.join(paths + site.getsitepackages())
-        reporters = glob.glob(os.path.join(os.path.dirname(pyflink.__file__), "plugins", "metrics-prometheus", "*.jar"))
+        reporters = glob.glob(
+            os.path.join(
+                os.path.dirname(pyflink.__file__), "plugins", "metrics-prometheus", "*.jar"
+            )
+        )
         classpath = [p for p in os.environ.get("HADOOP_CLASSPATH", "").split(os.pathsep) if p]
         os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(classpath + reporters)
     conf = load_config(path)
@@ -259,7 +356,13 @@ def build(env, args, ws_url: str, rest_url: str | None = None, trades_source=Non
     from pyflink.table import StreamTableEnvironment
 
     from connectors.flink.bars import late_trades, minute_bars
-    from connectors.flink.outputs import add_file_output, bar_lines, dead_letter_lines, print_lines, trade_lines
+    from connectors.flink.outputs import (
+        add_file_output,
+        bar_lines,
+        dead_letter_lines,
+        print_lines,
+        trade_lines,
+    )
     from connectors.flink.source import binance_trades
     from connectors.flink.watermarks import TradeWatermarks
 
@@ -271,9 +374,15 @@ def build(env, args, ws_url: str, rest_url: str | None = None, trades_source=Non
     # sees the very watermarks the windows do; with several, a window sees their minimum).
     config.set("table.exec.resource.default-parallelism", "1")
     trades, dead_letters = (trades_source or binance_trades)(
-        t_env, args.symbol_list, feed_factory(args, ws_url, rest_url),
-        TradeWatermarks(args.out_of_orderness), shards=args.shards,
-        duration_s=args.duration, parallelism=args.parallelism, drain=args.drain)
+        t_env,
+        args.symbol_list,
+        feed_factory(args, ws_url, rest_url),
+        TradeWatermarks(args.out_of_orderness),
+        shards=args.shards,
+        duration_s=args.duration,
+        parallelism=args.parallelism,
+        drain=args.drain,
+    )
     bars = bar_lines(t_env, minute_bars(t_env, trades))
     if not args.out:
         print_lines(t_env, bars)
@@ -283,10 +392,18 @@ def build(env, args, ws_url: str, rest_url: str | None = None, trades_source=Non
     config.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
     roll = env.get_checkpoint_config().get_checkpoint_interval() or 10_000
     statements = t_env.create_statement_set()
-    add_file_output(t_env, statements, trade_lines(t_env, trades, args.stream), args.out, "trades", f"{roll} ms")
+    add_file_output(
+        t_env, statements, trade_lines(t_env, trades, args.stream), args.out, "trades", f"{roll} ms"
+    )
     add_file_output(t_env, statements, bars, args.out, "bars", f"{roll} ms")
-    add_file_output(t_env, statements, dead_letter_lines(t_env, dead_letters, late_trades(t_env, trades), args.stream),
-                    args.out, "dead-letters", f"{roll} ms")
+    add_file_output(
+        t_env,
+        statements,
+        dead_letter_lines(t_env, dead_letters, late_trades(t_env, trades), args.stream),
+        args.out,
+        "dead-letters",
+        f"{roll} ms",
+    )
     statements.attach_as_datastream()
 
 
@@ -294,21 +411,34 @@ def start_demo(args):
     """The embedded exchange simulator replaying the sample capture (BTCUSDT and ETHUSDT trades,
     2024-08-09 00:00-00:04 UTC) in a loop, ids and times moving on with each pass."""
     from connectors.simulator import DEMO_CAPTURES, ExchangeSimulator, Market
+
     if args.stream != "trade":
         raise SystemExit("--demo replays @trade events only: use --stream trade")
-    market = Market.replay(DEMO_CAPTURES, symbols=[s.upper() for s in args.symbol_list], loop=True,
-                           speed=args.demo_speed)
+    market = Market.replay(
+        DEMO_CAPTURES,
+        symbols=[s.upper() for s in args.symbol_list],
+        loop=True,
+        speed=args.demo_speed,
+    )
     sim = ExchangeSimulator(market).start()
-    log.info("demo: exchange simulator replaying %s at %gx on %s", ", ".join(p.name for p in DEMO_CAPTURES),
-             args.demo_speed, sim.ws_url)
+    log.info(
+        "demo: exchange simulator replaying %s at %gx on %s",
+        ", ".join(p.name for p in DEMO_CAPTURES),
+        args.demo_speed,
+        sim.ws_url,
+    )
     return sim
 
 
 def main(argv=None, trades_source=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if importlib.util.find_spec("connectors") is None:  # the Python workers need it installed too
-        raise SystemExit("the project is not installed in this Python: run `bash scripts/setup` "
-                         "(or `pip install -e .`) and use that environment's python")
+        raise SystemExit(
+            "the project is not installed in this Python: run `bash scripts/setup` "
+            "(or `pip install -e .`) and use that environment's python"
+        )
     args = parse_args(argv)
     local = "PYFLINK_GATEWAY_PORT" not in os.environ  # set when `flink run -py` drives this script
     reporter = None
@@ -320,6 +450,7 @@ def main(argv=None, trades_source=None) -> int:
         os.makedirs(log_dir, exist_ok=True)
         log.info("Flink log of this run (embedded cluster, Python operators): %s", log_dir)
         from job.console import ConsoleReporter
+
         reporter = ConsoleReporter(log_dir).start()
 
     from pyflink.datastream import StreamExecutionEnvironment
@@ -330,16 +461,23 @@ def main(argv=None, trades_source=None) -> int:
     try:
         build(env, args, ws_url, rest_url, trades_source)
         name = f"binance {args.stream} {','.join(args.symbol_list)}"
-        log.info("submitting %r reading %s%s", name, ws_url,
-                 f" for {args.duration:g}s" if args.duration else "")
+        log.info(
+            "submitting %r reading %s%s",
+            name,
+            ws_url,
+            f" for {args.duration:g}s" if args.duration else "",
+        )
         env.execute(name)
         log.info("job finished")
     except KeyboardInterrupt:  # Ctrl-C: the embedded cluster goes down with this process
         log.info("interrupted: stopping")
         return 130
     except Exception as exc:  # the job failed for good: say why where the user looks
-        log.error("job failed: %s%s", _root_cause(exc),
-                  f" (the whole Flink log: {os.environ['FLINK_LOG_DIR']})" if local else "")
+        log.error(
+            "job failed: %s%s",
+            _root_cause(exc),
+            f" (the whole Flink log: {os.environ['FLINK_LOG_DIR']})" if local else "",
+        )
         return 1
     finally:
         if sim is not None:

@@ -6,6 +6,7 @@ and the hypothesis profiles of the fuzz tests (tests/connectors/test_fuzz_*.py):
 
 Socket round trips vary with the machine's load, so neither profile has a deadline.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,10 +17,13 @@ from hypothesis import Phase, settings
 from connectors.simulator import CAPTURES_DIR, DEMO_CAPTURES, ExchangeSimulator, Market
 
 # quick skips the explain phase: on a failure it reruns the example hundreds of times (seconds).
-settings.register_profile("quick", max_examples=100, deadline=None,
-                          phases=[p for p in Phase if p is not Phase.explain])
+settings.register_profile(
+    "quick", max_examples=100, deadline=None, phases=[p for p in Phase if p is not Phase.explain]
+)
 settings.register_profile("fuzz", max_examples=10_000, deadline=None)
-if settings.get_current_profile_name() == "default":  # pytest's --hypothesis-profile loads after this
+if (
+    settings.get_current_profile_name() == "default"
+):  # pytest's --hypothesis-profile loads after this
     settings.load_profile("quick")
 
 

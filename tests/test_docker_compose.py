@@ -1,5 +1,6 @@
 """docker-compose.yml, checked as far as possible without a Docker engine: a compose implementation
 validates it, and everything it names (files, ports, config keys, commands) exists in the project."""
+
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def compose_config() -> dict:
     tool = shutil.which("docker-compose")
-    assert tool, "docker-compose (Debian package docker-compose) is needed to validate docker-compose.yml"
+    assert tool, (
+        "docker-compose (Debian package docker-compose) is needed to validate docker-compose.yml"
+    )
     result = subprocess.run([tool, "config"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
@@ -46,15 +49,26 @@ def test_checkpoints_land_on_the_shared_volume():
     checkpoint_dir = flink_conf()["execution"]["checkpointing"]["dir"]
     services = compose_config()["services"]
     for name in ("jobmanager", "taskmanager"):
-        mounts = [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in services[name]["volumes"]]
-        assert any(checkpoint_dir.removeprefix("file://").startswith(m) for m in mounts), (name, mounts)
+        mounts = [
+            v["target"] if isinstance(v, dict) else v.split(":")[1]
+            for v in services[name]["volumes"]
+        ]
+        assert any(checkpoint_dir.removeprefix("file://").startswith(m) for m in mounts), (
+            name,
+            mounts,
+        )
 
 
 def test_simulator_service_command_runs_here():
     command = compose_config()["services"]["simulator"]["command"]
     assert command[:3] == ["python", "-m", "connectors.simulator"]
-    usage = subprocess.run([sys.executable, "-m", "connectors.simulator", "--help"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60)
+    usage = subprocess.run(
+        [sys.executable, "-m", "connectors.simulator", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert usage.returncode == 0, usage.stderr
     for flag in (arg for arg in command[3:] if arg.startswith("--")):
         assert flag in usage.stdout, f"simulator has no {flag}"
@@ -65,11 +79,17 @@ def test_simulator_service_command_runs_here():
 def test_prometheus_service_uses_the_projects_config_and_scrapes_both_daemons():
     service = compose_config()["services"]["prometheus"]
     (mount,) = service["volumes"]
-    source, target = (mount["source"], mount["target"]) if isinstance(mount, dict) else mount.split(":")[:2]
+    source, target = (
+        (mount["source"], mount["target"]) if isinstance(mount, dict) else mount.split(":")[:2]
+    )
     assert Path(source).resolve() == ROOT / "conf" / "prometheus" and target == "/etc/prometheus"
     config_file = service["command"][0].split("=", 1)[1]
-    scrape = yaml.safe_load((ROOT / "conf" / "prometheus" / Path(config_file).relative_to(target)).read_text())
-    targets = {t for group in scrape["scrape_configs"][0]["static_configs"] for t in group["targets"]}
+    scrape = yaml.safe_load(
+        (ROOT / "conf" / "prometheus" / Path(config_file).relative_to(target)).read_text()
+    )
+    targets = {
+        t for group in scrape["scrape_configs"][0]["static_configs"] for t in group["targets"]
+    }
     reporter_port = int(str(flink_conf()["metrics"]["reporter"]["prom"]["port"]).split("-")[0])
     assert {f"jobmanager:{reporter_port}", f"taskmanager:{reporter_port}"} <= targets
     assert all((ROOT / "conf" / "prometheus" / rules).is_file() for rules in scrape["rule_files"])

@@ -1,6 +1,7 @@
 """This project's bridge: BinanceFeed reads, frames, parses into Trade records and buffers them;
 the main thread drains like the Flink operator does (a full batch: again at once; else a short
 pause)."""
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,15 @@ def run(client: str, rest: RestConfig | None = None) -> None:
         stats = feed.stats
     finally:
         feed.close()
-    report(meter.result(client, parse_failures=stats["parse_failures"], gaps=stats["gaps"],
-                        duplicates=stats["duplicates"], buffer_high_water=stats["buffer_high_water"]))
+    report(
+        meter.result(
+            client,
+            parse_failures=stats["parse_failures"],
+            gaps=stats["gaps"],
+            duplicates=stats["duplicates"],
+            buffer_high_water=stats["buffer_high_water"],
+        )
+    )
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """This project's bridge with gap filling on: the same as ``bridge``, with a REST history
 configured (the load never skips an id, so no request is made: what is measured is the cost the
 backfill machinery adds to the hot path, its thread waiting)."""
+
 from __future__ import annotations
 
 from bench.clients import bridge

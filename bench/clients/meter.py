@@ -3,6 +3,7 @@
 The window opens at the first message, so connecting and the handshake are not timed, and closes
 after ``count`` messages or ``seconds``, whichever comes first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,15 @@ class Meter:
         wall = self._wall or 0.0
         # The first message opened the window: it is not part of what the window measured.
         counted = max(0, self.n - 1)
-        return {"client": client, "messages": counted, "seconds": round(wall, 4),
-                "msgs_per_s": round(counted / wall) if wall else 0,
-                "cpu_s": round(self._cpu_used or 0.0, 4),
-                "cpu_s_per_million": round(self._cpu_used / counted * 1e6, 3) if counted else None,
-                **extra}
+        return {
+            "client": client,
+            "messages": counted,
+            "seconds": round(wall, 4),
+            "msgs_per_s": round(counted / wall) if wall else 0,
+            "cpu_s": round(self._cpu_used or 0.0, 4),
+            "cpu_s_per_million": round(self._cpu_used / counted * 1e6, 3) if counted else None,
+            **extra,
+        }
 
 
 def arguments(description: str) -> argparse.Namespace:

@@ -1,5 +1,6 @@
 """picows (frames parsed in C, asyncio) with ``orjson.loads`` per message: the ceiling of what a
 Python consumer can take from this load."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The seed's naive style: websocket-client's WebSocketApp with default settings (so its
 pure-Python UTF-8 check runs) and ``json.loads`` in ``on_message``."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ def main() -> None:
         if meter.add():
             ws.close()
 
-    websocket.WebSocketApp(f"{args.url}/ws/{args.symbol}@trade", on_message=on_message).run_forever()
+    websocket.WebSocketApp(
+        f"{args.url}/ws/{args.symbol}@trade", on_message=on_message
+    ).run_forever()
     report(meter.result("seed_style"))
 
 

@@ -1,5 +1,6 @@
 """Memory under a stalled consumer: BinanceFeed against a flood it never drains. The buffer fills
 to its bound, the reader blocks, the socket backs up; this process's RSS must stop growing."""
+
 from __future__ import annotations
 
 import time
@@ -32,12 +33,20 @@ def main() -> None:
     finally:
         feed.close()
     peak = memory_mb("VmHWM")
-    report({"client": "stalled", "seconds": args.seconds, "buffer_size": capacity,
-            "buffered": stats["buffered"], "messages_read": stats["messages"],
+    report(
+        {
+            "client": "stalled",
+            "seconds": args.seconds,
+            "buffer_size": capacity,
+            "buffered": stats["buffered"],
+            "messages_read": stats["messages"],
             "full_after_s": None if full_at is None else round(full_at, 2),
             "baseline_rss_mb": round(baseline, 1),
             "rss_at_full_mb": None if rss_at_full is None else round(rss_at_full, 1),
-            "rss_end_mb": round(rss_end, 1), "peak_rss_mb": round(peak, 1)})
+            "rss_end_mb": round(rss_end, 1),
+            "peak_rss_mb": round(peak, 1),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The ``websockets`` library's sync client with default settings, ``orjson.loads`` per message."""
+
 from __future__ import annotations
 
 import orjson

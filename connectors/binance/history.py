@@ -18,6 +18,7 @@ Every answer carries ``X-MBX-USED-WEIGHT-1M``, the weight this IP has used this 
 limited) and 418 (IP banned) carry ``Retry-After`` seconds. Weights are read from the docs as
 defaults, not constants: the header corrects what the budget believes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,10 +44,18 @@ _HOUR_MS = 3_600_000
 
 @dataclass(frozen=True)
 class RestConfig:
-    rest_url: str = setting(DEFAULT_REST_URL, "Binance REST base URL that gaps are filled from", metavar="URL")
-    rest_weight_budget: int = setting(3000, "request weight per minute the backfill may spend, of the 6,000 "
-                                      "Binance allows an IP; shared by every process on this machine", minimum=25)
-    rest_timeout: float = setting(10.0, "seconds one REST request may take", metavar="S", positive=True)
+    rest_url: str = setting(
+        DEFAULT_REST_URL, "Binance REST base URL that gaps are filled from", metavar="URL"
+    )
+    rest_weight_budget: int = setting(
+        3000,
+        "request weight per minute the backfill may spend, of the 6,000 "
+        "Binance allows an IP; shared by every process on this machine",
+        minimum=25,
+    )
+    rest_timeout: float = setting(
+        10.0, "seconds one REST request may take", metavar="S", positive=True
+    )
 
     def __post_init__(self):
         check_settings(self)
@@ -59,8 +68,13 @@ class BinanceHistory:
     page_size = PAGE_SIZE
     record_types = (Trade, AggTrade)
 
-    def __init__(self, kind: str, config: RestConfig = RestConfig(), gate_dir: str | None = None,
-                 ca_file: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        config: RestConfig = RestConfig(),
+        gate_dir: str | None = None,
+        ca_file: str | None = None,
+    ):
         self.kind = kind
         self._endpoint = "historicalTrades" if kind == "trade" else "aggTrades"
         self._base = config.rest_url.rstrip("/")
@@ -70,10 +84,14 @@ class BinanceHistory:
         # per request: a session's verify would lose to $REQUESTS_CA_BUNDLE, a request's does not
         self._verify = ca_file or True
         self._parser = Parser(kinds=(kind,))
-        self._counts = dict.fromkeys(("rest_requests", "rest_weight_used", "rest_errors", "rest_rate_limited"), 0)
+        self._counts = dict.fromkeys(
+            ("rest_requests", "rest_weight_used", "rest_errors", "rest_rate_limited"), 0
+        )
 
     def fetch(self, key: str, first_seq: int) -> list:
-        entries = self._get(self._endpoint, {"symbol": key, "fromId": first_seq, "limit": PAGE_SIZE})
+        entries = self._get(
+            self._endpoint, {"symbol": key, "fromId": first_seq, "limit": PAGE_SIZE}
+        )
         return [self._record(key, entry) for entry in entries]
 
     def seq_at(self, key: str, time_ms: int) -> int | None:
@@ -81,19 +99,29 @@ class BinanceHistory:
         there that has one (``f`` for ``@trade``, ``a`` for ``@aggTrade``); None if none yet."""
         start = time_ms
         while start <= time.time() * 1000:
-            entries = self._get("aggTrades", {"symbol": key, "startTime": start, "endTime": start + _HOUR_MS - 1,
-                                              "limit": 1})
+            entries = self._get(
+                "aggTrades",
+                {"symbol": key, "startTime": start, "endTime": start + _HOUR_MS - 1, "limit": 1},
+            )
             if entries:
-                seq = entries[0].get("f" if self.kind == "trade" else "a") if type(entries[0]) is dict else None
+                seq = (
+                    entries[0].get("f" if self.kind == "trade" else "a")
+                    if type(entries[0]) is dict
+                    else None
+                )
                 if type(seq) is not int:
-                    raise HistoryUnavailable(f"aggTrades answered an entry without ids: {entries[0]!r}")
+                    raise HistoryUnavailable(
+                        f"aggTrades answered an entry without ids: {entries[0]!r}"
+                    )
                 return seq
             start += _HOUR_MS
         return None
 
     def unfilled(self, key: str, first: int, last: int, why: str) -> DeadLetter:
         raw = orjson.dumps({"symbol": key, "first_id": first, "last_id": last})
-        return Parser.failure(FailureReason.GAP_UNFILLED, raw, f"{last - first + 1} ids lost: {why}")
+        return Parser.failure(
+            FailureReason.GAP_UNFILLED, raw, f"{last - first + 1} ids lost: {why}"
+        )
 
     @property
     def stats(self) -> dict[str, int]:
@@ -106,12 +134,16 @@ class BinanceHistory:
         weight = WEIGHTS[endpoint]
         wait = self._gate.reserve(weight)
         if wait > 0:
-            raise HistoryUnavailable("request weight budget spent for this minute", retry_after=wait)
+            raise HistoryUnavailable(
+                "request weight budget spent for this minute", retry_after=wait
+            )
         url = f"{self._base}/api/v3/{endpoint}"
         self._counts["rest_requests"] += 1
         self._counts["rest_weight_used"] += weight
         try:
-            response = self._session.get(url, params=params, timeout=self._timeout, verify=self._verify)
+            response = self._session.get(
+                url, params=params, timeout=self._timeout, verify=self._verify
+            )
         except requests.RequestException as exc:
             self._counts["rest_errors"] += 1
             raise HistoryUnavailable(f"GET {url}: {type(exc).__name__}: {exc}") from exc
@@ -135,7 +167,9 @@ class BinanceHistory:
             retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if retry_after is not None:
                 self._gate.hold_off(retry_after)
-            raise HistoryUnavailable(detail, retry_after=retry_after if retry_after is not None else 60.0)
+            raise HistoryUnavailable(
+                detail, retry_after=retry_after if retry_after is not None else 60.0
+            )
         self._counts["rest_errors"] += 1
         # 5xx: Binance's outcome is unknown, ask again; 4xx: the request itself is wrong.
         raise HistoryUnavailable(detail, permanent=status < 500)
@@ -145,8 +179,18 @@ class BinanceHistory:
         if type(entry) is not dict:
             return Parser.failure(FailureReason.NOT_AN_OBJECT, raw, "REST entry is not an object")
         if self.kind == "trade":
-            data = {"e": "trade", "s": key, "t": entry.get("id"), "p": entry.get("price"), "q": entry.get("qty"),
-                    "T": entry.get("time"), "E": entry.get("time"), "m": entry.get("isBuyerMaker")}
+            data = {
+                "e": "trade",
+                "s": key,
+                "t": entry.get("id"),
+                "p": entry.get("price"),
+                "q": entry.get("qty"),
+                "T": entry.get("time"),
+                "E": entry.get("time"),
+                "m": entry.get("isBuyerMaker"),
+            }
         else:
             data = dict(entry, e="aggTrade", s=key, E=entry.get("T"))
-        return self._parser.rest_record(self.kind, {k: v for k, v in data.items() if v is not None}, raw)
+        return self._parser.rest_record(
+            self.kind, {k: v for k, v in data.items() if v is not None}, raw
+        )

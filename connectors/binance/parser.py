@@ -29,6 +29,7 @@ What is checked, each failure a dead letter with its reason:
   the one its stream name carries (``unexpected_symbol``);
 - types exactly (a JSON ``true`` is no id; ``wrong_type``), presence (``missing_field``).
 """
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,14 @@ from collections.abc import Iterable
 
 import orjson
 
-from connectors.binance.records import AggTrade, Control, ControlKind, DeadLetter, FailureReason, Trade
+from connectors.binance.records import (
+    AggTrade,
+    Control,
+    ControlKind,
+    DeadLetter,
+    FailureReason,
+    Trade,
+)
 
 Parsed = Trade | AggTrade | Control | DeadLetter
 
@@ -68,16 +76,20 @@ def _field(data: dict, name: str, kind: type, label: str):
         raise _Invalid(FailureReason.MISSING_FIELD, f"missing field {name!r} ({label})") from None
     # bool is an int subclass: a JSON true must not pass as a trade id.
     if type(value) is not kind:
-        raise _Invalid(FailureReason.WRONG_TYPE,
-                       f"field {name!r} ({label}) is {type(value).__name__}, expected {kind.__name__}")
+        raise _Invalid(
+            FailureReason.WRONG_TYPE,
+            f"field {name!r} ({label}) is {type(value).__name__}, expected {kind.__name__}",
+        )
     return value
 
 
 def _check_amount(data: dict, name: str, label: str) -> None:
     text = _field(data, name, str, label)
     if not _amount(text):
-        raise _Invalid(FailureReason.IMPOSSIBLE_VALUE,
-                       f"{label} {text!r} is not a positive plain decimal of at most 10.8 digits")
+        raise _Invalid(
+            FailureReason.IMPOSSIBLE_VALUE,
+            f"{label} {text!r} is not a positive plain decimal of at most 10.8 digits",
+        )
 
 
 def _check_id(data: dict, name: str, label: str) -> None:
@@ -89,18 +101,34 @@ def _check_id(data: dict, name: str, label: str) -> None:
 def _check_time(data: dict, name: str, label: str, latest: int) -> None:
     value = _field(data, name, int, label)
     if not BINANCE_LAUNCH_MS <= value <= latest:
-        raise _Invalid(FailureReason.IMPOSSIBLE_VALUE,
-                       f"{label} {value} is not a time in ms between Binance's launch and tomorrow")
+        raise _Invalid(
+            FailureReason.IMPOSSIBLE_VALUE,
+            f"{label} {value} is not a time in ms between Binance's launch and tomorrow",
+        )
 
 
 # (field, check, label) in the order a diagnosis reports them.
 _ID, _AMOUNT, _TIME, _TEXT, _FLAG = "id", "amount", "time", "text", "flag"
-_TRADE_FIELDS = (("s", _TEXT, "symbol"), ("t", _ID, "trade id"), ("p", _AMOUNT, "price"),
-                 ("q", _AMOUNT, "quantity"), ("T", _TIME, "trade time"), ("E", _TIME, "event time"),
-                 ("m", _FLAG, "buyer is maker"))
-_AGG_FIELDS = (("s", _TEXT, "symbol"), ("a", _ID, "aggregate id"), ("p", _AMOUNT, "price"),
-               ("q", _AMOUNT, "quantity"), ("f", _ID, "first trade id"), ("l", _ID, "last trade id"),
-               ("T", _TIME, "trade time"), ("E", _TIME, "event time"), ("m", _FLAG, "buyer is maker"))
+_TRADE_FIELDS = (
+    ("s", _TEXT, "symbol"),
+    ("t", _ID, "trade id"),
+    ("p", _AMOUNT, "price"),
+    ("q", _AMOUNT, "quantity"),
+    ("T", _TIME, "trade time"),
+    ("E", _TIME, "event time"),
+    ("m", _FLAG, "buyer is maker"),
+)
+_AGG_FIELDS = (
+    ("s", _TEXT, "symbol"),
+    ("a", _ID, "aggregate id"),
+    ("p", _AMOUNT, "price"),
+    ("q", _AMOUNT, "quantity"),
+    ("f", _ID, "first trade id"),
+    ("l", _ID, "last trade id"),
+    ("T", _TIME, "trade time"),
+    ("E", _TIME, "event time"),
+    ("m", _FLAG, "buyer is maker"),
+)
 
 
 def _diagnose(data: dict, fields, latest: int) -> None:
@@ -115,8 +143,10 @@ def _diagnose(data: dict, fields, latest: int) -> None:
         else:
             _field(data, name, str if check == _TEXT else bool, label)
     if data["T"] > data["E"] + MAX_TRADE_AFTER_EVENT_MS:
-        raise _Invalid(FailureReason.IMPOSSIBLE_VALUE,
-                       f"trade time {data['T']} is after event time {data['E']}")
+        raise _Invalid(
+            FailureReason.IMPOSSIBLE_VALUE,
+            f"trade time {data['T']} is after event time {data['E']}",
+        )
     raise AssertionError(f"fast path rejected a valid frame: {data!r}")
 
 
@@ -124,11 +154,31 @@ def _diagnose(data: dict, fields, latest: int) -> None:
 # decoding itself (cProfile, bench/). Any doubt goes to _diagnose, which names the reason.
 def _trade(data: dict, latest: int) -> Trade:
     try:
-        s, t, p, q, T, E, m = data["s"], data["t"], data["p"], data["q"], data["T"], data["E"], data["m"]
-        if (type(s) is str and type(t) is int and type(p) is str and type(q) is str and type(T) is int
-                and type(E) is int and type(m) is bool and t >= 0
-                and BINANCE_LAUNCH_MS <= T <= E + MAX_TRADE_AFTER_EVENT_MS and E <= latest
-                and _PLAIN_DECIMAL(p) and _PLAIN_DECIMAL(q) and p.strip("0.") and q.strip("0.")):
+        s, t, p, q, T, E, m = (
+            data["s"],
+            data["t"],
+            data["p"],
+            data["q"],
+            data["T"],
+            data["E"],
+            data["m"],
+        )
+        if (
+            type(s) is str
+            and type(t) is int
+            and type(p) is str
+            and type(q) is str
+            and type(T) is int
+            and type(E) is int
+            and type(m) is bool
+            and t >= 0
+            and BINANCE_LAUNCH_MS <= T <= E + MAX_TRADE_AFTER_EVENT_MS
+            and latest >= E
+            and _PLAIN_DECIMAL(p)
+            and _PLAIN_DECIMAL(q)
+            and p.strip("0.")
+            and q.strip("0.")
+        ):
             return Trade(s, t, p, q, T, E, m)
     except KeyError:
         pass
@@ -139,16 +189,32 @@ def _agg_trade(data: dict, latest: int) -> AggTrade:
     try:
         s, a, p, q, f, l = data["s"], data["a"], data["p"], data["q"], data["f"], data["l"]
         T, E, m = data["T"], data["E"], data["m"]
-        if (type(s) is str and type(a) is int and type(p) is str and type(q) is str and type(f) is int
-                and type(l) is int and type(T) is int and type(E) is int and type(m) is bool
-                and a >= 0 and 0 <= f <= l
-                and BINANCE_LAUNCH_MS <= T <= E + MAX_TRADE_AFTER_EVENT_MS and E <= latest
-                and _PLAIN_DECIMAL(p) and _PLAIN_DECIMAL(q) and p.strip("0.") and q.strip("0.")):
+        if (
+            type(s) is str
+            and type(a) is int
+            and type(p) is str
+            and type(q) is str
+            and type(f) is int
+            and type(l) is int
+            and type(T) is int
+            and type(E) is int
+            and type(m) is bool
+            and a >= 0
+            and 0 <= f <= l
+            and BINANCE_LAUNCH_MS <= T <= E + MAX_TRADE_AFTER_EVENT_MS
+            and latest >= E
+            and _PLAIN_DECIMAL(p)
+            and _PLAIN_DECIMAL(q)
+            and p.strip("0.")
+            and q.strip("0.")
+        ):
             return AggTrade(s, a, p, q, f, l, T, E, m)
     except KeyError:
         pass
     if type(data.get("f")) is int and type(data.get("l")) is int and data["f"] > data["l"]:
-        raise _Invalid(FailureReason.IMPOSSIBLE_VALUE, f"first trade id {data['f']} is after last {data['l']}")
+        raise _Invalid(
+            FailureReason.IMPOSSIBLE_VALUE, f"first trade id {data['f']} is after last {data['l']}"
+        )
     _diagnose(data, _AGG_FIELDS, latest)
 
 
@@ -159,7 +225,9 @@ class Parser:
     """Parses frames of the given event kinds (``trade``, ``aggTrade``); others are unexpected.
     With ``symbols``, records of any other symbol are dead letters (``unexpected_symbol``)."""
 
-    def __init__(self, kinds: Iterable[str] = ("trade", "aggTrade"), symbols: Iterable[str] | None = None):
+    def __init__(
+        self, kinds: Iterable[str] = ("trade", "aggTrade"), symbols: Iterable[str] | None = None
+    ):
         kinds = tuple(kinds)
         unknown = set(kinds) - _BUILDERS.keys()
         if unknown:
@@ -169,7 +237,9 @@ class Parser:
 
     def parse(self, payload: bytes, binary: bool = False) -> Parsed:
         if binary:
-            return self.failure(FailureReason.BINARY_FRAME, payload, "binary frame; Binance sends text")
+            return self.failure(
+                FailureReason.BINARY_FRAME, payload, "binary frame; Binance sends text"
+            )
         try:
             message = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -191,7 +261,9 @@ class Parser:
     def oversized(self, prefix: bytes, size: int, limit: int) -> DeadLetter:
         """A frame too large to hold: only its first bytes are kept as evidence."""
         return self.failure(
-            FailureReason.OVERSIZED_FRAME, prefix, f"frame of {size} bytes exceeds the {limit} byte limit"
+            FailureReason.OVERSIZED_FRAME,
+            prefix,
+            f"frame of {size} bytes exceeds the {limit} byte limit",
         )
 
     @staticmethod
@@ -207,12 +279,17 @@ class Parser:
 
     def _classify(self, message) -> Trade | AggTrade | Control:
         if type(message) is not dict:
-            raise _Invalid(FailureReason.NOT_AN_OBJECT, f"JSON {type(message).__name__}, expected an object")
+            raise _Invalid(
+                FailureReason.NOT_AN_OBJECT, f"JSON {type(message).__name__}, expected an object"
+            )
         data, stream = message, None
         if "stream" in message and "data" in message:
             data, stream = message["data"], message["stream"]
             if type(data) is not dict:
-                raise _Invalid(FailureReason.NOT_AN_OBJECT, f"'data' is {type(data).__name__}, expected an object")
+                raise _Invalid(
+                    FailureReason.NOT_AN_OBJECT,
+                    f"'data' is {type(data).__name__}, expected an object",
+                )
         elif "id" in message:
             if "result" in message:
                 return Control(ControlKind.SUBSCRIPTION_RESULT, message)
@@ -233,8 +310,15 @@ class Parser:
     def _check_symbol(self, record, stream) -> None:
         symbols = self._symbols
         if symbols is not None and record.symbol not in symbols:
-            raise _Invalid(FailureReason.UNEXPECTED_SYMBOL, f"symbol {record.symbol!r} is not one this "
-                           f"connection subscribed to ({', '.join(sorted(symbols))})")
-        if stream is not None and not (type(stream) is str and stream.startswith(record.symbol.lower() + "@")):
-            raise _Invalid(FailureReason.UNEXPECTED_SYMBOL,
-                           f"symbol {record.symbol!r} arrived on stream {stream!r}")
+            raise _Invalid(
+                FailureReason.UNEXPECTED_SYMBOL,
+                f"symbol {record.symbol!r} is not one this "
+                f"connection subscribed to ({', '.join(sorted(symbols))})",
+            )
+        if stream is not None and not (
+            type(stream) is str and stream.startswith(record.symbol.lower() + "@")
+        ):
+            raise _Invalid(
+                FailureReason.UNEXPECTED_SYMBOL,
+                f"symbol {record.symbol!r} arrived on stream {stream!r}",
+            )

@@ -5,6 +5,7 @@ checked to be plain positive decimals (see ``parser.py``), so ``Decimal(trade.pr
 nothing passes through a binary float. They stay strings because that is what the job hands on:
 Flink's SQL does the arithmetic in ``DECIMAL``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,9 +4,10 @@ One stream is served raw at ``/ws/<stream>``; several share one connection at
 ``/stream?streams=a/b/c``, where every event arrives wrapped as ``{"stream":..,"data":..}``.
 Stream names are lower case (``btcusdt@trade``); records carry the symbol upper case (``BTCUSDT``).
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from connectors.settings import check_url
 
@@ -44,7 +45,9 @@ def stream_url(base_url: str, symbols: Iterable[str], kind: str) -> str:
     check_url(base_url, ("ws", "wss"), "base_url")
     streams = [stream_name(s, kind) for s in normalize_symbols(symbols)]
     if len(streams) > MAX_STREAMS_PER_CONNECTION:
-        raise ValueError(f"{len(streams)} streams exceed Binance's {MAX_STREAMS_PER_CONNECTION} per connection")
+        raise ValueError(
+            f"{len(streams)} streams exceed Binance's {MAX_STREAMS_PER_CONNECTION} per connection"
+        )
     base = base_url.rstrip("/")
     if len(streams) == 1:
         return f"{base}/ws/{streams[0]}"

@@ -18,15 +18,33 @@ trade id in the window, whatever the arrival order; high and low the exact strin
 prices (Flink has no ARG_MIN: MIN/MAX over a fixed-width sortable key joined to the string).
 ``trade_count`` counts trades (for aggTrade, ``last_trade_id - first_trade_id + 1`` summed).
 """
+
 from __future__ import annotations
 
 DECIMAL = "DECIMAL(18, 8)"
 WINDOW_MS = 60_000
-BAR_FIELDS = ["symbol", "window_start", "window_end", "open", "high", "low", "close", "volume",
-              "quote_volume", "vwap", "trade_count", "first_trade_id", "last_trade_id"]
+BAR_FIELDS = [
+    "symbol",
+    "window_start",
+    "window_end",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "vwap",
+    "trade_count",
+    "first_trade_id",
+    "last_trade_id",
+]
 
-_ID_KEY = "LPAD(CAST(trade_id AS STRING), 20, '0') || '|' || price"  # sorts by id; the price follows
-_PRICE_KEY = f"LPAD(CAST(CAST(price AS {DECIMAL}) AS STRING), 19, '0') || '|' || price"  # sorts by value
+_ID_KEY = (
+    "LPAD(CAST(trade_id AS STRING), 20, '0') || '|' || price"  # sorts by id; the price follows
+)
+_PRICE_KEY = (
+    f"LPAD(CAST(CAST(price AS {DECIMAL}) AS STRING), 19, '0') || '|' || price"  # sorts by value
+)
 _WINDOWS = """
   SELECT symbol, MIN(trade_time) AS t0,
     SPLIT_INDEX(MIN({id_key}), '|', 1) AS o, SPLIT_INDEX(MAX({id_key}), '|', 1) AS c,
@@ -42,8 +60,10 @@ _SCALED = """
                   CAST(v * CAST(100000000 AS DECIMAL(9, 0)) AS DECIMAL(38, 0)) AS vi
         FROM ({windows}))"""
 _N = "CAST(n0 AS DECIMAL(20, 0))"
-_HALF_EVEN = (f"CAST(CAST(({_N} + CASE WHEN 2 * r > vi OR (2 * r = vi AND MOD({_N}, 2) = 1) THEN 1 ELSE 0 END)"
-              f" / CAST(100000000 AS DECIMAL(9, 0)) AS DECIMAL(28, 8)) AS STRING)")
+_HALF_EVEN = (
+    f"CAST(CAST(({_N} + CASE WHEN 2 * r > vi OR (2 * r = vi AND MOD({_N}, 2) = 1) THEN 1 ELSE 0 END)"
+    f" / CAST(100000000 AS DECIMAL(9, 0)) AS DECIMAL(28, 8)) AS STRING)"
+)
 _BARS = f"""
   SELECT symbol, t0 - MOD(t0, {WINDOW_MS}) AS window_start, t0 - MOD(t0, {WINDOW_MS}) + {WINDOW_MS} AS window_end,
     o AS `open`, hi AS high, lo AS low, c AS `close`, CAST(v AS STRING) AS volume, CAST(q AS STRING) AS quote_volume,

@@ -1,4 +1,5 @@
 """Flink configuration: the project's ``conf/config.yaml`` for embedded runs too."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,11 @@ def load_config(path: str | None) -> Configuration:
     if not path:
         return Configuration()
     from pyflink.java_gateway import get_gateway
+
     jvm = get_gateway().jvm
-    j_conf = jvm.org.apache.flink.configuration.GlobalConfiguration.loadConfiguration(config_dir(path))
+    j_conf = jvm.org.apache.flink.configuration.GlobalConfiguration.loadConfiguration(
+        config_dir(path)
+    )
     return Configuration(j_configuration=j_conf)
 
 

@@ -9,6 +9,7 @@ from a private field of ``StreamingRuntimeContext``, through PyFlink's private `
 Both are internals a later release may change: when anything here fails, the caller's ordinary
 exception still fails the job into a restart. Call it from the operator's own thread.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,12 +25,17 @@ def fail_for_good(runtime_context, reason: str) -> bool:
         return False
     try:
         from pemja import findClass
-        field = findClass("java.lang.Class").forName(
-            "org.apache.flink.streaming.api.operators.StreamingRuntimeContext").getDeclaredField("taskEnvironment")
+
+        field = (
+            findClass("java.lang.Class")
+            .forName("org.apache.flink.streaming.api.operators.StreamingRuntimeContext")
+            .getDeclaredField("taskEnvironment")
+        )
         field.setAccessible(True)
         cause = findClass("org.apache.flink.util.FlinkRuntimeException")(reason)
         field.get(j_context).failExternally(
-            findClass("org.apache.flink.runtime.execution.SuppressRestartsException")(cause))
+            findClass("org.apache.flink.runtime.execution.SuppressRestartsException")(cause)
+        )
     except Exception:
         log.exception("could not stop restarts; the job will restart: %s", reason)
         return False

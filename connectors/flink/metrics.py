@@ -12,6 +12,7 @@ counters as gauges anyway (a Flink counter may be decreased), so ``rate()`` and 
 read both alike; and a PyFlink ``counter()`` registered in process mode never reached the JVM
 here (absent from the reporter's page, measured 2026-11), while gauges work in both modes.
 """
+
 from __future__ import annotations
 
 import time

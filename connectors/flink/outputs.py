@@ -6,6 +6,7 @@ time for trades, of the window start for bars, of the arrival for dead letters. 
 after ``roll_interval`` and is committed by the checkpoint that follows (exactly once with the
 restart strategy); files still being written start with a dot: read only the others.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,43 +20,73 @@ from .rows import DEAD_LETTER_FIELDS
 
 # The fields of a trades line by stream kind, in their order on the line.
 TRADE_LINE_FIELDS = {
-    "trade": ["symbol", "trade_id", "price", "quantity", "trade_time", "event_time", "buyer_is_maker"],
-    "aggTrade": ["symbol", "agg_id", "price", "quantity", "first_trade_id", "last_trade_id", "trade_time",
-                 "event_time", "buyer_is_maker"],
+    "trade": [
+        "symbol",
+        "trade_id",
+        "price",
+        "quantity",
+        "trade_time",
+        "event_time",
+        "buyer_is_maker",
+    ],
+    "aggTrade": [
+        "symbol",
+        "agg_id",
+        "price",
+        "quantity",
+        "first_trade_id",
+        "last_trade_id",
+        "trade_time",
+        "event_time",
+        "buyer_is_maker",
+    ],
 }
 _HOUR = "DATE_FORMAT(TO_TIMESTAMP_LTZ({ms}, 3), 'yyyy-MM-dd--HH')"
-_RECEIVED_AT = ("TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_ROW_TIMESTAMP()) * CAST(1000 AS BIGINT)"
-                " + EXTRACT(MILLISECOND FROM CURRENT_ROW_TIMESTAMP())")
+_RECEIVED_AT = (
+    "TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_ROW_TIMESTAMP()) * CAST(1000 AS BIGINT)"
+    " + EXTRACT(MILLISECOND FROM CURRENT_ROW_TIMESTAMP())"
+)
 
 
 def trade_lines(t_env, trades, kind: str = "trade"):
     """The trades output: TRADE_LINE_FIELDS[kind] (aggTrade: the id columns under their own names)."""
-    return t_env.sql_query(f"SELECT {_trade_select(kind)}, {_HOUR.format(ms='trade_time')} AS `hour` FROM {trades}")
+    return t_env.sql_query(
+        f"SELECT {_trade_select(kind)}, {_HOUR.format(ms='trade_time')} AS `hour` FROM {trades}"
+    )
 
 
 def bar_lines(t_env, bars):
-    return t_env.sql_query(f"SELECT {_quoted(BAR_FIELDS)}, {_HOUR.format(ms='window_start')} AS `hour` FROM {bars}")
+    return t_env.sql_query(
+        f"SELECT {_quoted(BAR_FIELDS)}, {_HOUR.format(ms='window_start')} AS `hour` FROM {bars}"
+    )
 
 
 def dead_letter_lines(t_env, bridge_dead_letters, late_trades, kind: str = "trade"):
     """The bridge's dead letters and the late trades (``late_trade``, raw = the trade's line)."""
     late_lines = t_env.sql_query(f"SELECT {_trade_select(kind)} FROM {late_trades}")
-    late = (f"SELECT 'late_trade' AS reason, {json_line(late_lines)} AS `raw`, 'utf-8' AS raw_encoding, "
-            f"'trade time ' || CAST(trade_time AS STRING) || ' is behind the watermark: its 1-minute bar was "
-            f"already emitted' AS error, {_RECEIVED_AT} AS received_at FROM {late_lines}")
-    return t_env.sql_query(f"SELECT *, {_HOUR.format(ms='received_at')} AS `hour` FROM ("
-                           f"SELECT {_quoted(DEAD_LETTER_FIELDS)} FROM {bridge_dead_letters} UNION ALL {late})")
+    late = (
+        f"SELECT 'late_trade' AS reason, {json_line(late_lines)} AS `raw`, 'utf-8' AS raw_encoding, "
+        f"'trade time ' || CAST(trade_time AS STRING) || ' is behind the watermark: its 1-minute bar was "
+        f"already emitted' AS error, {_RECEIVED_AT} AS received_at FROM {late_lines}"
+    )
+    return t_env.sql_query(
+        f"SELECT *, {_HOUR.format(ms='received_at')} AS `hour` FROM ("
+        f"SELECT {_quoted(DEAD_LETTER_FIELDS)} FROM {bridge_dead_letters} UNION ALL {late})"
+    )
 
 
 def add_file_output(t_env, statements, lines, out_dir: str, name: str, roll_interval: str) -> None:
     """Adds to ``statements`` the insert of ``lines`` (a ``*_lines`` table) into ``out_dir/name``."""
     table = name.replace("-", "_") + "_files"
-    columns = ", ".join(f"`{c}` {t.copy(True).asSerializableString()}" for c, t in _column_types(lines).items())
+    columns = ", ".join(
+        f"`{c}` {t.copy(True).asSerializableString()}" for c, t in _column_types(lines).items()
+    )
     path = "file://" + os.path.join(os.path.abspath(out_dir), name)
     t_env.execute_sql(
         f"CREATE TEMPORARY TABLE {table} ({columns}) "
         f"PARTITIONED BY (`hour`) WITH ('connector'='filesystem', 'path'='{path}', 'format'='json', "
-        f"'sink.rolling-policy.rollover-interval'='{roll_interval}', 'sink.rolling-policy.check-interval'='1 s')")
+        f"'sink.rolling-policy.rollover-interval'='{roll_interval}', 'sink.rolling-policy.check-interval'='1 s')"
+    )
     statements.add_insert(table, lines)
 
 
@@ -74,20 +105,29 @@ def print_lines(t_env, lines):
 def json_line(table, without=()) -> str:
     """SQL for a JSON object of ``table``'s columns (none of them null) but ``without``, keys in the
     table's order as the json format writes them (Flink's JSON_OBJECT sorts its keys)."""
+
     def value(c, root):
         if root in ("CHAR", "VARCHAR"):
             return f"JSON_STRING(`{c}`)"
         if root == "BOOLEAN":
             return f"CASE WHEN `{c}` THEN 'true' ELSE 'false' END"
         return f"CAST(`{c}` AS STRING)"
-    columns = [(c, t.getTypeRoot().name()) for c, t in _column_types(table).items() if c not in without]
-    parts = [f"'{',' if i else '{'}\"{c}\":' || {value(c, root)}" for i, (c, root) in enumerate(columns)]
+
+    columns = [
+        (c, t.getTypeRoot().name()) for c, t in _column_types(table).items() if c not in without
+    ]
+    parts = [
+        f"'{',' if i else '{'}\"{c}\":' || {value(c, root)}" for i, (c, root) in enumerate(columns)
+    ]
     return " || ".join(parts) + " || '}'"
 
 
 def _column_types(table) -> dict:
     """Column name -> its type (a Java ``LogicalType``), as the planner resolved it."""
-    return {c.getName(): c.getDataType().getLogicalType() for c in table._j_table.getResolvedSchema().getColumns()}
+    return {
+        c.getName(): c.getDataType().getLogicalType()
+        for c in table._j_table.getResolvedSchema().getColumns()
+    }
 
 
 def committed_rows(out_dir, name: str) -> Iterator[tuple[str, dict]]:

@@ -5,6 +5,7 @@ Tuples because they are the cheapest record to build in Python and to convert in
 stream becomes a table (``source.py``). Prices and quantities travel as the exact decimal strings
 Binance sent, never as floats: Flink's SQL turns them into ``DECIMAL`` where it computes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,24 +14,65 @@ from pyflink.common.typeinfo import Types
 
 # For ``@trade``: trade_id is Binance's ``t`` and first_trade_id == last_trade_id == trade_id. For
 # ``@aggTrade``: trade_id is the aggregate id ``a`` and first/last_trade_id are ``f``/``l``.
-TRADE_FIELDS = ["symbol", "trade_id", "price", "quantity", "trade_time", "event_time", "buyer_is_maker",
-                "first_trade_id", "last_trade_id"]
-TRADE_TYPE = Types.TUPLE([Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING(), Types.LONG(),
-                          Types.LONG(), Types.BOOLEAN(), Types.LONG(), Types.LONG()])
+TRADE_FIELDS = [
+    "symbol",
+    "trade_id",
+    "price",
+    "quantity",
+    "trade_time",
+    "event_time",
+    "buyer_is_maker",
+    "first_trade_id",
+    "last_trade_id",
+]
+TRADE_TYPE = Types.TUPLE(
+    [
+        Types.STRING(),
+        Types.LONG(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.LONG(),
+        Types.LONG(),
+        Types.BOOLEAN(),
+        Types.LONG(),
+        Types.LONG(),
+    ]
+)
 
 # raw is the frame as text when it is valid UTF-8 (raw_encoding "utf-8"), else base64 ("base64"):
 # lossless either way.
 DEAD_LETTER_FIELDS = ["reason", "raw", "raw_encoding", "error", "received_at"]
-DEAD_LETTER_TYPE = Types.TUPLE([Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()])
+DEAD_LETTER_TYPE = Types.TUPLE(
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()]
+)
 
 
 def trade_tuple(rec) -> tuple:
     """A ``Trade`` or ``AggTrade`` as a TRADE_TYPE tuple."""
     if hasattr(rec, "agg_id"):
-        return (rec.symbol, rec.agg_id, rec.price, rec.quantity, rec.trade_time, rec.event_time,
-                rec.buyer_is_maker, rec.first_trade_id, rec.last_trade_id)
+        return (
+            rec.symbol,
+            rec.agg_id,
+            rec.price,
+            rec.quantity,
+            rec.trade_time,
+            rec.event_time,
+            rec.buyer_is_maker,
+            rec.first_trade_id,
+            rec.last_trade_id,
+        )
     tid = rec.trade_id
-    return rec.symbol, tid, rec.price, rec.quantity, rec.trade_time, rec.event_time, rec.buyer_is_maker, tid, tid
+    return (
+        rec.symbol,
+        tid,
+        rec.price,
+        rec.quantity,
+        rec.trade_time,
+        rec.event_time,
+        rec.buyer_is_maker,
+        tid,
+        tid,
+    )
 
 
 def dead_letter_tuple(letter) -> tuple:

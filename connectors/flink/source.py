@@ -26,12 +26,14 @@ With ``duration_s`` the seed is bounded (1..N at 1 row/s); the row carrying N te
 to close the feed and emit everything it already received. The seed then ends, end of input
 flushes the event-time windows and the final checkpoint commits the file sinks.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
@@ -47,7 +49,14 @@ from connectors.websocket.ratelimited_log import RateLimitedLog
 
 from .failure import fail_for_good
 from .metrics import SourceMetrics
-from .rows import DEAD_LETTER_FIELDS, DEAD_LETTER_TYPE, TRADE_FIELDS, TRADE_TYPE, dead_letter_tuple, trade_tuple
+from .rows import (
+    DEAD_LETTER_FIELDS,
+    DEAD_LETTER_TYPE,
+    TRADE_FIELDS,
+    TRADE_TYPE,
+    dead_letter_tuple,
+    trade_tuple,
+)
 from .seed import keyed_seed
 from .watermarks import TradeWatermarks
 
@@ -60,14 +69,23 @@ FeedFactory = Callable[[list[str]], Bridge]  # a shard's symbols -> its feed, no
 
 @dataclass(frozen=True)
 class DrainConfig:
-    drain_interval: int = setting(10, "ms between two drains of the feed while trades flow", metavar="MS",
-                                  minimum=1)
-    idle_drain_interval: int = setting(200, "while the feed is quiet the drain backs off, doubling up to this many ms",
-                                       metavar="MS", minimum=1)
+    drain_interval: int = setting(
+        10, "ms between two drains of the feed while trades flow", metavar="MS", minimum=1
+    )
+    idle_drain_interval: int = setting(
+        200,
+        "while the feed is quiet the drain backs off, doubling up to this many ms",
+        metavar="MS",
+        minimum=1,
+    )
     max_batch: int = setting(2000, "records taken per drain", minimum=1)
-    flush_interval: int = setting(0, "ms at most before the trades the bridge emitted reach Flink's SQL (the "
-                                  "network buffer timeout of its output); 0: each trade as it is emitted",
-                                  metavar="MS", minimum=0)
+    flush_interval: int = setting(
+        0,
+        "ms at most before the trades the bridge emitted reach Flink's SQL (the "
+        "network buffer timeout of its output); 0: each trade as it is emitted",
+        metavar="MS",
+        minimum=0,
+    )
 
     def __post_init__(self):
         check_settings(self)
@@ -78,7 +96,9 @@ class TradeTables(NamedTuple):
     dead_letters: object  # Table: rows.DEAD_LETTER_FIELDS
 
 
-def plan_shards(symbols: Sequence[str], shards: int | Sequence[Sequence[str]] | None) -> list[list[str]]:
+def plan_shards(
+    symbols: Sequence[str], shards: int | Sequence[Sequence[str]] | None
+) -> list[list[str]]:
     """Symbols grouped into shards: None -> one shard; int N -> round-robin; lists -> as given."""
     symbols = normalize_symbols(symbols)
     if shards is None:
@@ -91,10 +111,18 @@ def plan_shards(symbols: Sequence[str], shards: int | Sequence[Sequence[str]] | 
     return [normalize_symbols(g) for g in shards]
 
 
-def binance_trades(t_env, symbols: Sequence[str], feed_factory: FeedFactory,
-                   watermarks: TradeWatermarks = TradeWatermarks(), name: str = "binance", *,
-                   shards: int | Sequence[Sequence[str]] | None = None, duration_s: float | None = None,
-                   parallelism: int | None = None, drain: DrainConfig = DrainConfig()) -> TradeTables:
+def binance_trades(
+    t_env,
+    symbols: Sequence[str],
+    feed_factory: FeedFactory,
+    watermarks: TradeWatermarks = TradeWatermarks(),
+    name: str = "binance",
+    *,
+    shards: int | Sequence[Sequence[str]] | None = None,
+    duration_s: float | None = None,
+    parallelism: int | None = None,
+    drain: DrainConfig = DrainConfig(),
+) -> TradeTables:
     """The trades of ``symbols`` with event time by ``watermarks``, and the dead letters, as tables
     (the Table API's ``env.from_source(source, watermark_strategy, name)``).
 
@@ -103,8 +131,11 @@ def binance_trades(t_env, symbols: Sequence[str], feed_factory: FeedFactory,
     """
     groups = plan_shards(symbols, shards)
     seed = keyed_seed(t_env, len(groups), duration_s, name=f"{name}_seed")
-    bridge = (seed.process(_BridgeFunction(groups, feed_factory, drain), output_type=TRADE_TYPE)
-              .name(f"{name} bridge").uid(f"{name}-bridge"))
+    bridge = (
+        seed.process(_BridgeFunction(groups, feed_factory, drain), output_type=TRADE_TYPE)
+        .name(f"{name} bridge")
+        .uid(f"{name}-bridge")
+    )
     bridge = in_own_task(bridge, drain.flush_interval)
     if parallelism:
         bridge = bridge.set_parallelism(min(parallelism, len(groups)))
@@ -128,7 +159,9 @@ def trade_tables(t_env, trades, dead_letters, watermarks: TradeWatermarks) -> Tr
     DEAD_LETTER_TYPE tuples."""
     watermarks.configure(t_env)
     time_column = f"f{TRADE_FIELDS.index('trade_time')}"  # tuple fields are f0, f1, ...
-    table = t_env.from_data_stream(trades, watermarks.schema(time_column)).alias(*TRADE_FIELDS, "rowtime")
+    table = t_env.from_data_stream(trades, watermarks.schema(time_column)).alias(
+        *TRADE_FIELDS, "rowtime"
+    )
     return TradeTables(table, t_env.from_data_stream(dead_letters).alias(*DEAD_LETTER_FIELDS))
 
 
@@ -142,12 +175,13 @@ class _BridgeFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.runtime_context = runtime_context
-        self.feeds = {}          # shard -> feed (this subtask's shards only)
-        self.stopped = set()     # shards whose bounded run ended
-        self.next_timer = {}     # shard -> the one processing-time timer we keep armed
-        self.delay = {}          # shard -> ms until the next drain (backs off while the feed is quiet)
+        self.feeds = {}  # shard -> feed (this subtask's shards only)
+        self.stopped = set()  # shards whose bounded run ended
+        self.next_timer = {}  # shard -> the one processing-time timer we keep armed
+        self.delay = {}  # shard -> ms until the next drain (backs off while the feed is quiet)
         self.last_state = runtime_context.get_map_state(
-            MapStateDescriptor("last_trade_id", Types.STRING(), Types.LONG()))
+            MapStateDescriptor("last_trade_id", Types.STRING(), Types.LONG())
+        )
         try:
             self.subtask = runtime_context.get_index_of_this_subtask()
         except Exception:  # thread mode (PEMJA) in 2.3: the Java context lacks this accessor
@@ -188,12 +222,20 @@ class _BridgeFunction(KeyedProcessFunction):
         except FeedError as e:
             self.metrics.feed_errors.inc()
             if e.permanent:
-                log.error("shard %s %s: feed failed for good, failing the job without restarts: %s",
-                          shard, self.groups[shard], e)
+                log.error(
+                    "shard %s %s: feed failed for good, failing the job without restarts: %s",
+                    shard,
+                    self.groups[shard],
+                    e,
+                )
                 fail_for_good(self.runtime_context, str(e))
             else:
-                log.error("shard %s %s: feed failed, failing the job so Flink restarts it: %s",
-                          shard, self.groups[shard], e)
+                log.error(
+                    "shard %s %s: feed failed, failing the job so Flink restarts it: %s",
+                    shard,
+                    self.groups[shard],
+                    e,
+                )
             raise
         yield from self._emit(shard, batch)
         # A full batch means more is waiting: come back at once. A quiet feed is drained less and
@@ -216,8 +258,14 @@ class _BridgeFunction(KeyedProcessFunction):
             feed = self.feed_factory(symbols)
             self.feeds[shard] = feed
             last_ids = dict(self.last_state.items())
-            log.info("subtask %s shard %s: starting feed %s at %s, last ids %s",
-                     self.subtask, shard, feed.name, feed.url, last_ids)
+            log.info(
+                "subtask %s shard %s: starting feed %s at %s, last ids %s",
+                self.subtask,
+                shard,
+                feed.name,
+                feed.url,
+                last_ids,
+            )
             # The feed drops what was delivered before a restart and fetches what came since.
             feed.resume_after(last_ids).start()
             self.metrics.register_feed_stats(feed)
@@ -226,7 +274,9 @@ class _BridgeFunction(KeyedProcessFunction):
     def _arm(self, shard, ctx, delay=None):
         if shard in self.next_timer:
             return
-        at = ctx.timer_service().current_processing_time() + (self.interval if delay is None else delay)
+        at = ctx.timer_service().current_processing_time() + (
+            self.interval if delay is None else delay
+        )
         ctx.timer_service().register_processing_time_timer(at)
         self.next_timer[shard] = at
 
@@ -255,8 +305,14 @@ class _BridgeFunction(KeyedProcessFunction):
         for rec in batch:
             if type(rec) is DeadLetter:
                 dead += 1
-                self.failure_log.warning("dead letter", "shard %s: dead letter %s: %s; raw %.200r", shard,
-                                         rec.reason, rec.error, rec.raw)
+                self.failure_log.warning(
+                    "dead letter",
+                    "shard %s: dead letter %s: %s; raw %.200r",
+                    shard,
+                    rec.reason,
+                    rec.error,
+                    rec.raw,
+                )
                 yield DEAD_LETTERS, dead_letter_tuple(rec)
             else:
                 if rec.seq > last_ids.get(rec.symbol, -1):

@@ -1,4 +1,5 @@
 """Event time from the trade time ``T``, declared to Flink's SQL planner (no Python per record)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,12 +18,18 @@ class TradeWatermarks:
 
     def schema(self, time_column: str) -> Schema:
         """``rowtime`` from ``time_column`` (ms since the epoch), with its watermark."""
-        return (Schema.new_builder()
-                .column_by_expression("rowtime", f"TO_TIMESTAMP_LTZ({time_column}, 3)")
-                .watermark("rowtime", f"rowtime - INTERVAL '{self.out_of_orderness_ms / 1000:.3f}' SECOND")
-                .build())
+        return (
+            Schema.new_builder()
+            .column_by_expression("rowtime", f"TO_TIMESTAMP_LTZ({time_column}, 3)")
+            .watermark(
+                "rowtime", f"rowtime - INTERVAL '{self.out_of_orderness_ms / 1000:.3f}' SECOND"
+            )
+            .build()
+        )
 
     def configure(self, t_env) -> None:
         """Idleness is a setting of the table environment, not of the schema."""
-        t_env.get_config().set("table.exec.source.idle-timeout",
-                               f"{self.idleness_ms} ms" if self.idleness_ms else "0 ms")
+        t_env.get_config().set(
+            "table.exec.source.idle-timeout",
+            f"{self.idleness_ms} ms" if self.idleness_ms else "0 ms",
+        )

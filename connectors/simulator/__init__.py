@@ -7,7 +7,14 @@ subscriptions, pings, REST trade history with Binance's weight limits, and fault
 
 Run standalone with ``python -m connectors.simulator --help``.
 """
-from connectors.simulator.captures import CAPTURES_DIR, DEMO_CAPTURES, CaptureEvent, iter_capture, load_events
+
+from connectors.simulator.captures import (
+    CAPTURES_DIR,
+    DEMO_CAPTURES,
+    CaptureEvent,
+    iter_capture,
+    load_events,
+)
 from connectors.simulator.faults import Faults
 from connectors.simulator.history import Published, PublishedAggTrades, PublishedTrades
 from connectors.simulator.market import GeneratedFeed, Market, ReplayFeed, replay_feeds

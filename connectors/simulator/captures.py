@@ -10,6 +10,7 @@ Two recorder formats are understood, gzip-compressed or plain:
 Each event keeps the exact bytes of its ``data`` object, so replaying it sends what Binance
 sent (decimal strings, key order and all).
 """
+
 from __future__ import annotations
 
 import gzip

@@ -4,6 +4,7 @@
 is answered ``{"result": null|[...], "id": N}``; a malformed request gets
 ``{"error": {"code": 2|3, "msg": "..."}, "id": N|null}`` (3 for bad JSON, 2 otherwise).
 """
+
 from __future__ import annotations
 
 import re
@@ -47,13 +48,17 @@ def parse_command(message: str | bytes) -> Command:
     if method not in METHODS:
         expected = ", ".join(f"`{name}`" for name in METHODS)
         raise InvalidRequest(
-            2, f"Invalid request: unknown variant `{method}`, expected one of {expected}", request_id
+            2,
+            f"Invalid request: unknown variant `{method}`, expected one of {expected}",
+            request_id,
         )
     params = request.get("params", [])
     if method == "LIST_SUBSCRIPTIONS":
         return Command(method, (), request_id)
     if not isinstance(params, list) or not params:
-        raise InvalidRequest(2, "Invalid request: params must be a non-empty list of streams", request_id)
+        raise InvalidRequest(
+            2, "Invalid request: params must be a non-empty list of streams", request_id
+        )
     for name in params:
         if not isinstance(name, str) or not valid_stream_name(name):
             raise InvalidRequest(2, f"Invalid request: invalid stream name {name!r}", request_id)

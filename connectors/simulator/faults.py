@@ -31,6 +31,7 @@ What a client sees:
 - ``hide_history(symbol, ids)``: REST answers leave out these trade ids (aggregate ids for an
   ``@aggTrade`` market), as if Binance had skipped them.
 """
+
 from __future__ import annotations
 
 import time
@@ -67,7 +68,9 @@ class Faults:
         """Undo ``refuse_connections``, either form."""
         self._call(self._accept)
 
-    def reject_handshake(self, status: int = 429, retry_after: float | None = 2, times: int = 1) -> None:
+    def reject_handshake(
+        self, status: int = 429, retry_after: float | None = 2, times: int = 1
+    ) -> None:
         self._call(self._set_rejection, status, retry_after, times)
 
     def drop_after(
@@ -89,7 +92,9 @@ class Faults:
 
     def send_frames(self, frames: Iterable[str | bytes], binary: bool = False) -> None:
         batch = [
-            Frame(frame.encode() if isinstance(frame, str) else bytes(frame), INJECTED, binary=binary)
+            Frame(
+                frame.encode() if isinstance(frame, str) else bytes(frame), INJECTED, binary=binary
+            )
             for frame in frames
         ]
         self._call(self._send_frames, batch)
@@ -103,7 +108,9 @@ class Faults:
     def mute_open_connections(self) -> None:
         self._call(self._mute)
 
-    def fail_rest(self, status: int = 503, times: int = 1, retry_after: float | None = None) -> None:
+    def fail_rest(
+        self, status: int = 503, times: int = 1, retry_after: float | None = None
+    ) -> None:
         self._call(self._exchange.rest.failures.extend, [(status, retry_after)] * times)
 
     def stall_rest(self, seconds: float, times: int = 1) -> None:

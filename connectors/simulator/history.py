@@ -3,6 +3,7 @@
 Only what was already emitted is there, as on Binance: a trade is in the history once the market
 published it, whether anyone was connected or not. Old entries are trimmed beyond a limit.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -56,7 +57,9 @@ class PublishedTrades(Published):
         self.agg_ids.append(self.agg_ids[-1] + (not same_order) if self.agg_ids else 1)
         del self.agg_ids[: len(self.agg_ids) - len(self.ids)]
 
-    def aggregates(self, start: int, end_time: int | None, limit: int, hidden: set[int]) -> list[dict]:
+    def aggregates(
+        self, start: int, end_time: int | None, limit: int, hidden: set[int]
+    ) -> list[dict]:
         """Aggregate trades from the one holding event ``start`` on. An aggregate holding a trade
         in ``hidden`` is left out whole: its ``f``..``l`` would otherwise claim the hidden ids."""
         out: list[dict] = []
@@ -80,8 +83,18 @@ class PublishedTrades(Published):
                 continue
             if len(out) == limit:
                 break
-            out.append({"a": self.agg_ids[i], "p": event["p"], "q": event["q"], "f": event["t"], "l": event["t"],
-                        "T": event["T"], "m": event["m"], "M": event.get("M", True)})
+            out.append(
+                {
+                    "a": self.agg_ids[i],
+                    "p": event["p"],
+                    "q": event["q"],
+                    "f": event["t"],
+                    "l": event["t"],
+                    "T": event["T"],
+                    "m": event["m"],
+                    "M": event.get("M", True),
+                }
+            )
         return out
 
     def index_of_agg_id(self, agg_id: int) -> int:
@@ -91,13 +104,18 @@ class PublishedTrades(Published):
 class PublishedAggTrades(Published):
     """``@aggTrade`` events, served as they were published."""
 
-    def aggregates(self, start: int, end_time: int | None, limit: int, hidden: set[int]) -> list[dict]:
+    def aggregates(
+        self, start: int, end_time: int | None, limit: int, hidden: set[int]
+    ) -> list[dict]:
         out = []
         for event in self.events[start:]:
-            if end_time is not None and event["T"] > end_time or len(out) == limit:
+            if (end_time is not None and event["T"] > end_time) or len(out) == limit:
                 break
             if event["a"] not in hidden:
-                out.append({k: event[k] for k in ("a", "p", "q", "f", "l", "T", "m")} | {"M": event.get("M", True)})
+                out.append(
+                    {k: event[k] for k in ("a", "p", "q", "f", "l", "T", "m")}
+                    | {"M": event.get("M", True)}
+                )
         return out
 
     index_of_agg_id = Published.index_of_id

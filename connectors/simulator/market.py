@@ -10,6 +10,7 @@ subscriber, so a client that reconnects finds the market where it left it. Witho
 market is live: events nobody is subscribed to are emitted all the same, and only the
 published history (``history.py``, what the REST side answers from) keeps them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -177,7 +178,7 @@ class GeneratedFeed(Feed):
 class _Clock:
     """Where a feed stands on its virtual timeline against the loop's clock."""
 
-    __slots__ = ("feed", "history", "subscribers", "running", "virtual_ns", "wall")
+    __slots__ = ("feed", "history", "running", "subscribers", "virtual_ns", "wall")
 
     def __init__(self, feed: Feed, history: Published | None) -> None:
         self.feed = feed

@@ -10,6 +10,7 @@
 - faults on command (``Faults``): 5xx answers, stalls longer than a client's timeout, ids left
   out of the answers (holes in the history).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +42,9 @@ class _BadRequest(Exception):
 class RestApi:
     """Lives on the simulator's event loop; ``answer`` is its one entry."""
 
-    def __init__(self, market: Market, weight_limit: int = 6000, ban_seconds: float = 120.0) -> None:
+    def __init__(
+        self, market: Market, weight_limit: int = 6000, ban_seconds: float = 120.0
+    ) -> None:
         self.market = market
         self.weight_limit, self.ban_seconds = weight_limit, ban_seconds
         self._used: dict[int, int] = defaultdict(int)  # minute -> weight used
@@ -49,10 +52,14 @@ class RestApi:
         self._violations = 0
         self._banned_until = 0.0
         # faults
-        self.failures: list[tuple[int, float | None]] = []  # (status, Retry-After) of the next answers
+        self.failures: list[
+            tuple[int, float | None]
+        ] = []  # (status, Retry-After) of the next answers
         self.stalls: list[float] = []  # seconds the next answers are held back, one each
         self.hidden: dict[str, set[int]] = defaultdict(set)  # symbol -> ids left out
-        self.answered: list[tuple[str, int, float]] = []  # (path?query, status, time.time()) of each request
+        self.answered: list[
+            tuple[str, int, float]
+        ] = []  # (path?query, status, time.time()) of each request
         self._closing = asyncio.Event()
 
     def close(self) -> None:
@@ -72,29 +79,47 @@ class RestApi:
     def _answer(self, path: str, query: str) -> tuple[int, bytes, dict[str, str]]:
         now = time.time()
         if now < self._banned_until:
-            return _refusal(418, "IP banned until " + str(int(self._banned_until * 1000)), self._banned_until - now)
+            return _refusal(
+                418,
+                "IP banned until " + str(int(self._banned_until * 1000)),
+                self._banned_until - now,
+            )
         if now < self._retry_at:
             self._violations += 1
             if self._violations >= VIOLATIONS_BEFORE_BAN:
                 self._banned_until = now + self.ban_seconds
                 return _refusal(418, "Way too many requests; IP banned", self.ban_seconds)
-            return _refusal(429, "Too many requests; current limit is exceeded", self._retry_at - now)
+            return _refusal(
+                429, "Too many requests; current limit is exceeded", self._retry_at - now
+            )
         minute = int(now // 60)
         used = self._used[minute] + WEIGHTS[path]
         if used > self.weight_limit:
             self._retry_at = (minute + 1) * 60
-            return _refusal(429, f"Too much request weight used; current limit is {self.weight_limit} request "
-                                 "weight per 1 MINUTE.", self._retry_at - now)
+            return _refusal(
+                429,
+                f"Too much request weight used; current limit is {self.weight_limit} request "
+                "weight per 1 MINUTE.",
+                self._retry_at - now,
+            )
         self._used[minute] = used
         headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
         if self.failures:
             status, retry_after = self.failures.pop(0)
             if retry_after is not None:
                 return _refusal(status, "Too many requests (on command)", retry_after)
-            return status, b'{"code":-1001,"msg":"Internal error; unable to process your request."}', headers
+            return (
+                status,
+                b'{"code":-1001,"msg":"Internal error; unable to process your request."}',
+                headers,
+            )
         try:
             params = {name: values[-1] for name, values in parse_qs(query).items()}
-            body = self._trades(params) if path == "/api/v3/historicalTrades" else self._aggregates(params)
+            body = (
+                self._trades(params)
+                if path == "/api/v3/historicalTrades"
+                else self._aggregates(params)
+            )
         except _BadRequest as error:
             return 400, error.body, headers
         return 200, orjson.dumps(body), headers
@@ -105,14 +130,23 @@ class RestApi:
             raise _BadRequest(-1121, "Invalid symbol.")
         limit = min(_integer(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
         from_id = _integer(params, "fromId", None, minimum=0)
-        start = max(0, len(published.ids) - limit) if from_id is None else published.index_of_id(from_id)
+        start = (
+            max(0, len(published.ids) - limit)
+            if from_id is None
+            else published.index_of_id(from_id)
+        )
         hidden = self.hidden[params["symbol"]]
-        return [_rest_trade(event) for event in published.events[start:start + limit + len(hidden)]
-                if event["t"] not in hidden][:limit]
+        return [
+            _rest_trade(event)
+            for event in published.events[start : start + limit + len(hidden)]
+            if event["t"] not in hidden
+        ][:limit]
 
     def _aggregates(self, params: dict) -> list[dict]:
         symbol = _symbol(params)
-        published = self.market.published(symbol, "aggTrade") or self.market.published(symbol, "trade")
+        published = self.market.published(symbol, "aggTrade") or self.market.published(
+            symbol, "trade"
+        )
         if published is None:
             raise _BadRequest(-1121, "Invalid symbol.")
         limit = min(_integer(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
@@ -121,7 +155,11 @@ class RestApi:
         end_time = _integer(params, "endTime", None, minimum=0)
         if from_id is not None and (start_time is not None or end_time is not None):
             raise _BadRequest(-1128, "Combination of optional parameters invalid.")
-        if start_time is not None and end_time is not None and end_time - start_time >= MAX_WINDOW_MS:
+        if (
+            start_time is not None
+            and end_time is not None
+            and end_time - start_time >= MAX_WINDOW_MS
+        ):
             raise _BadRequest(-1127, "More than 1 hours between startTime and endTime.")
         if from_id is not None:
             start = published.index_of_agg_id(from_id)
@@ -137,14 +175,22 @@ class RestApi:
 def _symbol(params: dict) -> str:
     symbol = params.get("symbol")
     if not symbol:
-        raise _BadRequest(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        raise _BadRequest(
+            -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+        )
     if symbol != symbol.upper():
-        raise _BadRequest(-1121, "Invalid symbol.")  # REST symbols are upper case, unlike stream names
+        raise _BadRequest(
+            -1121, "Invalid symbol."
+        )  # REST symbols are upper case, unlike stream names
     return symbol
 
 
 def _refusal(status: int, msg: str, retry_after: float) -> tuple[int, bytes, dict[str, str]]:
-    return status, orjson.dumps({"code": -1003, "msg": msg}), {"Retry-After": str(max(1, math.ceil(retry_after)))}
+    return (
+        status,
+        orjson.dumps({"code": -1003, "msg": msg}),
+        {"Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
 
 
 def _rest_trade(event: dict) -> dict:
@@ -169,7 +215,8 @@ def _integer(params: dict[str, str], name: str, default: int | None, *, minimum:
         value = int(text)
     except ValueError:
         raise _BadRequest(
-            -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",
         ) from None
     if value < minimum:
         raise _BadRequest(-1130, f"Data sent for parameter '{name}' is not valid.")

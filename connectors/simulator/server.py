@@ -13,6 +13,7 @@ The server pings every ``ping_interval`` seconds (payload: the send time in ns) 
 with 1008 when a ping is not answered by a matching pong within ``pong_timeout``. Pings
 are its own, not the library's keepalive, so that ``faults.go_silent()`` can stop them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,10 +35,15 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from connectors.simulator.rest import RestApi
-from connectors.simulator.commands import InvalidRequest, parse_command, result_reply, valid_stream_name
+from connectors.simulator.commands import (
+    InvalidRequest,
+    parse_command,
+    result_reply,
+    valid_stream_name,
+)
 from connectors.simulator.faults import Faults
 from connectors.simulator.market import Market
+from connectors.simulator.rest import RestApi
 from connectors.simulator.session import (
     MARKET,
     ConnectionRecord,
@@ -151,7 +157,9 @@ class Exchange:
         for session in sessions:
             if session.combined:
                 if wrapped is None:
-                    wrapped = Frame(b'{"stream":"%s","data":%s}' % (stream.encode(), payload), MARKET, stream)
+                    wrapped = Frame(
+                        b'{"stream":"%s","data":%s}' % (stream.encode(), payload), MARKET, stream
+                    )
                 session.push(wrapped)
             else:
                 if raw is None:
@@ -216,7 +224,9 @@ class Exchange:
             return self._http(connection, request, 404, b'{"code":-1,"msg":"Not found."}')
         invalid = [name for name in route[1] if not valid_stream_name(name)]
         if invalid:
-            body = orjson.dumps({"code": 2, "msg": f"Invalid request: invalid stream name {invalid[0]!r}"})
+            body = orjson.dumps(
+                {"code": 2, "msg": f"Invalid request: invalid stream name {invalid[0]!r}"}
+            )
             return self._http(connection, request, 400, body)
         rejection = self.faults.take_rejection()
         if rejection is not None:
@@ -228,7 +238,12 @@ class Exchange:
         return None
 
     def _http(
-        self, connection: ServerConnection, request: Request, status: int, body: bytes, headers: dict | None = None
+        self,
+        connection: ServerConnection,
+        request: Request,
+        status: int,
+        body: bytes,
+        headers: dict | None = None,
     ) -> Response:
         self.http_requests.append((request.path, status))
         response = connection.respond(status, body.decode())
@@ -289,9 +304,14 @@ class ExchangeSimulator:
         self.host = host
         self._port = port
         self._scheme = "s" if ssl_context is not None else ""
-        self._options = dict(ping_interval=ping_interval, pong_timeout=pong_timeout, close_timeout=close_timeout,
-                             rest_weight_limit=rest_weight_limit, ssl_context=ssl_context,
-                             keep_frames=keep_frames)
+        self._options = dict(
+            ping_interval=ping_interval,
+            pong_timeout=pong_timeout,
+            close_timeout=close_timeout,
+            rest_weight_limit=rest_weight_limit,
+            ssl_context=ssl_context,
+            keep_frames=keep_frames,
+        )
         self._exchange: Exchange | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -304,7 +324,9 @@ class ExchangeSimulator:
             if self._thread is not None:
                 raise RuntimeError("a simulator starts only once")
             started: concurrent.futures.Future = concurrent.futures.Future()
-            self._thread = threading.Thread(target=self._run, args=(started,), name="exchange-simulator", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(started,), name="exchange-simulator", daemon=True
+            )
             self._thread.start()
         started.result()
         return self
@@ -368,7 +390,9 @@ class ExchangeSimulator:
                     ids.append(event["data"]["t"] if record.combined else event["t"])
         return ids
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01
+    ) -> None:
         """Poll ``predicate`` from the calling thread; TimeoutError if it stays false."""
         deadline = time.monotonic() + timeout
         while not predicate():
@@ -381,7 +405,9 @@ class ExchangeSimulator:
         exchange = self._running()
 
         def idle() -> bool:
-            return self.market.finished and not any(session.queue for session in exchange.sessions())
+            return self.market.finished and not any(
+                session.queue for session in exchange.sessions()
+            )
 
         self.wait_for(lambda: self._call(idle), timeout)
 
@@ -397,7 +423,9 @@ class ExchangeSimulator:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         try:
-            exchange = Exchange(self.market, self.host, self._port, call=self._call, **self._options)
+            exchange = Exchange(
+                self.market, self.host, self._port, call=self._call, **self._options
+            )
             await exchange.start()
         except BaseException as error:
             started.set_exception(error)

@@ -1,4 +1,5 @@
 """One client connection: its outgoing queue, writer, pings, planned drop, and its record."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,7 +56,9 @@ class ConnectionRecord:
     close_reason: str | None = None
     closed_by: str | None = None  # "server" or "client"
     reset: bool = False  # the server ended it with a TCP reset
-    sent: list[Frame] = field(default_factory=list)  # unless the simulator keeps no frames (then empty)
+    sent: list[Frame] = field(
+        default_factory=list
+    )  # unless the simulator keeps no frames (then empty)
     sent_counts: dict[str, int] = field(default_factory=dict)  # frame kind -> how many were sent
     received: list[str | bytes] = field(default_factory=list)
     pings: list[bytes] = field(default_factory=list)  # payloads of the pings sent
@@ -85,7 +88,9 @@ class Session:
         self.exchange = exchange
         self.queue: deque[Frame] = deque()
         self.drop: DropPlan | None = None
-        self.muted = False  # market data no longer reaches this connection (faults.mute_open_connections)
+        self.muted = (
+            False  # market data no longer reaches this connection (faults.mute_open_connections)
+        )
         self._ready = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
         self._lifetime: asyncio.TimerHandle | None = None
@@ -132,7 +137,11 @@ class Session:
         """Close from the server's side. Recorded at once: the TCP connection itself only
         ends when the client closes its side too (or after ``close_timeout``)."""
         if self.record.closed_by is None:
-            self.record.close_code, self.record.close_reason, self.record.closed_by = code, reason, "server"
+            self.record.close_code, self.record.close_reason, self.record.closed_by = (
+                code,
+                reason,
+                "server",
+            )
         await self.ws.close(code, reason)
 
     def spawn(self, coro) -> None:
@@ -231,7 +240,11 @@ class Session:
             return
         sent, received = protocol.close_sent, protocol.close_rcvd
         if sent is not None and (received is None or not protocol.close_rcvd_then_sent):
-            record.close_code, record.close_reason, record.closed_by = sent.code, sent.reason, "server"
+            record.close_code, record.close_reason, record.closed_by = (
+                sent.code,
+                sent.reason,
+                "server",
+            )
         elif received is not None:
             record.close_code, record.close_reason, record.closed_by = (
                 received.code,

@@ -16,6 +16,7 @@ Thread contract: the bridge calls ``catch_up``, ``note_live`` and ``close`` hold
 one that also guards the sequencer); the backfill thread takes that same lock for every look at
 an episode or the sequencer, and never holds it across a history request or a wait.
 """
+
 from __future__ import annotations
 
 import logging
@@ -99,12 +100,21 @@ class _Episode:
 class Backfiller:
     """Runs the episodes in a thread of its own; see the module docstring."""
 
-    def __init__(self, history: History, buffer: BoundedBuffer, sequencer: SequenceTracker,
-                 lock: threading.Lock, timeout: float, name: str):
+    def __init__(
+        self,
+        history: History,
+        buffer: BoundedBuffer,
+        sequencer: SequenceTracker,
+        lock: threading.Lock,
+        timeout: float,
+        name: str,
+    ):
         self.history, self.buffer, self.sequencer, self.lock = history, buffer, sequencer, lock
         self.timeout, self.name = timeout, name
         self.episodes: list[_Episode] = []  # open ones, oldest first
-        self.counts = dict.fromkeys(("backfilled", "backfill_requests", "unfilled_ids", "backfill_ms"), 0)
+        self.counts = dict.fromkeys(
+            ("backfilled", "backfill_requests", "unfilled_ids", "backfill_ms"), 0
+        )
         self._gave_up: dict = {}  # key -> why its catch-up ended before its first live record came
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -124,8 +134,14 @@ class Backfiller:
             return None
         episode = self._new_episode()
         for key, last in positions.items():
-            episode.fills[key] = _Fill(key, last + 1, None, retry_at=math.inf)  # until ``connected``
-        log.info("%s: catching up after %s", self.name, ", ".join(f"{k} {s}" for k, s in positions.items()))
+            episode.fills[key] = _Fill(
+                key, last + 1, None, retry_at=math.inf
+            )  # until ``connected``
+        log.info(
+            "%s: catching up after %s",
+            self.name,
+            ", ".join(f"{k} {s}" for k, s in positions.items()),
+        )
         return episode.barrier
 
     def connected(self) -> None:
@@ -177,8 +193,11 @@ class Backfiller:
         if self._thread.ident is not None:
             self._thread.join(timeout)
         with self.lock:
-            actions = [action for episode in list(self.episodes)
-                       for action in self._end(episode, "the feed was closed during the backfill")]
+            actions = [
+                action
+                for episode in list(self.episodes)
+                for action in self._end(episode, "the feed was closed during the backfill")
+            ]
         self._apply(actions)
         self.history.close()
 
@@ -202,8 +221,11 @@ class Backfiller:
         except Exception:
             log.exception("backfill of %s crashed", self.name)  # a bug: loud, and the episodes end
             with self.lock:
-                actions = [action for episode in list(self.episodes)
-                           for action in self._end(episode, "the backfill crashed (see the log)")]
+                actions = [
+                    action
+                    for episode in list(self.episodes)
+                    for action in self._end(episode, "the backfill crashed (see the log)")
+                ]
             self._apply(actions)
 
     def _step(self) -> float | None:
@@ -280,7 +302,14 @@ class Backfiller:
         delay = exc.retry_after if exc.retry_after is not None else fill.retry_delay
         fill.retry_delay = min(RETRY_MAX, fill.retry_delay * 2)
         fill.retry_at = time.monotonic() + delay
-        log.warning("%s: backfill of %s from %d: %s; again in %.2fs", self.name, fill.key, fill.cursor, exc, delay)
+        log.warning(
+            "%s: backfill of %s from %d: %s; again in %.2fs",
+            self.name,
+            fill.key,
+            fill.cursor,
+            exc,
+            delay,
+        )
 
     def _release(self, episode: _Episode) -> list:
         """What no unfinished fill can still precede, merged by time, as an action for the buffer."""
@@ -307,7 +336,11 @@ class Backfiller:
                 self._gave_up[key] = reason
             end = fill.cursor - 1 if fill.target is None else fill.target
             for first, last in self.sequencer.open_gaps(key, fill.start, end):
-                failures.append(self._unfilled(key, first, last, reason or "the history does not have these ids"))
+                failures.append(
+                    self._unfilled(
+                        key, first, last, reason or "the history does not have these ids"
+                    )
+                )
         actions.append((episode.barrier, failures, True))
         self.episodes.remove(episode)
         elapsed = time.monotonic() - episode.started
@@ -351,7 +384,11 @@ def _merge_by_time(queues: list[deque], horizon: int | None) -> list:
         for queue in queues:
             while queue and getattr(queue[0], "time", None) is None:
                 out.append(queue.popleft())
-            if queue and (horizon is None or queue[0].time <= horizon) and (oldest is None or queue[0].time < oldest[0].time):
+            if (
+                queue
+                and (horizon is None or queue[0].time <= horizon)
+                and (oldest is None or queue[0].time < oldest[0].time)
+            ):
                 oldest = queue
         if oldest is None:
             return out

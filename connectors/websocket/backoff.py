@@ -1,4 +1,5 @@
 """Capped exponential backoff with jitter."""
+
 from __future__ import annotations
 
 import random
@@ -6,7 +7,12 @@ import random
 
 class Backoff:
     def __init__(self, initial: float, maximum: float, jitter: float, multiplier: float = 2.0):
-        self.initial, self.maximum, self.jitter, self.multiplier = initial, maximum, jitter, multiplier
+        self.initial, self.maximum, self.jitter, self.multiplier = (
+            initial,
+            maximum,
+            jitter,
+            multiplier,
+        )
         self.attempts = 0
 
     def next_delay(self) -> float:

@@ -16,6 +16,7 @@ Locks: ``_put_lock`` keeps one reader at a time between decoding and the buffer 
 ``_lock`` guards the sequencer, the counters and the backfill's episodes, and is never held while
 waiting for the buffer or the network, so ``stats`` and ``drain`` never wait on a slow producer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from connectors.settings import check_settings, setting
-from connectors.websocket.backfill import RETRY_INITIAL, RETRY_MAX, Backfiller, History, HistoryUnavailable
+from connectors.websocket.backfill import (
+    RETRY_INITIAL,
+    RETRY_MAX,
+    Backfiller,
+    History,
+    HistoryUnavailable,
+)
 from connectors.websocket.backoff import Backoff
 from connectors.websocket.buffer import Barrier, BoundedBuffer, Overflow
 from connectors.websocket.connection import Connection, Message
@@ -45,36 +52,71 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    buffer_size: int = setting(100_000, "records held between the connection and the consumer", minimum=1)
-    overflow: str = setting(Overflow.BLOCK.value, "what a full buffer does: block (the reader waits, nothing is "
-                            "dropped), drop_oldest, drop_newest (counted), fail (the feed fails)",
-                            choices=tuple(o.value for o in Overflow))
-    connect_timeout: float = setting(10.0, "seconds for TCP, TLS and the WebSocket handshake", metavar="S",
-                                     positive=True)
+    buffer_size: int = setting(
+        100_000, "records held between the connection and the consumer", minimum=1
+    )
+    overflow: str = setting(
+        Overflow.BLOCK.value,
+        "what a full buffer does: block (the reader waits, nothing is "
+        "dropped), drop_oldest, drop_newest (counted), fail (the feed fails)",
+        choices=tuple(o.value for o in Overflow),
+    )
+    connect_timeout: float = setting(
+        10.0, "seconds for TCP, TLS and the WebSocket handshake", metavar="S", positive=True
+    )
     # Binance pings every 20 s, so a healthy connection is never silent this long.
-    silence_timeout: float = setting(45.0, "a connection without any frame this long is lost", metavar="S",
-                                     positive=True)
-    max_reconnect_attempts: int = setting(10, "consecutive failed reconnects before the feed fails "
-                                          "(a Flink job then restarts)", minimum=1)
-    backoff_initial: float = setting(0.5, "first delay between reconnects", metavar="S", positive=True)
-    backoff_max: float = setting(30.0, "longest delay between reconnects", metavar="S", positive=True)
+    silence_timeout: float = setting(
+        45.0, "a connection without any frame this long is lost", metavar="S", positive=True
+    )
+    max_reconnect_attempts: int = setting(
+        10,
+        "consecutive failed reconnects before the feed fails (a Flink job then restarts)",
+        minimum=1,
+    )
+    backoff_initial: float = setting(
+        0.5, "first delay between reconnects", metavar="S", positive=True
+    )
+    backoff_max: float = setting(
+        30.0, "longest delay between reconnects", metavar="S", positive=True
+    )
     backoff_jitter: float = setting(0.2, "random spread of each delay, as a fraction", minimum=0)
-    max_frame_bytes: int = setting(1_048_576, "larger frames are skipped and dead-lettered as oversized_frame",
-                                   minimum=256)
+    max_frame_bytes: int = setting(
+        1_048_576, "larger frames are skipped and dead-lettered as oversized_frame", minimum=256
+    )
     # Binance ends a connection at 24 h (86,400 s); hand over to a fresh one ahead of that.
-    max_connection_age: float = setting(85_000.0, "hand over to a new connection after this long", metavar="S",
-                                        positive=True)
-    handover_timeout: float = setting(10.0, "longest overlap of the old and the new connection of a handover",
-                                      metavar="S", positive=True)
-    backfill_timeout: float = setting(120.0, "a backfill that has not finished after this long reports what "
-                                      "it could not fetch as gap_unfilled and live delivery resumes", metavar="S",
-                                      positive=True)
-    poll_interval: float = setting(0.2, "how often the threads look up from a socket (stop, silence, age)",
-                                   metavar="S", positive=True)
-    ca_file: str | None = setting(None, "certificates (PEM) of the authorities to trust for TLS (wss://, "
-                                  "https://) instead of the system's; verification is always on", metavar="FILE")
-    gate_dir: str | None = setting(None, "where the per-host attempt gate keeps its state (default: the "
-                                   "system's temporary folder)", metavar="DIR")
+    max_connection_age: float = setting(
+        85_000.0, "hand over to a new connection after this long", metavar="S", positive=True
+    )
+    handover_timeout: float = setting(
+        10.0,
+        "longest overlap of the old and the new connection of a handover",
+        metavar="S",
+        positive=True,
+    )
+    backfill_timeout: float = setting(
+        120.0,
+        "a backfill that has not finished after this long reports what "
+        "it could not fetch as gap_unfilled and live delivery resumes",
+        metavar="S",
+        positive=True,
+    )
+    poll_interval: float = setting(
+        0.2,
+        "how often the threads look up from a socket (stop, silence, age)",
+        metavar="S",
+        positive=True,
+    )
+    ca_file: str | None = setting(
+        None,
+        "certificates (PEM) of the authorities to trust for TLS (wss://, "
+        "https://) instead of the system's; verification is always on",
+        metavar="FILE",
+    )
+    gate_dir: str | None = setting(
+        None,
+        "where the per-host attempt gate keeps its state (default: the system's temporary folder)",
+        metavar="DIR",
+    )
 
     def __post_init__(self):
         check_settings(self)  # refused at construction, not at first use
@@ -99,7 +141,7 @@ class _Stopped(Exception):
 class _Reader(threading.Thread):
     """Reads one connection until it is lost or stopped."""
 
-    def __init__(self, bridge: "Bridge", conn: Connection, number: int, stash: bool):
+    def __init__(self, bridge: Bridge, conn: Connection, number: int, stash: bool):
         super().__init__(name=f"ws-reader-{bridge.name}-{number}", daemon=True)
         self.bridge, self.conn = bridge, conn
         # A handover's new connection keeps what it reads here until the old one has caught up
@@ -127,8 +169,12 @@ class _Reader(threading.Thread):
         except FeedError as exc:
             self.fatal = exc
         except Exception as exc:
-            if not self._stopping:  # stop() closes the socket under the reader: errors then are expected
-                log.exception("reader for %s crashed", conn.url)  # a bug must surface, not end silently
+            if (
+                not self._stopping
+            ):  # stop() closes the socket under the reader: errors then are expected
+                log.exception(
+                    "reader for %s crashed", conn.url
+                )  # a bug must surface, not end silently
                 self.fatal = FeedError(f"reader for {conn.url} crashed: {exc!r}")
         finally:
             if self._stopping:
@@ -143,8 +189,14 @@ class _Reader(threading.Thread):
 
 
 class Bridge:
-    def __init__(self, url: str, decoder: FrameDecoder, config: BridgeConfig = BridgeConfig(), name: str = "",
-                 history: History | None = None):
+    def __init__(
+        self,
+        url: str,
+        decoder: FrameDecoder,
+        config: BridgeConfig = BridgeConfig(),
+        name: str = "",
+        history: History | None = None,
+    ):
         self.url, self.decoder, self.config = url, decoder, config
         self.name = name or url
         self._buffer = BoundedBuffer(config.buffer_size, config.overflow)
@@ -153,8 +205,18 @@ class Bridge:
         self._lock = threading.Lock()
         self._put_lock = threading.Lock()
         self._history = history
-        self._backfill = (Backfiller(history, self._buffer, self._sequencer, self._lock, config.backfill_timeout,
-                                     self.name) if history is not None else None)
+        self._backfill = (
+            Backfiller(
+                history,
+                self._buffer,
+                self._sequencer,
+                self._lock,
+                config.backfill_timeout,
+                self.name,
+            )
+            if history is not None
+            else None
+        )
         self._start_time: tuple[int, list] | None = None  # resume_at(): (time in ms, keys)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -165,12 +227,26 @@ class Bridge:
         self._flushing_stash = False
         self._rlog = RateLimitedLog(log)
         self._counts = dict.fromkeys(
-            ("connects", "connect_failures", "disconnects", "silence_timeouts", "reconnects", "handovers",
-             "messages", "records", "controls", "parse_failures", "oversized", "handover_duplicates"), 0)
+            (
+                "connects",
+                "connect_failures",
+                "disconnects",
+                "silence_timeouts",
+                "reconnects",
+                "handovers",
+                "messages",
+                "records",
+                "controls",
+                "parse_failures",
+                "oversized",
+                "handover_duplicates",
+            ),
+            0,
+        )
 
     # -- the consumer's side ------------------------------------------------------------------
 
-    def resume_after(self, positions: dict) -> "Bridge":
+    def resume_after(self, positions: dict) -> Bridge:
         """Continue after these last delivered sequence numbers (key -> seq), e.g. from a Flink
         checkpoint: anything at or below them is a duplicate; with a history, what came after them
         is fetched before the live stream goes on."""
@@ -179,7 +255,7 @@ class Bridge:
                 self._sequencer.restore(key, seq)
         return self
 
-    def resume_at(self, time_ms: int, keys) -> "Bridge":
+    def resume_at(self, time_ms: int, keys) -> Bridge:
         """Start these keys (those without a ``resume_after`` position) at the first record at or
         after ``time_ms``, fetched from the history before the live stream goes on."""
         if self._history is None:
@@ -187,11 +263,13 @@ class Bridge:
         self._start_time = (time_ms, list(keys))
         return self
 
-    def start(self) -> "Bridge":
+    def start(self) -> Bridge:
         if self._thread is None:
             if self._backfill is not None:
                 self._backfill.start()
-            self._thread = threading.Thread(target=self._run, name=f"ws-bridge-{self.name}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"ws-bridge-{self.name}", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -210,8 +288,12 @@ class Bridge:
         with self._lock:
             counts = dict(self._counts)
             seq = self._sequencer
-            counts.update(gaps=seq.gaps, missing_ids=seq.missing, reordered=seq.reordered,
-                          duplicates=seq.duplicates - counts["handover_duplicates"])
+            counts.update(
+                gaps=seq.gaps,
+                missing_ids=seq.missing,
+                reordered=seq.reordered,
+                duplicates=seq.duplicates - counts["handover_duplicates"],
+            )
             if self._backfill is not None:
                 counts.update(self._backfill.stats)
         counts["buffer_dropped"] = self._buffer.dropped
@@ -236,7 +318,7 @@ class Bridge:
             self._backfill.join(timeout)
         self._rlog.flush(force=True)
 
-    def __enter__(self) -> "Bridge":
+    def __enter__(self) -> Bridge:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -289,7 +371,11 @@ class Bridge:
                 continue
             age = time.monotonic() - reader.conn.opened_at
             if reader.wants_handover or age > cfg.max_connection_age:
-                why = "server announced shutdown" if reader.wants_handover else f"connection age {age:.0f}s"
+                why = (
+                    "server announced shutdown"
+                    if reader.wants_handover
+                    else f"connection age {age:.0f}s"
+                )
                 self._handover(readers, why)
 
     def _resolve_start_time(self) -> None:
@@ -304,9 +390,16 @@ class Bridge:
                     continue  # a checkpointed position wins
             seq = self._seq_at(key, time_ms, deadline)
             if seq is None:
-                log.info("%s: %s has no record at or after %d yet: it starts live", self.name, key, time_ms)
+                log.info(
+                    "%s: %s has no record at or after %d yet: it starts live",
+                    self.name,
+                    key,
+                    time_ms,
+                )
                 continue
-            log.info("%s: %s starts at %d, its first record at or after %d", self.name, key, seq, time_ms)
+            log.info(
+                "%s: %s starts at %d, its first record at or after %d", self.name, key, seq, time_ms
+            )
             self.resume_after({key: seq - 1})
 
     def _seq_at(self, key, time_ms: int, deadline: float) -> int | None:
@@ -318,7 +411,14 @@ class Bridge:
                 wait = exc.retry_after if exc.retry_after is not None else delay
                 if exc.permanent or time.monotonic() + wait > deadline:
                     raise FeedError(f"cannot find where {key} stood at {time_ms}: {exc}") from exc
-                log.warning("%s: looking up %s at %d: %s; again in %.2fs", self.name, key, time_ms, exc, wait)
+                log.warning(
+                    "%s: looking up %s at %d: %s; again in %.2fs",
+                    self.name,
+                    key,
+                    time_ms,
+                    exc,
+                    wait,
+                )
                 if self._stop.wait(wait):
                     raise _Stopped() from None
                 delay = min(RETRY_MAX, delay * 2)
@@ -342,19 +442,37 @@ class Bridge:
     def _open(self, stash: bool = False) -> _Reader:
         delay = self._gate.reserve()
         if delay > 0:
-            log.info("waiting %.1fs before connecting to %s (attempt rate limit or Retry-After)", delay, self.url)
+            log.info(
+                "waiting %.1fs before connecting to %s (attempt rate limit or Retry-After)",
+                delay,
+                self.url,
+            )
             if self._stop.wait(delay):
                 raise _Stopped()
-        conn = Connection(self.url, self.config.connect_timeout, self.config.poll_interval,
-                          self.config.max_frame_bytes, self.config.ca_file)
+        conn = Connection(
+            self.url,
+            self.config.connect_timeout,
+            self.config.poll_interval,
+            self.config.max_frame_bytes,
+            self.config.ca_file,
+        )
         try:
             conn.open()
         except ConnectFailed as exc:
             self._count("connect_failures")
             if exc.retry_after is not None:
                 self._gate.hold_off(exc.retry_after)
-            log.warning("connect to %s (%s) failed: %s", self.url, self.name, exc.cause
-                        + (f"; Retry-After {exc.retry_after:g}s honoured" if exc.retry_after is not None else ""))
+            log.warning(
+                "connect to %s (%s) failed: %s",
+                self.url,
+                self.name,
+                exc.cause
+                + (
+                    f"; Retry-After {exc.retry_after:g}s honoured"
+                    if exc.retry_after is not None
+                    else ""
+                ),
+            )
             raise
         self._count("connects")
         self._readers_opened += 1
@@ -367,8 +485,14 @@ class Bridge:
         lost = reader.lost or ConnectionLost("connection ended")
         self._count("silence_timeouts" if isinstance(lost, SilenceTimeout) else "disconnects")
         conn = reader.conn
-        log.warning("connection to %s (%s) lost after %.1fs and %d messages: %s", self.url, self.name,
-                    time.monotonic() - conn.opened_at, conn.messages, lost)
+        log.warning(
+            "connection to %s (%s) lost after %.1fs and %d messages: %s",
+            self.url,
+            self.name,
+            time.monotonic() - conn.opened_at,
+            conn.messages,
+            lost,
+        )
         conn.close()
 
     def _reconnect(self, backoff: Backoff, cause) -> _Reader:
@@ -377,7 +501,13 @@ class Bridge:
             if backoff.attempts >= max_attempts:
                 raise ReconnectsExhausted(self.url, backoff.attempts, str(cause))
             delay = backoff.next_delay()
-            log.info("reconnecting to %s in %.2fs (attempt %d of %d)", self.url, delay, backoff.attempts, max_attempts)
+            log.info(
+                "reconnecting to %s in %.2fs (attempt %d of %d)",
+                self.url,
+                delay,
+                backoff.attempts,
+                max_attempts,
+            )
             if self._stop.wait(delay):
                 raise _Stopped()
             try:
@@ -402,16 +532,25 @@ class Bridge:
         self._count("handovers")
         deadline = time.monotonic() + self.config.handover_timeout
         while not self._caught_up(new) and time.monotonic() < deadline:
-            if old.ended.is_set() or new.ended.is_set() or self._stop.wait(self.config.poll_interval):
+            if (
+                old.ended.is_set()
+                or new.ended.is_set()
+                or self._stop.wait(self.config.poll_interval)
+            ):
                 break
         if new.ended.is_set() and not old.ended.is_set():
-            log.warning("handover of %s: the new connection was lost; the old one goes on", self.name)
+            log.warning(
+                "handover of %s: the new connection was lost; the old one goes on", self.name
+            )
             readers.remove(new)
             new.stop()
             return
         if not self._caught_up(new):
-            log.warning("handover of %s: the old connection did not reach where the new one began "
-                        "(a gap, if any, is filled from the history)", self.name)
+            log.warning(
+                "handover of %s: the old connection did not reach where the new one began "
+                "(a gap, if any, is filled from the history)",
+                self.name,
+            )
         readers.remove(old)
         old.stop()
         self._flush_stash(new)
@@ -420,8 +559,10 @@ class Bridge:
         """True once, for every key delivered so far, the new connection began no later than the
         next record the old one owes."""
         with self._lock:
-            return all(key in new.first_seen and new.first_seen[key] <= last + 1
-                       for key, last in self._sequencer.last_seqs.items())
+            return all(
+                key in new.first_seen and new.first_seen[key] <= last + 1
+                for key, last in self._sequencer.last_seqs.items()
+            )
 
     def _flush_stash(self, reader: _Reader) -> None:
         with self._put_lock:
@@ -454,7 +595,11 @@ class Bridge:
         """A handover's new connection: parsed now, sequenced when the old one has caught up."""
         record_types, first_seen = self.decoder.record_types, reader.first_seen
         for message in messages:
-            item = self.decoder.parse(message, False) if type(message) is bytes else self._unusual(message)
+            item = (
+                self.decoder.parse(message, False)
+                if type(message) is bytes
+                else self._unusual(message)
+            )
             if type(item) in record_types:
                 first_seen.setdefault(item.key, item.seq)
             reader.stash.append(item)
@@ -477,9 +622,15 @@ class Bridge:
     def _decode(self, reader: _Reader, messages: list) -> tuple[list, bool]:
         """Runs once per message: kept flat on purpose (bench/ profiles it). Returns what to put
         into the buffer and whether a backfill barrier is among it."""
-        parse, record_types, failure_types = self.decoder.parse, self.decoder.record_types, self.decoder.failure_types
+        parse, record_types, failure_types = (
+            self.decoder.parse,
+            self.decoder.record_types,
+            self.decoder.failure_types,
+        )
         last_seqs, counts, backfill = self._sequencer.last_seqs, self._counts, self._backfill
-        watching = backfill is not None and bool(backfill.episodes)  # a backfill wants to see live records
+        watching = backfill is not None and bool(
+            backfill.episodes
+        )  # a backfill wants to see live records
         out, n_records, barriers = [], 0, False
         for message in messages:
             item = parse(message, False) if type(message) is bytes else self._unusual(message)
@@ -504,8 +655,13 @@ class Bridge:
                 n_records += 1
             elif kind in failure_types:
                 counts["parse_failures"] += 1
-                self._rlog.warning("parse failure", "dead letter from %s: %s: %s", self.name,
-                                   item.reason, item.error)
+                self._rlog.warning(
+                    "parse failure",
+                    "dead letter from %s: %s: %s",
+                    self.name,
+                    item.reason,
+                    item.error,
+                )
                 out.append(item)
             else:
                 counts["controls"] += 1
@@ -531,10 +687,16 @@ class Bridge:
     def _irregular(self, key, seq: int, verdict: Verdict, missing: int) -> None:
         """Logs what the sequencer counted; a handover's expected duplicates are counted apart."""
         if verdict is Verdict.GAP:
-            self._rlog.warning("sequence gap", "%s: %s jumped to %d, %d ids missing", self.name, key, seq, missing)
+            self._rlog.warning(
+                "sequence gap", "%s: %s jumped to %d, %d ids missing", self.name, key, seq, missing
+            )
         elif verdict is Verdict.LATE:
-            self._rlog.warning("sequence reorder", "%s: %s id %d arrived late (reordered)", self.name, key, seq)
+            self._rlog.warning(
+                "sequence reorder", "%s: %s id %d arrived late (reordered)", self.name, key, seq
+            )
         elif self._flushing_stash:
             self._counts["handover_duplicates"] += 1  # expected: both connections carry the overlap
         else:
-            self._rlog.warning("sequence duplicate", "%s: %s id %d seen before, dropped", self.name, key, seq)
+            self._rlog.warning(
+                "sequence duplicate", "%s: %s id %d seen before, dropped", self.name, key, seq
+            )

@@ -10,6 +10,7 @@ backfill thread calls ``add_to_barrier`` and ``close_barrier``; the consumer cal
 method takes the buffer's one lock; only ``put_many`` (policy ``block``) and ``add_to_barrier``
 wait, on a condition that releases it.
 """
+
 from __future__ import annotations
 
 import threading
@@ -29,7 +30,7 @@ class Overflow(StrEnum):
 class Barrier:
     """Records added by a backfill; ``closed`` once the backfill has added all it will."""
 
-    __slots__ = ("items", "closed")
+    __slots__ = ("closed", "items")
 
     def __init__(self):
         self.items: deque = deque()
@@ -164,7 +165,11 @@ class BoundedBuffer:
         return dropped
 
     def _barrier_items(self) -> int:
-        return sum(len(item.items) for item in self._items if type(item) is Barrier) if self._barriers else 0
+        return (
+            sum(len(item.items) for item in self._items if type(item) is Barrier)
+            if self._barriers
+            else 0
+        )
 
     def _note_high_water(self) -> None:
         if len(self._items) > self.high_water:

@@ -1,5 +1,6 @@
 """One WebSocket connection: websocket-client does the handshake (TLS, proxies, HTTP status),
 the ``FrameReader`` does the reading, and control frames are answered here."""
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,14 @@ class Message:
 
 
 class Connection:
-    def __init__(self, url: str, connect_timeout: float, poll_interval: float, max_message_bytes: int,
-                 ca_file: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        connect_timeout: float,
+        poll_interval: float,
+        max_message_bytes: int,
+        ca_file: str | None = None,
+    ):
         self.url = url
         self._ca_file = ca_file
         self._connect_timeout = connect_timeout
@@ -46,7 +53,7 @@ class Connection:
         self._ws: websocket.WebSocket | None = None
         self._reader: FrameReader | None = None
         self._fragments: list = []  # frames of a fragmented message so far (their payloads only
-        self._fragments_size = 0     # while the message is within the limit: see _add_fragment)
+        self._fragments_size = 0  # while the message is within the limit: see _add_fragment)
         self._closed: ConnectionLost | None = None  # a close frame, raised after what preceded it
         self.opened_at = 0.0
         self.last_frame_at = 0.0
@@ -65,7 +72,10 @@ class Connection:
         except websocket.WebSocketBadStatusException as exc:
             headers = exc.resp_headers or {}
             raise ConnectFailed(
-                self.url, f"handshake answered HTTP {exc.status_code}", exc.status_code, retry_after_seconds(headers.get("retry-after"))
+                self.url,
+                f"handshake answered HTTP {exc.status_code}",
+                exc.status_code,
+                retry_after_seconds(headers.get("retry-after")),
             ) from exc
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectFailed(self.url, _describe(exc)) from exc
@@ -125,7 +135,9 @@ class Connection:
         except Exception:  # the peer may be gone already; closing must still finish
             pass
         try:
-            ws.sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in recv; close() alone does not
+            ws.sock.shutdown(
+                socket.SHUT_RDWR
+            )  # wakes a reader blocked in recv; close() alone does not
         except OSError:
             pass
         ws.shutdown()

@@ -1,4 +1,5 @@
 """Errors the bridge hands to its consumer, each carrying the context needed to act on it."""
+
 from __future__ import annotations
 
 
@@ -17,7 +18,9 @@ _PASSING_4XX = (403, 408, 418, 429)
 
 
 class ConnectFailed(FeedError):
-    def __init__(self, url: str, cause: str, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self, url: str, cause: str, status: int | None = None, retry_after: float | None = None
+    ):
         self.url, self.cause, self.status, self.retry_after = url, cause, status, retry_after
         detail = f"HTTP {status}" if status is not None else cause
         if retry_after is not None:
@@ -26,13 +29,17 @@ class ConnectFailed(FeedError):
 
     @property
     def permanent(self) -> bool:
-        return self.status is not None and 400 <= self.status < 500 and self.status not in _PASSING_4XX
+        return (
+            self.status is not None and 400 <= self.status < 500 and self.status not in _PASSING_4XX
+        )
 
 
 class ReconnectsExhausted(FeedError):
     def __init__(self, url: str, attempts: int, last_cause: str):
         self.url, self.attempts, self.last_cause = url, attempts, last_cause
-        super().__init__(f"gave up on {url} after {attempts} reconnect attempts; last: {last_cause}")
+        super().__init__(
+            f"gave up on {url} after {attempts} reconnect attempts; last: {last_cause}"
+        )
 
 
 class BufferOverflow(FeedError):
@@ -46,7 +53,11 @@ class ConnectionLost(Exception):
 
     def __init__(self, cause: str, code: int | None = None, reason: str = ""):
         self.cause, self.code, self.reason = cause, code, reason
-        detail = cause if code is None else f"{cause} (close code {code}{' ' + reason if reason else ''})"
+        detail = (
+            cause
+            if code is None
+            else f"{cause} (close code {code}{' ' + reason if reason else ''})"
+        )
         super().__init__(detail)
 
 

@@ -6,6 +6,7 @@ websocket-client's own loop with json.loads at about 15k msg/s, this reader with
 150k). This reader pulls large chunks and slices frames out of them. It also enforces a size limit
 from the header alone, so an oversized frame is skipped without ever being held in memory.
 """
+
 from __future__ import annotations
 
 import socket
@@ -68,7 +69,7 @@ class FrameReader:
         """Blocks at most the socket's timeout; returns what is complete (maybe nothing)."""
         try:
             chunk = self._sock.recv(_RECV_SIZE)
-        except (socket.timeout, BlockingIOError):
+        except (TimeoutError, BlockingIOError):
             return []
         if not chunk:
             raise PeerClosed()
@@ -104,7 +105,13 @@ class FrameReader:
             if length > max_payload:
                 if end_of_data < start:
                     break
-                skip = _Skip(b0 & 0x0F, bool(b0 & 0x80), length, buf[start - 4 : start] if masked else None, length)
+                skip = _Skip(
+                    b0 & 0x0F,
+                    bool(b0 & 0x80),
+                    length,
+                    buf[start - 4 : start] if masked else None,
+                    length,
+                )
                 available = min(end_of_data - start, length)
                 skip.take(buf[start : start + available])
                 pos = start + available

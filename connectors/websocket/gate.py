@@ -4,6 +4,7 @@ Binance counts connection attempts (300 per 5 minutes) and REST request weight (
 and a 429/418 ``Retry-After`` binds the IP: a Flink job restarting in a fresh Python worker must
 still honour them. So each gate keeps its state in a small file per host, updated under ``flock``.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -53,8 +54,13 @@ class AttemptGate:
     """Connection attempts to one host: at most ``limit`` per ``window`` seconds, and none while a
     Retry-After holds."""
 
-    def __init__(self, url: str, state_dir: str | None = None,
-                 limit: int = ATTEMPTS_PER_WINDOW, window: float = WINDOW_SECONDS):
+    def __init__(
+        self,
+        url: str,
+        state_dir: str | None = None,
+        limit: int = ATTEMPTS_PER_WINDOW,
+        window: float = WINDOW_SECONDS,
+    ):
         self.path = _state_path("gate", url, state_dir)
         self.limit, self.window = limit, window
 

@@ -1,4 +1,5 @@
 """Logging that cannot flood: per kind of event, a burst, then a summary with the suppressed count."""
+
 from __future__ import annotations
 
 import logging
@@ -47,5 +48,10 @@ class RateLimitedLog:
 
     def _summarize(self, kind: str, window: _Window) -> None:
         if window.suppressed:
-            self._logger.log(window.level, "%s: %d similar messages suppressed in %.0fs",
-                             kind, window.suppressed, time.monotonic() - window.start)
+            self._logger.log(
+                window.level,
+                "%s: %d similar messages suppressed in %.0fs",
+                kind,
+                window.suppressed,
+                time.monotonic() - window.start,
+            )

@@ -4,6 +4,7 @@ The tracker is the one judge of what has been delivered: live records and backfi
 through ``accept``, so a record that arrives both ways passes once. Not thread-safe: the bridge
 calls it under its lock.
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -60,7 +61,11 @@ class SequenceTracker:
     def open_gaps(self, key, first: int, last: int) -> list[tuple[int, int]]:
         """The still missing ranges of ``key`` within ``first..last``, oldest first. A gap stays
         open after a backfill reported it unfillable: should its ids still come, they pass."""
-        return [(max(a, first), min(b, last)) for a, b in self._gaps.get(key, ()) if a <= last and b >= first]
+        return [
+            (max(a, first), min(b, last))
+            for a, b in self._gaps.get(key, ())
+            if a <= last and b >= first
+        ]
 
     def _fill(self, key, seq: int) -> bool:
         gaps = self._gaps.get(key)

@@ -1,6 +1,7 @@
 """``bench/run.py --smoke`` runs every stage to the end and writes every result key (no timed
 assertions: the figures depend on the machine). Takes about four minutes: it starts Flink six
 times, two of them as standalone clusters."""
+
 import json
 import subprocess
 import sys
@@ -14,21 +15,40 @@ REPO = Path(__file__).resolve().parents[2]
 
 KEYS = [
     "load_server_msgs_per_s",
-    *(f"{client}_{metric}" for client in ("bridge", "seed_style", "websockets", "picows")
-      for metric in ("msgs_per_s", "cpu_s_per_million")),
-    "bridge_vs_seed_style", "bridge_backfill_msgs_per_s", "bridge_backfill_vs_bridge",
-    "flink_trades_per_s", "flink_filesource_trades_per_s", "flink_vs_filesource", "flink_python_operators",
-    "flink_scaleout_1tm_trades_per_s", "flink_scaleout_2tm_trades_per_s", "flink_scaleout_2tm_ratio",
-    *(f"{name}_{q}_{rate}" for name in ("latency_ms", "source_latency_ms")
-      for q in ("p50", "p95", "p99") for rate in ("1k", "10k")),
+    *(
+        f"{client}_{metric}"
+        for client in ("bridge", "seed_style", "websockets", "picows")
+        for metric in ("msgs_per_s", "cpu_s_per_million")
+    ),
+    "bridge_vs_seed_style",
+    "bridge_backfill_msgs_per_s",
+    "bridge_backfill_vs_bridge",
+    "flink_trades_per_s",
+    "flink_filesource_trades_per_s",
+    "flink_vs_filesource",
+    "flink_python_operators",
+    "flink_scaleout_1tm_trades_per_s",
+    "flink_scaleout_2tm_trades_per_s",
+    "flink_scaleout_2tm_ratio",
+    *(
+        f"{name}_{q}_{rate}"
+        for name in ("latency_ms", "source_latency_ms")
+        for q in ("p50", "p95", "p99")
+        for rate in ("1k", "10k")
+    ),
     "idle_cpu_pct",
     "stalled_peak_rss_mb",
 ]
 
 
 def test_smoke_run_writes_every_key(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--output", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--output", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     results = json.loads((tmp_path / "results.json").read_text())
     missing = [k for k in KEYS if results.get(k) is None]

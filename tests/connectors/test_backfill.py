@@ -4,6 +4,7 @@ order, never behind the event time of what was already delivered.
 Every market here is live (it trades whether or not anyone is connected), as Binance is; the
 expected trades are what the simulator published, read from its own history.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,7 +24,9 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
 def live_market(rate: float = 800, count: int = 4000, symbols=SYMBOLS) -> Market:
-    return Market.generated(symbols, rate=rate, count=count, pause_without_subscribers=False, seed=7)
+    return Market.generated(
+        symbols, rate=rate, count=count, pause_without_subscribers=False, seed=7
+    )
 
 
 @pytest.fixture
@@ -31,10 +34,18 @@ def feeds(tmp_path):
     """Backfilling feeds a test opens, closed even when it fails."""
     opened = []
 
-    def open_feed(sim, symbols=SYMBOLS, stream="trade", start=True, rest=None, since_ms=None, **overrides):
+    def open_feed(
+        sim, symbols=SYMBOLS, stream="trade", start=True, rest=None, since_ms=None, **overrides
+    ):
         config = BridgeConfig(gate_dir=str(tmp_path), **{**FAST, **overrides})
-        feed = BinanceFeed([s.lower() for s in symbols], stream, sim.ws_url, config,
-                           rest=rest or RestConfig(rest_url=sim.http_url), since_ms=since_ms)
+        feed = BinanceFeed(
+            [s.lower() for s in symbols],
+            stream,
+            sim.ws_url,
+            config,
+            rest=rest or RestConfig(rest_url=sim.http_url),
+            since_ms=since_ms,
+        )
         opened.append(feed)
         return feed.start() if start else feed
 
@@ -59,6 +70,7 @@ def records(items, symbol):
 def all_published(sim, symbols=SYMBOLS, kind="trade", feed=None):
     """Once the market has published everything: done(items) holds when each symbol's last
     published id has been delivered (and, given the feed, no backfill is still reporting)."""
+
     def feed_busy(items):
         return feed is not None and (feed.stats["backfilling"] or feed.stats["buffered"])
 
@@ -67,6 +79,7 @@ def all_published(sim, symbols=SYMBOLS, kind="trade", feed=None):
             return False
         delivered = {r.symbol: r.seq for r in items if isinstance(r, (Trade, AggTrade))}
         return all(delivered.get(s) == sim.market.published(s, kind).ids[-1] for s in symbols)
+
     return done
 
 
@@ -82,7 +95,12 @@ def assert_exactly_once_in_order(items, sim, symbols=SYMBOLS, first_ids=None):
         published = {e["t"]: e for e in history.events}
         for t in delivered:
             e = published[t.trade_id]
-            assert (t.price, t.quantity, t.trade_time, t.buyer_is_maker) == (e["p"], e["q"], e["T"], e["m"])
+            assert (t.price, t.quantity, t.trade_time, t.buyer_is_maker) == (
+                e["p"],
+                e["q"],
+                e["T"],
+                e["m"],
+            )
     newest = 0
     for r in items:
         if isinstance(r, Trade):
@@ -102,7 +120,9 @@ def test_a_reset_connection_loses_nothing(simulator, feeds):
     items = drain_until(feed, all_published(sim))
     assert_exactly_once_in_order(items, sim)
     stats = feed.stats
-    assert stats["disconnects"] == 1 and stats["backfilled"] > 300 and stats["backfill_requests"] >= 2
+    assert (
+        stats["disconnects"] == 1 and stats["backfilled"] > 300 and stats["backfill_requests"] >= 2
+    )
     assert stats["unfilled_ids"] == 0 and not any(isinstance(i, DeadLetter) for i in items)
 
 
@@ -134,7 +154,9 @@ def test_a_handover_without_overlap_is_filled(simulator, feeds):
 
 
 def test_resuming_after_checkpointed_ids_fetches_what_came_since(simulator, feeds):
-    sim = simulator(live_market(rate=0, count=2500))  # everything published at once, before we connect
+    sim = simulator(
+        live_market(rate=0, count=2500)
+    )  # everything published at once, before we connect
     sim.wait_until_idle()
     positions = {"BTCUSDT": 1000, "ETHUSDT": 2200}
     feed = feeds(sim, start=False).resume_after(positions)
@@ -151,7 +173,9 @@ def test_since_a_time_starts_from_the_first_trade_at_that_time(simulator, feeds)
     since = btc.times[700]
     feed = feeds(sim, since_ms=since)
     items = drain_until(feed, all_published(sim))
-    first_ids = {s: min(e["t"] for e in sim.market.published(s).events if e["T"] >= since) for s in SYMBOLS}
+    first_ids = {
+        s: min(e["t"] for e in sim.market.published(s).events if e["T"] >= since) for s in SYMBOLS
+    }
     assert first_ids["BTCUSDT"] <= 701
     assert_exactly_once_in_order(items, sim, first_ids=first_ids)
     assert any("aggTrades" in path and "startTime" in path for path, _, _ in sim.rest_requests)
@@ -181,8 +205,10 @@ def test_ids_the_history_lacks_become_gap_unfilled_dead_letters(simulator, feeds
     feed.start()
     items = drain_until(feed, all_published(sim, feed=feed))
     lost = [orjson.loads(i.raw) for i in items if isinstance(i, DeadLetter)]
-    assert lost == [{"symbol": "BTCUSDT", "first_id": 100, "last_id": 104},
-                    {"symbol": "BTCUSDT", "first_id": 900, "last_id": 900}]
+    assert lost == [
+        {"symbol": "BTCUSDT", "first_id": 100, "last_id": 104},
+        {"symbol": "BTCUSDT", "first_id": 900, "last_id": 900},
+    ]
     assert {i.reason for i in items if isinstance(i, DeadLetter)} == {FailureReason.GAP_UNFILLED}
     btc = [t.trade_id for t in records(items, "BTCUSDT")]
     assert btc == [i for i in range(51, 1501) if not (100 <= i <= 104 or i == 900)]
@@ -193,7 +219,12 @@ def test_ids_the_history_lacks_become_gap_unfilled_dead_letters(simulator, feeds
 def test_a_backfill_past_its_bound_reports_the_rest_and_live_delivery_resumes(simulator, feeds):
     sim = simulator(live_market(rate=200, count=1000, symbols=("BTCUSDT",)))
     sim.faults.stall_rest(30.0, times=100)  # REST hangs: every request times out
-    feed = feeds(sim, symbols=("BTCUSDT",), backfill_timeout=2.0, rest=RestConfig(sim.http_url, rest_timeout=0.5))
+    feed = feeds(
+        sim,
+        symbols=("BTCUSDT",),
+        backfill_timeout=2.0,
+        rest=RestConfig(sim.http_url, rest_timeout=0.5),
+    )
     drain_until(feed, lambda items: len(items) >= 100, timeout=10)
     sim.faults.drop_after(0, reset=True)
     items = drain_until(feed, all_published(sim, ("BTCUSDT",), feed=feed))
@@ -206,7 +237,9 @@ def test_a_backfill_past_its_bound_reports_the_rest_and_live_delivery_resumes(si
 
 def test_agg_trade_gaps_are_filled_from_agg_trades(simulator, feeds, capture_dir):
     capture = capture_dir / "cryptofeed_BINANCE-ee25be.0.gz"
-    sim = simulator(Market.replay(capture, kinds=("aggTrade",), speed=0, pause_without_subscribers=False))
+    sim = simulator(
+        Market.replay(capture, kinds=("aggTrade",), speed=0, pause_without_subscribers=False)
+    )
     sim.wait_until_idle()
     symbols = ("BTCUSDT", "ETHUSDT", "DOTUSDT")
     feed = feeds(sim, symbols=symbols, stream="aggTrade", start=False)
@@ -214,5 +247,7 @@ def test_agg_trade_gaps_are_filled_from_agg_trades(simulator, feeds, capture_dir
     feed.resume_after({s: a + 99 for s, a in first.items()}).start()
     items = drain_until(feed, all_published(sim, symbols, "aggTrade"))
     for symbol in symbols:
-        assert [a.agg_id for a in records(items, symbol)] == sim.market.published(symbol, "aggTrade").ids[100:]
+        assert [a.agg_id for a in records(items, symbol)] == sim.market.published(
+            symbol, "aggTrade"
+        ).ids[100:]
     assert any("/api/v3/aggTrades" in path for path, _, _ in sim.rest_requests)

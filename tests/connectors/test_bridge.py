@@ -1,4 +1,5 @@
 """The bridge against the loopback exchange: every behaviour with real sockets."""
+
 import logging
 import os
 import threading
@@ -7,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from connectors.binance.records import AggTrade, FailureReason, DeadLetter, Trade
+from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
 from connectors.feed import BinanceFeed
 from connectors.simulator.market import Market
 from connectors.websocket.bridge import BridgeConfig
@@ -53,7 +54,9 @@ def feeds():
         feed.close()
 
 
-def test_replay_of_real_captures_delivers_every_trade_once_in_order(simulator, capture_paths, feeds, tmp_path):
+def test_replay_of_real_captures_delivers_every_trade_once_in_order(
+    simulator, capture_paths, feeds, tmp_path
+):
     paths = [p for p in capture_paths if p.name.endswith("_20240809.gz")]
     sim = simulator(Market.replay(paths, speed=0))
     feed = feeds(["btcusdt", "ethusdt"], "trade", sim.ws_url, config(tmp_path))
@@ -63,11 +66,18 @@ def test_replay_of_real_captures_delivers_every_trade_once_in_order(simulator, c
         assert ids == sim.sent_trade_ids(symbol) and len(ids) == n
         assert ids == list(range(ids[0], ids[0] + n))
     stats = feed.stats
-    assert (stats["gaps"], stats["duplicates"], stats["parse_failures"], stats["disconnects"]) == (0, 0, 0, 0)
+    assert (stats["gaps"], stats["duplicates"], stats["parse_failures"], stats["disconnects"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert sim.connections[0].path.startswith("/stream?streams=btcusdt@trade/ethusdt@trade")
 
 
-def test_replay_of_the_older_trade_format_on_a_raw_stream(simulator, capture_paths, feeds, tmp_path):
+def test_replay_of_the_older_trade_format_on_a_raw_stream(
+    simulator, capture_paths, feeds, tmp_path
+):
     paths = [p for p in capture_paths if p.name == "btcusdt_20230405.dat.gz"]  # still carries b/a
     sim = simulator(Market.replay(paths, speed=0))
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
@@ -101,28 +111,47 @@ MALFORMED = [
     (b'{"e":"trade",', FailureReason.INVALID_JSON),
     (b'{"stream":"btcusdt@trade","data":{"e":"trade","s":"\xff"}}', FailureReason.INVALID_UTF8),
     (b"[]", FailureReason.NOT_AN_OBJECT),
-    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1723161601272}}',
-     FailureReason.MISSING_FIELD),
-    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":"1","p":"1","q":"1","T":1723161601272,"m":true}}',
-     FailureReason.WRONG_TYPE),
-    (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":1,"p":"-1","q":"1","T":1723161601272,"m":true}}',
-     FailureReason.IMPOSSIBLE_VALUE),
-    (b'{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1}}', FailureReason.UNEXPECTED_EVENT),
+    (
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1723161601272}}',
+        FailureReason.MISSING_FIELD,
+    ),
+    (
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":"1","p":"1","q":"1","T":1723161601272,"m":true}}',
+        FailureReason.WRONG_TYPE,
+    ),
+    (
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161601273,"s":"BTCUSDT","t":1,"p":"-1","q":"1","T":1723161601272,"m":true}}',
+        FailureReason.IMPOSSIBLE_VALUE,
+    ),
+    (
+        b'{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1}}',
+        FailureReason.UNEXPECTED_EVENT,
+    ),
 ]
 
 
-def test_malformed_frames_become_dead_letters_and_disturb_nothing(simulator, feeds, tmp_path, caplog):
+def test_malformed_frames_become_dead_letters_and_disturb_nothing(
+    simulator, feeds, tmp_path, caplog
+):
     sim = simulator(Market.generated(["btcusdt", "ethusdt"], rate=2000, count=2000, speed=1))
-    feed = feeds(["btcusdt", "ethusdt"], "trade", sim.ws_url, config(tmp_path, max_frame_bytes=4096))
+    feed = feeds(
+        ["btcusdt", "ethusdt"], "trade", sim.ws_url, config(tmp_path, max_frame_bytes=4096)
+    )
     before = collect(feed, count_trades(10), timeout=10)  # connected and flowing
     sim.faults.send_frames([frame for frame, _ in MALFORMED])
     sim.faults.send_frames([b"\x00binary"], binary=True)
     sim.faults.send_frames([b'{"pad":"' + b"x" * 10_000 + b'"}'])
-    items = before + collect(feed, lambda items: sim.market.finished and feed.stats["messages"] == 4009
-                             and not feed.stats["buffered"])
+    items = before + collect(
+        feed,
+        lambda items: (
+            sim.market.finished and feed.stats["messages"] == 4009 and not feed.stats["buffered"]
+        ),
+    )
     failures = [i for i in items if isinstance(i, DeadLetter)]
-    assert [f.reason for f in failures] == [r for _, r in MALFORMED] + [FailureReason.BINARY_FRAME,
-                                                                        FailureReason.OVERSIZED_FRAME]
+    assert [f.reason for f in failures] == [r for _, r in MALFORMED] + [
+        FailureReason.BINARY_FRAME,
+        FailureReason.OVERSIZED_FRAME,
+    ]
     assert [f.raw for f in failures[: len(MALFORMED)]] == [frame for frame, _ in MALFORMED]
     assert len(failures[-1].raw) == 256
     for symbol in ("BTCUSDT", "ETHUSDT"):
@@ -159,25 +188,42 @@ def test_dropped_connection_is_logged_and_reconnected(simulator, feeds, tmp_path
     sim.faults.drop_after(1000, code=1011, reason="going away")
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
     with caplog.at_level(logging.INFO, "connectors.websocket.bridge"):
-        items = collect(feed, lambda items: sim.market.finished
-                        and len(trade_ids(items, "BTCUSDT")) == len(sim.sent_trade_ids("BTCUSDT")))
+        items = collect(
+            feed,
+            lambda items: (
+                sim.market.finished
+                and len(trade_ids(items, "BTCUSDT")) == len(sim.sent_trade_ids("BTCUSDT"))
+            ),
+        )
     ids = trade_ids(items, "BTCUSDT")
     assert ids == sim.sent_trade_ids("BTCUSDT")  # every trade sent arrived, once, in order
     assert ids[:1000] == list(range(1, 1001)) and ids[-1] == 3000
     stats = feed.stats
     assert (stats["disconnects"], stats["reconnects"]) == (1, 1)
     # What the market emitted while nobody was connected is a gap, counted to the id.
-    assert stats["missing_ids"] == 3000 - len(ids) and stats["gaps"] == (1 if len(ids) < 3000 else 0)
+    assert stats["missing_ids"] == 3000 - len(ids) and stats["gaps"] == (
+        1 if len(ids) < 3000 else 0
+    )
     lost = [r.getMessage() for r in caplog.records if "lost after" in r.getMessage()]
     assert len(lost) == 1 and "close code 1011 going away" in lost[0] and "1000 messages" in lost[0]
 
 
 def test_tcp_reset_is_reconnected(simulator, feeds, tmp_path):
-    sim = simulator(Market.generated(["btcusdt"], rate=2000, count=2000, speed=1, pause_without_subscribers=True))
+    sim = simulator(
+        Market.generated(
+            ["btcusdt"], rate=2000, count=2000, speed=1, pause_without_subscribers=True
+        )
+    )
     sim.faults.drop_after(500, reset=True)
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
-    items = collect(feed, lambda items: sim.market.finished and len(sim.connections) == 2
-                    and trade_ids(items, "BTCUSDT")[-1:] == sim.sent_trade_ids("BTCUSDT")[-1:])
+    items = collect(
+        feed,
+        lambda items: (
+            sim.market.finished
+            and len(sim.connections) == 2
+            and trade_ids(items, "BTCUSDT")[-1:] == sim.sent_trade_ids("BTCUSDT")[-1:]
+        ),
+    )
     ids = trade_ids(items, "BTCUSDT")
     assert ids == sorted(set(ids))  # whatever the reset lost, nothing twice, nothing out of order
     assert feed.stats["disconnects"] == 1 and feed.stats["reconnects"] == 1
@@ -200,7 +246,9 @@ def test_silence_is_a_timeout_then_a_reconnect(simulator, feeds, tmp_path, caplo
 def test_pings_are_answered_with_their_payload(simulator, feeds, tmp_path):
     sim = simulator(Market.generated(["btcusdt"], rate=5), ping_interval=0.1, pong_timeout=0.5)
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
-    collect(feed, lambda items: sim.connections and sim.connections[0].pongs_received >= 5, timeout=10)
+    collect(
+        feed, lambda items: sim.connections and sim.connections[0].pongs_received >= 5, timeout=10
+    )
     conn = sim.connections[0]
     assert conn.closed_at is None  # never dropped for a missing pong
     assert feed.stats["disconnects"] == 0
@@ -208,15 +256,22 @@ def test_pings_are_answered_with_their_payload(simulator, feeds, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("trigger", ["server_shutdown", "max_age"])
-def test_handover_opens_the_new_connection_first_and_loses_nothing(simulator, feeds, tmp_path, trigger):
+def test_handover_opens_the_new_connection_first_and_loses_nothing(
+    simulator, feeds, tmp_path, trigger
+):
     sim = simulator(Market.generated(["btcusdt", "ethusdt"], rate=800, count=4000, speed=1))
     cfg = config(tmp_path, max_connection_age=3.0 if trigger == "max_age" else 85_000.0)
     feed = feeds(["btcusdt", "ethusdt"], "trade", sim.ws_url, cfg)
     collect(feed, count_trades(200), timeout=10)
     if trigger == "server_shutdown":
         sim.faults.server_shutdown(grace=5.0)
-    items = collect(feed, lambda items: feed.stats["handovers"] >= 1 and sim.market.finished
-                    and not feed.stats["buffered"], timeout=30)
+    items = collect(
+        feed,
+        lambda items: (
+            feed.stats["handovers"] >= 1 and sim.market.finished and not feed.stats["buffered"]
+        ),
+        timeout=30,
+    )
     items = collect(feed, lambda more: True) + items
     old, new = sim.connections[0], sim.connections[1]
     assert new.opened_at < (old.closed_at or time.time())  # make before break
@@ -241,8 +296,12 @@ def test_reconnects_exhausted_is_an_error(simulator, feeds, tmp_path):
 
 def test_full_buffer_drop_policy_counts_what_it_drops(simulator, feeds, tmp_path):
     sim = simulator(Market.generated(["btcusdt"], rate=0, count=5000, speed=0))
-    feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path, buffer_size=100, overflow="drop_newest"))
-    sim.wait_for(lambda: feed.stats["records"] == 5000, timeout=20)  # a stalled consumer: no drain yet
+    feed = feeds(
+        ["btcusdt"], "trade", sim.ws_url, config(tmp_path, buffer_size=100, overflow="drop_newest")
+    )
+    sim.wait_for(
+        lambda: feed.stats["records"] == 5000, timeout=20
+    )  # a stalled consumer: no drain yet
     assert trade_ids(feed.drain(10_000), "BTCUSDT") == list(range(1, 101))
     assert feed.stats["buffer_dropped"] == 4900
 
@@ -263,7 +322,15 @@ def test_sequence_gaps_and_duplicates_are_counted(simulator, feeds, tmp_path):
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
     first = collect(feed, count_trades(1), timeout=10)
     last = trade_ids(first, "BTCUSDT")[-1]
-    trade = {"e": "trade", "E": 1723161601273, "s": "BTCUSDT", "p": "1.0", "q": "1.0", "T": 1723161601272, "m": True}
+    trade = {
+        "e": "trade",
+        "E": 1723161601273,
+        "s": "BTCUSDT",
+        "p": "1.0",
+        "q": "1.0",
+        "T": 1723161601272,
+        "m": True,
+    }
     ids = [last + 10_000, last + 10_000, last + 9_999]
     sim.faults.send_frames([orjson.dumps(dict(trade, t=n)) for n in ids])
     collect(feed, lambda items: feed.stats["reordered"] == 1, timeout=10)
@@ -289,7 +356,9 @@ def test_repeated_open_close_leaves_no_threads_or_sockets(simulator, tmp_path):
 
 def test_resume_after_checkpointed_ids_drops_what_was_delivered_before(simulator, tmp_path):
     sim = simulator(Market.generated(["btcusdt"], rate=0, count=1000, speed=0))
-    feed = BinanceFeed(["btcusdt"], "trade", sim.ws_url, config(tmp_path)).resume_after({"BTCUSDT": 500})
+    feed = BinanceFeed(["btcusdt"], "trade", sim.ws_url, config(tmp_path)).resume_after(
+        {"BTCUSDT": 500}
+    )
     with feed:
         items = collect(feed, count_trades(500))
         sim.wait_for(lambda: feed.stats["messages"] == 1000)

@@ -1,5 +1,6 @@
 """The bridge's parts alone: sequencing, the bounded buffer and its barriers, the gates, backoff,
 the log limiter."""
+
 import logging
 import threading
 import time
@@ -17,9 +18,22 @@ from connectors.websocket.sequencing import SequenceTracker, Verdict
 def test_sequence_gap_reorder_duplicate():
     seq = SequenceTracker()
     verdicts = [seq.accept("BTCUSDT", n)[0] for n in (10, 11, 14, 12, 12, 15, 9, 13)]
-    assert verdicts == [Verdict.NEXT, Verdict.NEXT, Verdict.GAP, Verdict.LATE, Verdict.DUPLICATE,
-                        Verdict.NEXT, Verdict.DUPLICATE, Verdict.LATE]
-    assert (seq.gaps, seq.missing, seq.reordered, seq.duplicates) == (1, 2, 2, 2)  # 12 and 13 came late
+    assert verdicts == [
+        Verdict.NEXT,
+        Verdict.NEXT,
+        Verdict.GAP,
+        Verdict.LATE,
+        Verdict.DUPLICATE,
+        Verdict.NEXT,
+        Verdict.DUPLICATE,
+        Verdict.LATE,
+    ]
+    assert (seq.gaps, seq.missing, seq.reordered, seq.duplicates) == (
+        1,
+        2,
+        2,
+        2,
+    )  # 12 and 13 came late
     assert seq.accept("ETHUSDT", 5) == (Verdict.NEXT, 0)  # keys are independent
     assert seq.accept("BTCUSDT", 20) == (Verdict.GAP, 4)
 
@@ -27,8 +41,11 @@ def test_sequence_gap_reorder_duplicate():
 def test_sequence_restore_drops_what_was_delivered_before():
     seq = SequenceTracker()
     seq.restore("BTCUSDT", 100)
-    assert [seq.accept("BTCUSDT", n)[0] for n in (99, 100, 101)] == [Verdict.DUPLICATE, Verdict.DUPLICATE,
-                                                                     Verdict.NEXT]
+    assert [seq.accept("BTCUSDT", n)[0] for n in (99, 100, 101)] == [
+        Verdict.DUPLICATE,
+        Verdict.DUPLICATE,
+        Verdict.NEXT,
+    ]
 
 
 def test_buffer_drop_policies_count_what_they_drop():
@@ -45,7 +62,9 @@ def test_buffer_drop_policies_count_what_they_drop():
 
 def test_buffer_block_waits_for_the_consumer_and_loses_nothing():
     buffer = BoundedBuffer(10, "block")
-    producer = threading.Thread(target=lambda: [buffer.put_many(list(range(i, i + 7))) for i in range(0, 700, 7)])
+    producer = threading.Thread(
+        target=lambda: [buffer.put_many(list(range(i, i + 7))) for i in range(0, 700, 7)]
+    )
     producer.start()
     got = []
     while producer.is_alive() or len(buffer):
@@ -112,7 +131,9 @@ def test_weight_gate_keeps_a_minute_budget_and_retry_after_across_processes(tmp_
     other.observe(5990)  # the server says this IP spent that much (other programs too)
     assert other.reserve(25) > 0
     WeightGate("https://127.0.0.1:3", budget=6000, state_dir=str(tmp_path)).hold_off(7)
-    assert 6 < WeightGate("https://127.0.0.1:3", 6000, str(tmp_path)).reserve(1) <= 7  # another process
+    assert (
+        6 < WeightGate("https://127.0.0.1:3", 6000, str(tmp_path)).reserve(1) <= 7
+    )  # another process
 
 
 def test_backoff_doubles_up_to_its_cap_within_its_jitter_and_resets():

@@ -1,15 +1,25 @@
 """The frame reader against real socket pairs: frames split anywhere, every length encoding, masking,
 and oversized frames skipped without being held."""
+
 import os
 import socket
 import struct
 
 import pytest
 
-from connectors.websocket.frames import EVIDENCE_BYTES, OP_BINARY, OP_PING, OP_TEXT, FrameReader, PeerClosed
+from connectors.websocket.frames import (
+    EVIDENCE_BYTES,
+    OP_BINARY,
+    OP_PING,
+    OP_TEXT,
+    FrameReader,
+    PeerClosed,
+)
 
 
-def encode(payload: bytes, opcode: int = OP_TEXT, fin: bool = True, mask: bytes | None = None) -> bytes:
+def encode(
+    payload: bytes, opcode: int = OP_TEXT, fin: bool = True, mask: bytes | None = None
+) -> bytes:
     head = bytes([(0x80 if fin else 0) | opcode])
     n, mbit = len(payload), 0x80 if mask else 0
     if n < 126:
@@ -50,7 +60,11 @@ def read_all(reader: FrameReader, want: int):
 def test_frames_split_across_reads(pair):
     writer, sock = pair
     payloads = [b"x" * n for n in (0, 1, 125, 126, 65535, 65536, 200_000)]
-    wire = b"".join(encode(p) for p in payloads) + encode(b"hi", OP_PING) + encode(b"\x00\x01", OP_BINARY)
+    wire = (
+        b"".join(encode(p) for p in payloads)
+        + encode(b"hi", OP_PING)
+        + encode(b"\x00\x01", OP_BINARY)
+    )
     reader = FrameReader(sock, max_payload=1 << 20)
     frames = []
     for i in range(0, len(wire), 7777):  # chunk boundaries fall inside headers and payloads

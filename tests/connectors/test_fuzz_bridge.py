@@ -12,6 +12,7 @@ One server and one feed per URL shape serve many examples (a feed per example wo
 connection each); an example ends with a sentinel dead letter, so whatever it delivered is
 exactly what came before the sentinel. A failing example retires its feed: the next starts afresh.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,17 +25,33 @@ from hypothesis import strategies as st
 from connectors.binance.records import DeadLetter, FailureReason, Trade
 from connectors.feed import BinanceFeed
 from connectors.websocket.bridge import BridgeConfig
-from helpers.raw_websocket import (BINARY, CONTINUATION, PING, TEXT, WAIT, RawWebSocketServer,
-                                   ServerConnection, encode)
+from helpers.raw_websocket import (
+    BINARY,
+    CONTINUATION,
+    PING,
+    TEXT,
+    WAIT,
+    RawWebSocketServer,
+    ServerConnection,
+    encode,
+)
 
 MAX_FRAME_BYTES = 2048
 CONFIG = dict(  # short everything, so that a failure fails fast instead of hanging
-    connect_timeout=2.0, silence_timeout=20.0, max_reconnect_attempts=1, backoff_initial=0.01,
-    backoff_max=0.05, poll_interval=0.02, handover_timeout=1.0, max_frame_bytes=MAX_FRAME_BYTES,
+    connect_timeout=2.0,
+    silence_timeout=20.0,
+    max_reconnect_attempts=1,
+    backoff_initial=0.01,
+    backoff_max=0.05,
+    poll_interval=0.02,
+    handover_timeout=1.0,
+    max_frame_bytes=MAX_FRAME_BYTES,
 )
 # The fuzz profile (10,000 examples) runs every one; the quick default a quarter of its count.
 _PROFILE_EXAMPLES = settings.default.max_examples
-BRIDGE_EXAMPLES = _PROFILE_EXAMPLES if _PROFILE_EXAMPLES >= 10_000 else max(10, _PROFILE_EXAMPLES // 4)
+BRIDGE_EXAMPLES = (
+    _PROFILE_EXAMPLES if _PROFILE_EXAMPLES >= 10_000 else max(10, _PROFILE_EXAMPLES // 4)
+)
 SHAPES = {"raw": ("btcusdt",), "combined": ("btcusdt", "ethusdt", "bnbusdt")}
 
 
@@ -55,13 +72,20 @@ class Rig:
                 return feed, conn
             self.retire(shape)
         known = len(self.server.connections)
-        feed = BinanceFeed(list(SHAPES[shape]), stream="trade", base_url=self.server.url,
-                           config=BridgeConfig(gate_dir=self.gate_dir, **CONFIG))
+        feed = BinanceFeed(
+            list(SHAPES[shape]),
+            stream="trade",
+            base_url=self.server.url,
+            config=BridgeConfig(gate_dir=self.gate_dir, **CONFIG),
+        )
         try:
             feed.start()
             symbols = SHAPES[shape]
-            path = f"/ws/{symbols[0]}@trade" if len(symbols) == 1 else \
-                "/stream?streams=" + "/".join(f"{s}@trade" for s in symbols)
+            path = (
+                f"/ws/{symbols[0]}@trade"
+                if len(symbols) == 1
+                else "/stream?streams=" + "/".join(f"{s}@trade" for s in symbols)
+            )
             conn = self.server.wait_for_client(path, known)
         except BaseException:
             feed.close()
@@ -96,6 +120,7 @@ def rig(tmp_path_factory):
 
 # -- what a script is made of -----------------------------------------------------------------------
 
+
 def decimal_8(n: int) -> str:
     """n / 10**8 the way Binance writes prices and quantities: plain, exactly 8 decimals."""
     return f"{n // 10**8}.{n % 10**8:08d}"
@@ -105,23 +130,54 @@ prices = st.builds(decimal_8, st.integers(1_000, 10**15))  # 0.00001000 .. 10000
 quantities = st.builds(decimal_8, st.integers(1_000, 10**12))
 ping_payloads = st.binary(max_size=125)
 fragmentings = st.one_of(  # None: one frame; else the cut points (fractions of the payload)
-    st.none(), st.none(), st.lists(st.floats(0, 1), min_size=1, max_size=4).map(sorted))
+    st.none(), st.none(), st.lists(st.floats(0, 1), min_size=1, max_size=4).map(sorted)
+)
 
 
 @st.composite
 def items(draw):
     kind = draw(st.sampled_from(["trade"] * 4 + ["malformed"] * 3 + ["control", "ping"]))
     if kind == "trade":
-        return ("trade", draw(st.integers(0, 2)), draw(prices), draw(quantities), draw(st.booleans()),
-                draw(st.integers(0, 2000)), draw(st.integers(0, 50)),  # E = now - age, T = E - lag
-                draw(fragmentings), draw(st.lists(ping_payloads, max_size=2)))
+        return (
+            "trade",
+            draw(st.integers(0, 2)),
+            draw(prices),
+            draw(quantities),
+            draw(st.booleans()),
+            draw(st.integers(0, 2000)),
+            draw(st.integers(0, 50)),  # E = now - age, T = E - lag
+            draw(fragmentings),
+            draw(st.lists(ping_payloads, max_size=2)),
+        )
     if kind == "malformed":
-        how = draw(st.sampled_from(["truncated", "invalid_utf8", "not_an_object", "missing", "wrong_type",
-                                    "negative", "unexpected_event", "binary", "oversized"]))
-        return ("malformed", how, draw(st.integers(0, 2**16)), draw(fragmentings),
-                draw(st.lists(ping_payloads, max_size=2)))
+        how = draw(
+            st.sampled_from(
+                [
+                    "truncated",
+                    "invalid_utf8",
+                    "not_an_object",
+                    "missing",
+                    "wrong_type",
+                    "negative",
+                    "unexpected_event",
+                    "binary",
+                    "oversized",
+                ]
+            )
+        )
+        return (
+            "malformed",
+            how,
+            draw(st.integers(0, 2**16)),
+            draw(fragmentings),
+            draw(st.lists(ping_payloads, max_size=2)),
+        )
     if kind == "control":
-        return ("control", draw(st.sampled_from(["result_null", "result_list", "error"])), draw(st.integers(1, 2**31)))
+        return (
+            "control",
+            draw(st.sampled_from(["result_null", "result_list", "error"])),
+            draw(st.integers(1, 2**31)),
+        )
     return ("ping", draw(ping_payloads))
 
 
@@ -147,13 +203,25 @@ class Script:
         self.controls = 0
 
     def envelope(self, symbol: str, data: bytes) -> bytes:
-        return b'{"stream":"' + symbol.encode() + b'@trade","data":' + data + b"}" if self.combined else data
+        return (
+            b'{"stream":"' + symbol.encode() + b'@trade","data":' + data + b"}"
+            if self.combined
+            else data
+        )
 
-    def trade_json(self, symbol: str, trade_id: int, p: str, q: str, maker: bool, age: int, lag: int) -> bytes:
+    def trade_json(
+        self, symbol: str, trade_id: int, p: str, q: str, maker: bool, age: int, lag: int
+    ) -> bytes:
         event_time = self.now_ms - age
         return b'{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%s","q":"%s","T":%d,"m":%s,"M":true}' % (
-            event_time, symbol.upper().encode(), trade_id, p.encode(), q.encode(), event_time - lag,
-            b"true" if maker else b"false")
+            event_time,
+            symbol.upper().encode(),
+            trade_id,
+            p.encode(),
+            q.encode(),
+            event_time - lag,
+            b"true" if maker else b"false",
+        )
 
     def message(self, payload: bytes, opcode: int, cuts, pings) -> None:
         """One data message: whole, or fragmented with pings between the fragments."""
@@ -163,7 +231,9 @@ class Script:
         points = sorted({int(c * len(payload)) for c in cuts} | {0, len(payload)})
         pieces = [payload[a:b] for a, b in zip(points, points[1:])] or [b""]
         for i, piece in enumerate(pieces):
-            self.wire.append(encode(piece, opcode if i == 0 else CONTINUATION, i == len(pieces) - 1))
+            self.wire.append(
+                encode(piece, opcode if i == 0 else CONTINUATION, i == len(pieces) - 1)
+            )
             if i < len(pieces) - 1 and i < len(pings):
                 self.ping(pings[i])
 
@@ -181,8 +251,20 @@ class Script:
             data = self.trade_json(symbol, trade_id, p, q, maker, age, lag)
             self.message(self.envelope(symbol, data), TEXT, cuts, pings)
             event = orjson.loads(data)
-            self.expected.append(("trade", (event["s"], event["t"], event["p"], event["q"], event["T"], event["E"],
-                                            event["m"])))
+            self.expected.append(
+                (
+                    "trade",
+                    (
+                        event["s"],
+                        event["t"],
+                        event["p"],
+                        event["q"],
+                        event["T"],
+                        event["E"],
+                        event["m"],
+                    ),
+                )
+            )
         elif kind == "malformed":
             _, how, seed, cuts, pings = item
             payload, opcode = self.malformed(how, seed)
@@ -190,10 +272,14 @@ class Script:
             self.expected.append(("dead", payload, how != "oversized"))
         elif kind == "control":
             _, which, request_id = item
-            reply = {"result_null": {"result": None, "id": request_id},
-                     "result_list": {"result": [f"{s}@trade" for s in self.symbols], "id": request_id},
-                     "error": {"error": {"code": 2, "msg": "Invalid request: unknown variable"},
-                               "id": request_id}}[which]
+            reply = {
+                "result_null": {"result": None, "id": request_id},
+                "result_list": {"result": [f"{s}@trade" for s in self.symbols], "id": request_id},
+                "error": {
+                    "error": {"code": 2, "msg": "Invalid request: unknown variable"},
+                    "id": request_id,
+                },
+            }[which]
             self.wire.append(encode(orjson.dumps(reply), TEXT))
             self.controls += 1
         else:
@@ -234,8 +320,18 @@ class Script:
 
 def delivered(item):
     if type(item) is Trade:
-        return ("trade", (item.symbol, item.trade_id, str(item.price), str(item.quantity), item.trade_time,
-                          item.event_time, item.buyer_is_maker))
+        return (
+            "trade",
+            (
+                item.symbol,
+                item.trade_id,
+                str(item.price),
+                str(item.quantity),
+                item.trade_time,
+                item.event_time,
+                item.buyer_is_maker,
+            ),
+        )
     assert type(item) is DeadLetter, f"the feed delivered {item!r}"
     assert isinstance(item.reason, FailureReason)
     return ("dead", item.raw)
@@ -252,6 +348,7 @@ def matches(got, want) -> bool:
 
 
 # -- the property -----------------------------------------------------------------------------------
+
 
 @settings(max_examples=BRIDGE_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
 # Found by this property against the bridge of commit 80d023c: a message of two fragments, the
@@ -282,20 +379,29 @@ def test_feed_delivers_each_trade_once_in_order_and_one_dead_letter_per_bad_mess
 
         got, deadline = [], time.monotonic() + WAIT
         while not any(type(i) is DeadLetter and i.raw == sentinel for i in got):
-            assert time.monotonic() < deadline, f"sentinel not delivered in {WAIT}s: {len(got)} items, {feed.stats}"
+            assert time.monotonic() < deadline, (
+                f"sentinel not delivered in {WAIT}s: {len(got)} items, {feed.stats}"
+            )
             got += feed.drain(100_000)
             time.sleep(0.001)
         assert type(got[-1]) is DeadLetter and got[-1].raw == sentinel, "items after the sentinel"
         got = [delivered(i) for i in got[:-1]]
         note(f"delivered {got}")
-        assert len(got) == len(plan.expected) and all(map(matches, got, plan.expected)), (got, plan.expected)
+        assert len(got) == len(plan.expected) and all(map(matches, got, plan.expected)), (
+            got,
+            plan.expected,
+        )
 
         stats = feed.stats
-        assert stats["connects"] == 1 and stats["disconnects"] == 0 and stats["silence_timeouts"] == 0
+        assert (
+            stats["connects"] == 1 and stats["disconnects"] == 0 and stats["silence_timeouts"] == 0
+        )
         assert stats["duplicates"] == before["duplicates"]
         assert stats["controls"] - before["controls"] == plan.controls
-        assert stats["parse_failures"] - before["parse_failures"] == len(plan.expected) - sum(
-            1 for e in plan.expected if e[0] == "trade") + 1  # + the sentinel
+        assert (
+            stats["parse_failures"] - before["parse_failures"]
+            == len(plan.expected) - sum(1 for e in plan.expected if e[0] == "trade") + 1
+        )  # + the sentinel
         while len(conn.pongs) < pongs_before + len(plan.pings) and time.monotonic() < deadline:
             time.sleep(0.001)
         assert conn.pongs[pongs_before:] == plan.pings, "every ping answered once, with its payload"

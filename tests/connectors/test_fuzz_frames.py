@@ -11,6 +11,7 @@ Most tests write and read in one thread: on a socket pair, what was written befo
 is what that ``recv`` sees, so each example's chunk boundaries are exactly the ones drawn and a
 failure replays identically. One test writes from a thread with pauses instead.
 """
+
 from __future__ import annotations
 
 import random
@@ -30,6 +31,7 @@ SOCKET_TIMEOUT = 1.0  # a reader blocked this long on a pair that should have da
 
 
 # -- the test's own encoder ---------------------------------------------------------------------------
+
 
 def encode(payload: bytes, opcode: int, fin: bool = True, mask: bytes | None = None) -> bytes:
     """One frame, RFC 6455 section 5.2: minimal length encoding, optional 4-byte masking key."""
@@ -72,6 +74,7 @@ class Sent:
 
 # -- strategies ---------------------------------------------------------------------------------------
 
+
 def _random_bytes(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
@@ -101,9 +104,15 @@ def messages(draw, payload_strategy=payloads, allow_masks: bool = True) -> list[
     pieces = draw(st.lists(payload_strategy, min_size=1, max_size=4))
     frames = []
     for i, piece in enumerate(pieces):
-        frames.append(Sent(piece, opcode if i == 0 else CONTINUATION, i == len(pieces) - 1, mask_of()))
+        frames.append(
+            Sent(piece, opcode if i == 0 else CONTINUATION, i == len(pieces) - 1, mask_of())
+        )
         if i < len(pieces) - 1 and draw(st.integers(0, 3)) == 0:
-            frames += draw(controls()) if allow_masks else [Sent(draw(st.binary(max_size=125)), PING, True, None)]
+            frames += (
+                draw(controls())
+                if allow_masks
+                else [Sent(draw(st.binary(max_size=125)), PING, True, None)]
+            )
     return frames
 
 
@@ -119,12 +128,15 @@ def streams(draw, items) -> list[Sent]:
 # How the byte stream is cut: chunk sizes (the rest goes in one last chunk), each followed by a read
 # or not (then the next chunk joins it in one recv).
 chunkings = st.lists(
-    st.tuples(st.one_of(st.integers(1, 12), st.integers(1, 600), st.integers(1, 80_000)), st.booleans()),
+    st.tuples(
+        st.one_of(st.integers(1, 12), st.integers(1, 600), st.integers(1, 80_000)), st.booleans()
+    ),
     max_size=40,
 )
 
 
 # -- driving a real socket pair -----------------------------------------------------------------------
+
 
 class Pair:
     def __init__(self):
@@ -135,7 +147,7 @@ class Pair:
         self.writer.close()
         self.sock.close()
 
-    def __enter__(self) -> "Pair":
+    def __enter__(self) -> Pair:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -221,19 +233,23 @@ def test_any_chunking_yields_exactly_the_frames_sent(sent, chunking):
     assert frames == [s.expected(BIG_LIMIT) for s in sent]
     assert reassemble(frames) == sent_messages(sent)
     # pings come out as control frames, with their payloads, in their place between fragments
-    assert [(f.opcode, f.payload) for f in frames if type(f) is Frame and f.opcode in (PING, PONG)] == [
-        (s.opcode, s.payload) for s in sent if s.opcode in (PING, PONG)]
+    assert [
+        (f.opcode, f.payload) for f in frames if type(f) is Frame and f.opcode in (PING, PONG)
+    ] == [(s.opcode, s.payload) for s in sent if s.opcode in (PING, PONG)]
 
 
 @given(
     sent=streams(st.one_of(messages(), controls())),
-    chunks=st.lists(st.tuples(st.integers(1, 3000), st.sampled_from([0.0, 0.0, 0.0001, 0.001])), max_size=30),
+    chunks=st.lists(
+        st.tuples(st.integers(1, 3000), st.sampled_from([0.0, 0.0, 0.0001, 0.001])), max_size=30
+    ),
 )
 def test_a_writer_thread_with_pauses_yields_exactly_the_frames_sent(sent, chunks):
     """The same property with real concurrency: a thread writes while the reader reads."""
     wire = b"".join(s.wire for s in sent)
     errors: list = []
     with Pair() as pair:
+
         def write():
             try:
                 pos = 0
@@ -262,10 +278,15 @@ def test_a_writer_thread_with_pauses_yields_exactly_the_frames_sent(sent, chunks
 def limited_streams(draw):
     """A limit, and unmasked messages and pings around it: some within, some over."""
     limit = draw(st.one_of(st.integers(0, 300), st.integers(0, 5000)))
-    sized = st.builds(_random_bytes, st.one_of(st.integers(0, 2 * limit + 300), st.just(limit),
-                                               st.just(limit + 1)), st.integers(0, 2**32))
-    item = st.one_of(messages(payload_strategy=sized, allow_masks=False),
-                     st.builds(lambda p: [Sent(p, PING, True, None)], st.binary(max_size=125)))
+    sized = st.builds(
+        _random_bytes,
+        st.one_of(st.integers(0, 2 * limit + 300), st.just(limit), st.just(limit + 1)),
+        st.integers(0, 2**32),
+    )
+    item = st.one_of(
+        messages(payload_strategy=sized, allow_masks=False),
+        st.builds(lambda p: [Sent(p, PING, True, None)], st.binary(max_size=125)),
+    )
     frames = [frame for group in draw(st.lists(item, min_size=1, max_size=8)) for frame in group]
     return limit, frames
 

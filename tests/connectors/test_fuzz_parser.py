@@ -6,6 +6,7 @@ control-like keys) and bytes (flips, cuts, insertions). The properties hold for 
 keeps its contract, however strict its validation becomes: a failure's reason is checked for being
 a ``FailureReason``, never against a fixed list.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,15 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.binance.parser import Parser
-from connectors.binance.records import AggTrade, Control, ControlKind, DeadLetter, FailureReason, Trade
+from connectors.binance.records import (
+    AggTrade,
+    Control,
+    ControlKind,
+    DeadLetter,
+    FailureReason,
+    Trade,
+)
 from connectors.simulator.captures import DEMO_CAPTURES, load_events
-
 
 EVENTS = load_events(DEMO_CAPTURES, kinds=("trade",))
 TRADE_FIELDS = ("e", "E", "s", "t", "p", "q", "T", "m", "M")
@@ -30,16 +37,30 @@ RECORD_TYPES = (Trade, AggTrade)
 
 # -- building blocks --------------------------------------------------------------------------------
 
+
 def as_agg_trade(data: dict) -> dict:
     """A real trade recast as the aggTrade of that single trade, in Binance's key order."""
     t = data["t"]
-    return {"e": "aggTrade", "E": data["E"], "s": data["s"], "a": t, "p": data["p"], "q": data["q"],
-            "f": t, "l": t, "T": data["T"], "m": data["m"], "M": data.get("M", True)}
+    return {
+        "e": "aggTrade",
+        "E": data["E"],
+        "s": data["s"],
+        "a": t,
+        "p": data["p"],
+        "q": data["q"],
+        "f": t,
+        "l": t,
+        "T": data["T"],
+        "m": data["m"],
+        "M": data.get("M", True),
+    }
 
 
 def dumps(obj, ascii_only: bool = False) -> bytes:
     """JSON the way a sender might write it; the stdlib allows what orjson refuses (NaN, 2**64)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only).encode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def combined(stream: str, data: bytes) -> bytes:
@@ -50,7 +71,8 @@ def combined(stream: str, data: bytes) -> bytes:
 # (exponents, signs, underscores, spaces, non-ASCII digits), and not numbers at all.
 plain_decimals = st.builds(
     lambda whole, frac: f"{whole}.{frac}" if frac else str(whole),
-    st.integers(0, 10**7), st.text("0123456789", max_size=8),
+    st.integers(0, 10**7),
+    st.text("0123456789", max_size=8),
 )
 
 
@@ -75,7 +97,8 @@ def _respell(text: str, how: str) -> str:
 
 
 respelled_decimals = st.builds(
-    _respell, plain_decimals,
+    _respell,
+    plain_decimals,
     st.sampled_from(["exponent", "sign", "spaces", "underscore", "bare point", "digits", "tiny"]),
 )
 numeric_strings = st.one_of(
@@ -83,21 +106,58 @@ numeric_strings = st.one_of(
     respelled_decimals,
     st.from_regex(r"\A[ +\-]?[0-9_]{0,6}(\.[0-9_]{0,9})?([eE][+\-]?[0-9]{1,4})?[ ]?\Z"),
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
-    st.sampled_from(["NaN", "sNaN", "-nan", "Infinity", "-Infinity", "inf", "-0", "-0.0", "0", "0E-8",
-                     "1e3", "1E+999999999999999999", "1e-999999999999999999", "1_000", " 1.5", "1.5\n",
-                     "+1", ".5", "5.", "\u0661\u0662", "\uff11", "", " ", "0x10", "1,5", "1.2.3"]),
+    st.sampled_from(
+        [
+            "NaN",
+            "sNaN",
+            "-nan",
+            "Infinity",
+            "-Infinity",
+            "inf",
+            "-0",
+            "-0.0",
+            "0",
+            "0E-8",
+            "1e3",
+            "1E+999999999999999999",
+            "1e-999999999999999999",
+            "1_000",
+            " 1.5",
+            "1.5\n",
+            "+1",
+            ".5",
+            "5.",
+            "\u0661\u0662",
+            "\uff11",
+            "",
+            " ",
+            "0x10",
+            "1,5",
+            "1.2.3",
+        ]
+    ),
 )
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**65), 2**65), st.floats(), st.text(max_size=12), numeric_strings,
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**65), 2**65),
+    st.floats(),
+    st.text(max_size=12),
+    numeric_strings,
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-field_names = st.sampled_from(AGG_FIELDS + ("t", "stream", "data", "id", "result", "error", "b", "")) | st.text(
-    max_size=3)
-event_names = st.sampled_from(["trade", "aggTrade", "serverShutdown", "depthUpdate", "TRADE", "trade ", ""])
+field_names = st.sampled_from(
+    AGG_FIELDS + ("t", "stream", "data", "id", "result", "error", "b", "")
+) | st.text(max_size=3)
+event_names = st.sampled_from(
+    ["trade", "aggTrade", "serverShutdown", "depthUpdate", "TRADE", "trade ", ""]
+)
 
 
 def retyped(value):
@@ -155,15 +215,19 @@ def enveloped(draw, obj, stream: str) -> bytes:
         return data
     if shape == "combined":
         return combined(stream, data)
-    envelope = draw(st.sampled_from([
-        {"stream": stream, "data": draw(json_values)},  # data that is not the object
-        {"data": obj},  # no stream: not an envelope
-        {"stream": stream, "data": obj, "id": draw(json_values), "result": None},
-        {"id": draw(json_values), "result": obj},
-        {"id": draw(json_values), "error": obj},
-        {"id": draw(json_values)},
-        [obj],
-    ]))
+    envelope = draw(
+        st.sampled_from(
+            [
+                {"stream": stream, "data": draw(json_values)},  # data that is not the object
+                {"data": obj},  # no stream: not an envelope
+                {"stream": stream, "data": obj, "id": draw(json_values), "result": None},
+                {"id": draw(json_values), "result": obj},
+                {"id": draw(json_values), "error": obj},
+                {"id": draw(json_values)},
+                [obj],
+            ]
+        )
+    )
     return dumps(envelope)
 
 
@@ -176,8 +240,11 @@ def byte_mutated(draw, payload: bytes) -> bytes:
         if op == "flip" and buf:
             buf[i] ^= 1 << draw(st.integers(0, 7))
         elif op == "set" and buf:
-            buf[i] = draw(st.sampled_from(b'{}[]":,\\0-9eE.+-\x00\x80\xc3\xff ')) if draw(st.booleans()) else draw(
-                st.integers(0, 255))
+            buf[i] = (
+                draw(st.sampled_from(b'{}[]":,\\0-9eE.+-\x00\x80\xc3\xff '))
+                if draw(st.booleans())
+                else draw(st.integers(0, 255))
+            )
         elif op == "delete":
             del buf[i : i + draw(st.integers(1, 8))]
         elif op == "insert":
@@ -227,6 +294,7 @@ def input_object(payload: bytes):
 
 # -- properties -------------------------------------------------------------------------------------
 
+
 def check_classified(result, payload: bytes, binary: bool, kinds: tuple) -> None:
     """Exactly one of: a record of a requested kind, a Control, a DeadLetter keeping the input."""
     assert type(result) in (Trade, AggTrade, Control, DeadLetter), repr(result)
@@ -245,8 +313,14 @@ def check_classified(result, payload: bytes, binary: bool, kinds: tuple) -> None
         data = input_object(payload)
         assert type(data) is dict
         assert data["e"] == ("trade" if type(result) is Trade else "aggTrade")
-        assert result.symbol == data["s"] and result.seq == data["t" if type(result) is Trade else "a"]
-        assert (result.trade_time, result.event_time, result.buyer_is_maker) == (data["T"], data["E"], data["m"])
+        assert (
+            result.symbol == data["s"] and result.seq == data["t" if type(result) is Trade else "a"]
+        )
+        assert (result.trade_time, result.event_time, result.buyer_is_maker) == (
+            data["T"],
+            data["E"],
+            data["m"],
+        )
         if type(result) is AggTrade:
             assert (result.first_trade_id, result.last_trade_id) == (data["f"], data["l"])
 
@@ -269,8 +343,11 @@ def number_mutated_frames(draw) -> bytes:
 # Found by this property against the parser of commit 80d023c: an exponent is accepted, and
 # str(Decimal("1e3")) is "1E+3" (so are "+1", " 1.5", "1_000", ".5" and non-ASCII digits, each
 # given back in another spelling).
-@example(payload=b'{"e":"trade","E":1723161601438,"s":"BTCUSDT","t":3735693016,"p":"1e3",'
-                 b'"q":"0.00017000","T":1723161601437,"m":true,"M":true}', kinds=("trade",))
+@example(
+    payload=b'{"e":"trade","E":1723161601438,"s":"BTCUSDT","t":3735693016,"p":"1e3",'
+    b'"q":"0.00017000","T":1723161601437,"m":true,"M":true}',
+    kinds=("trade",),
+)
 @given(payload=st.one_of(payloads, number_mutated_frames(), number_mutated_frames()), kinds=KINDS)
 def test_every_record_keeps_the_exact_price_and_quantity_strings(payload, kinds):
     """A frame the parser accepts must give back the decimal strings it carried, unchanged."""
@@ -310,9 +387,13 @@ def valid_frames(draw) -> tuple[bytes, dict]:
 
 # Found by this property against the parser of commit 80d023c: a plain price below 1e-6, as
 # Binance writes for the cheapest assets, comes back as "4.7E-7" (str of a Decimal).
-@example(frame=(b'{"e":"trade","E":1723161601438,"s":"BTCUSDT","t":3735693016,"p":"0.00000047",'
-                b'"q":"0.00017000","T":1723161601437,"m":true,"M":true}',
-                {"e": "trade", "p": "0.00000047", "q": "0.00017000"}))
+@example(
+    frame=(
+        b'{"e":"trade","E":1723161601438,"s":"BTCUSDT","t":3735693016,"p":"0.00000047",'
+        b'"q":"0.00017000","T":1723161601437,"m":true,"M":true}',
+        {"e": "trade", "p": "0.00000047", "q": "0.00017000"},
+    )
+)
 @given(frame=valid_frames())
 def test_valid_frames_become_records_with_their_exact_strings(frame):
     payload, obj = frame
@@ -321,16 +402,29 @@ def test_valid_frames_become_records_with_their_exact_strings(frame):
     assert type(result) is (Trade if obj["e"] == "trade" else AggTrade), result
     check_classified(result, payload, False, kinds)
     assert (str(result.price), str(result.quantity)) == (obj["p"], obj["q"])
-    assert Parser(kinds=kinds).parse(payload, True).reason in FailureReason  # binary: never a record
+    assert (
+        Parser(kinds=kinds).parse(payload, True).reason in FailureReason
+    )  # binary: never a record
 
 
 def _wrong_type(field: str):
     if field in INT_FIELDS:
-        return st.one_of(st.none(), st.booleans(), st.floats(), st.text(max_size=5),
-                         st.lists(st.integers(), max_size=2))
+        return st.one_of(
+            st.none(),
+            st.booleans(),
+            st.floats(),
+            st.text(max_size=5),
+            st.lists(st.integers(), max_size=2),
+        )
     if field == "m":
         return st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=5))
-    return st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.lists(st.text(max_size=2), max_size=2))
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.lists(st.text(max_size=2), max_size=2),
+    )
 
 
 @st.composite
@@ -344,11 +438,13 @@ def invalid_frames(draw) -> bytes:
     elif how == "type" or field in ("e", "s", "m"):
         obj[field] = draw(_wrong_type(field))
     elif field in ("p", "q"):
-        obj[field] = draw(st.one_of(
-            st.builds(lambda d: "-" + d, positive_plain_decimals),
-            st.text("abcxyz!@# ", min_size=0, max_size=6),
-            st.sampled_from(["NaN", "Infinity", "-Infinity", "sNaN"]),
-        ))
+        obj[field] = draw(
+            st.one_of(
+                st.builds(lambda d: "-" + d, positive_plain_decimals),
+                st.text("abcxyz!@# ", min_size=0, max_size=6),
+                st.sampled_from(["NaN", "Infinity", "-Infinity", "sNaN"]),
+            )
+        )
     else:
         obj[field] = draw(st.integers(-(2**63), -1))
     data = dumps(obj)

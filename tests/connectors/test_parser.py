@@ -1,16 +1,44 @@
 """The Binance frame parser: every frame becomes exactly one record, control message or dead letter."""
+
 import time
 
 import orjson
 import pytest
 
 from connectors.binance.parser import Parser
-from connectors.binance.records import AggTrade, Control, ControlKind, FailureReason, DeadLetter, Trade
+from connectors.binance.records import (
+    AggTrade,
+    Control,
+    ControlKind,
+    DeadLetter,
+    FailureReason,
+    Trade,
+)
 
-TRADE = {"e": "trade", "E": 1723161601273, "s": "BTCUSDT", "t": 3735693016, "p": "61685.99000000",
-         "q": "0.00100000", "T": 1723161601272, "m": True, "M": True}
-AGG = {"e": "aggTrade", "E": 1617566591307, "s": "DOTUSDT", "a": 75013372, "p": "43.51000000",
-       "q": "1.20000000", "f": 84411070, "l": 84411071, "T": 1617566591306, "m": False, "M": True}
+TRADE = {
+    "e": "trade",
+    "E": 1723161601273,
+    "s": "BTCUSDT",
+    "t": 3735693016,
+    "p": "61685.99000000",
+    "q": "0.00100000",
+    "T": 1723161601272,
+    "m": True,
+    "M": True,
+}
+AGG = {
+    "e": "aggTrade",
+    "E": 1617566591307,
+    "s": "DOTUSDT",
+    "a": 75013372,
+    "p": "43.51000000",
+    "q": "1.20000000",
+    "f": 84411070,
+    "l": 84411071,
+    "T": 1617566591306,
+    "m": False,
+    "M": True,
+}
 
 
 def frame(obj) -> bytes:
@@ -29,7 +57,9 @@ def with_(base: dict, **changes) -> dict:
 
 def test_raw_trade_keeps_exact_decimals():
     trade = Parser().parse(frame(TRADE))
-    assert trade == Trade("BTCUSDT", 3735693016, "61685.99000000", "0.00100000", 1723161601272, 1723161601273, True)
+    assert trade == Trade(
+        "BTCUSDT", 3735693016, "61685.99000000", "0.00100000", 1723161601272, 1723161601273, True
+    )
 
 
 def test_combined_stream_wrapper_and_old_fields():
@@ -40,17 +70,32 @@ def test_combined_stream_wrapper_and_old_fields():
 
 def test_agg_trade():
     agg = Parser().parse(frame({"stream": "dotusdt@aggTrade", "data": AGG}))
-    assert agg == AggTrade("DOTUSDT", 75013372, "43.51000000", "1.20000000", 84411070, 84411071, 1617566591306,
-                           1617566591307, False)
+    assert agg == AggTrade(
+        "DOTUSDT",
+        75013372,
+        "43.51000000",
+        "1.20000000",
+        84411070,
+        84411071,
+        1617566591306,
+        1617566591307,
+        False,
+    )
 
 
-@pytest.mark.parametrize("message,kind", [
-    ({"result": None, "id": 1}, ControlKind.SUBSCRIPTION_RESULT),
-    ({"result": ["btcusdt@trade"], "id": 3}, ControlKind.SUBSCRIPTION_RESULT),
-    ({"error": {"code": 2, "msg": "Invalid request"}, "id": 2}, ControlKind.ERROR_REPLY),
-    ({"e": "serverShutdown", "E": 1723161601273}, ControlKind.SERVER_SHUTDOWN),
-    ({"stream": "!serverShutdown", "data": {"e": "serverShutdown", "E": 1}}, ControlKind.SERVER_SHUTDOWN),
-])
+@pytest.mark.parametrize(
+    "message,kind",
+    [
+        ({"result": None, "id": 1}, ControlKind.SUBSCRIPTION_RESULT),
+        ({"result": ["btcusdt@trade"], "id": 3}, ControlKind.SUBSCRIPTION_RESULT),
+        ({"error": {"code": 2, "msg": "Invalid request"}, "id": 2}, ControlKind.ERROR_REPLY),
+        ({"e": "serverShutdown", "E": 1723161601273}, ControlKind.SERVER_SHUTDOWN),
+        (
+            {"stream": "!serverShutdown", "data": {"e": "serverShutdown", "E": 1}},
+            ControlKind.SERVER_SHUTDOWN,
+        ),
+    ],
+)
 def test_control_messages(message, kind):
     control = Parser().parse(frame(message))
     assert isinstance(control, Control) and control.kind is kind
@@ -95,7 +140,11 @@ MALFORMED = [
     (frame(with_(TRADE, p="12345678901.00")), False, FailureReason.IMPOSSIBLE_VALUE),  # 11 digits
     (frame(with_(TRADE, q="1.000000001")), False, FailureReason.IMPOSSIBLE_VALUE),  # 9 decimals
     (frame(with_(TRADE, T=0, E=0)), False, FailureReason.IMPOSSIBLE_VALUE),
-    (frame(with_(TRADE, T=1723161601272000, E=1723161601273000)), False, FailureReason.IMPOSSIBLE_VALUE),  # µs
+    (
+        frame(with_(TRADE, T=1723161601272000, E=1723161601273000)),
+        False,
+        FailureReason.IMPOSSIBLE_VALUE,
+    ),  # µs
     (frame(with_(TRADE, T=1723161605000)), False, FailureReason.IMPOSSIBLE_VALUE),  # 3.7 s after E
     (frame(with_(TRADE, e="depthUpdate")), False, FailureReason.UNEXPECTED_EVENT),
     (frame(with_(TRADE, e=7)), False, FailureReason.UNEXPECTED_EVENT),
@@ -119,11 +168,17 @@ def test_oversized_keeps_evidence_and_size():
     assert "5000000" in failure.error and "1048576" in failure.error
 
 
-@pytest.mark.parametrize("payload,reason", [
-    (frame(with_(TRADE, f=1)), None),  # an unknown field is tolerated
-    (frame(with_(AGG, f=84411072)), FailureReason.IMPOSSIBLE_VALUE),  # first trade id after the last
-    (frame(with_(AGG, p="0.00000000")), FailureReason.IMPOSSIBLE_VALUE),
-])
+@pytest.mark.parametrize(
+    "payload,reason",
+    [
+        (frame(with_(TRADE, f=1)), None),  # an unknown field is tolerated
+        (
+            frame(with_(AGG, f=84411072)),
+            FailureReason.IMPOSSIBLE_VALUE,
+        ),  # first trade id after the last
+        (frame(with_(AGG, p="0.00000000")), FailureReason.IMPOSSIBLE_VALUE),
+    ],
+)
 def test_unknown_fields_pass_and_agg_trade_fields_are_checked(payload, reason):
     parsed = Parser().parse(payload)
     if reason is None:
@@ -134,7 +189,10 @@ def test_unknown_fields_pass_and_agg_trade_fields_are_checked(payload, reason):
 
 def test_the_largest_and_smallest_amounts_pass():
     trade = Parser().parse(frame(with_(TRADE, p="9999999999.99999999", q="0.00000001")))
-    assert isinstance(trade, Trade) and (trade.price, trade.quantity) == ("9999999999.99999999", "0.00000001")
+    assert isinstance(trade, Trade) and (trade.price, trade.quantity) == (
+        "9999999999.99999999",
+        "0.00000001",
+    )
 
 
 def test_a_trade_time_a_day_ahead_of_the_clock_is_refused():
@@ -143,13 +201,22 @@ def test_a_trade_time_a_day_ahead_of_the_clock_is_refused():
     assert isinstance(failure, DeadLetter) and failure.reason is FailureReason.IMPOSSIBLE_VALUE
 
 
-@pytest.mark.parametrize("message", [
-    with_(TRADE, s="x"),                                        # not subscribed
-    with_(TRADE, s="ETHUSDT"),                                  # another symbol than subscribed
-    {"stream": "ethusdt@trade", "data": with_(TRADE, s="BTCUSDT")},  # a stream carrying another symbol
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        with_(TRADE, s="x"),  # not subscribed
+        with_(TRADE, s="ETHUSDT"),  # another symbol than subscribed
+        {
+            "stream": "ethusdt@trade",
+            "data": with_(TRADE, s="BTCUSDT"),
+        },  # a stream carrying another symbol
+    ],
+)
 def test_a_symbol_the_connection_did_not_subscribe_is_a_dead_letter(message):
     failure = Parser(kinds=("trade",), symbols=["btcusdt"]).parse(frame(message))
-    assert isinstance(failure, DeadLetter) and failure.reason is FailureReason.UNEXPECTED_SYMBOL, failure
-    assert Parser(kinds=("trade",), symbols=["btcusdt"]).parse(frame({"stream": "btcusdt@trade", "data": TRADE})) \
-        == Parser().parse(frame(TRADE))
+    assert isinstance(failure, DeadLetter) and failure.reason is FailureReason.UNEXPECTED_SYMBOL, (
+        failure
+    )
+    assert Parser(kinds=("trade",), symbols=["btcusdt"]).parse(
+        frame({"stream": "btcusdt@trade", "data": TRADE})
+    ) == Parser().parse(frame(TRADE))

@@ -1,6 +1,7 @@
 """The one-minute bars in Flink SQL, on a real MiniCluster, against Decimal arithmetic done here:
 exact at the largest values the parser admits, half-even vwap on exact ties, open and close by
 trade id whatever the arrival order, aggregate trades counted, and late trades picked out."""
+
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Context, Decimal
@@ -35,8 +36,12 @@ def run(trades, what=minute_bars) -> list[dict]:
     env = StreamExecutionEnvironment.get_execution_environment(config)
     t_env = StreamTableEnvironment.create(env)
     letters = env.from_collection([("x", "x", "utf-8", "x", 0)], type_info=DEAD_LETTER_TYPE)
-    tables = trade_tables(t_env, env.from_collection(trades, type_info=TRADE_TYPE), letters,
-                          TradeWatermarks(out_of_orderness_ms=2000, idleness_ms=None))
+    tables = trade_tables(
+        t_env,
+        env.from_collection(trades, type_info=TRADE_TYPE),
+        letters,
+        TradeWatermarks(out_of_orderness_ms=2000, idleness_ms=None),
+    )
     result = what(t_env, tables.trades)
     if "rowtime" in result.get_schema().get_field_names():
         result = result.drop_columns(col("rowtime"))  # an Instant does not cross to Python
@@ -46,44 +51,75 @@ def run(trades, what=minute_bars) -> list[dict]:
 
 def test_largest_values_are_summed_and_multiplied_exactly():
     biggest, smallest = "9999999999.99999999", "0.00000001"
-    (bar,) = run([trade(1, biggest, biggest, MINUTE), trade(2, smallest, smallest, MINUTE + 1),
-                         trade(3, biggest, smallest, MINUTE + 2)])
-    prices, quantities = [Decimal(biggest), Decimal(smallest), Decimal(biggest)], [Decimal(biggest), Decimal(smallest),
-                                                                                    Decimal(smallest)]
+    (bar,) = run(
+        [
+            trade(1, biggest, biggest, MINUTE),
+            trade(2, smallest, smallest, MINUTE + 1),
+            trade(3, biggest, smallest, MINUTE + 2),
+        ]
+    )
+    prices, quantities = (
+        [Decimal(biggest), Decimal(smallest), Decimal(biggest)],
+        [Decimal(biggest), Decimal(smallest), Decimal(smallest)],
+    )
     quote = volume = Decimal(0)
     for p, q in zip(prices, quantities):
         quote, volume = EXACT.add(quote, EXACT.multiply(p, q)), EXACT.add(volume, q)
-    assert bar["quote_volume"] == format(quote, "f") == "99999999999999999900.0000000000000001"  # every digit
+    assert (
+        bar["quote_volume"] == format(quote, "f") == "99999999999999999900.0000000000000001"
+    )  # every digit
     assert bar["volume"] == format(volume, "f")
     assert (bar["high"], bar["low"]) == (biggest, smallest)
 
 
-@pytest.mark.parametrize("prices, vwap", [
-    (("1.00000000", "1.00000001"), "1.00000000"),  # 1.000000005: half-even keeps the even digit
-    (("1.00000001", "1.00000002"), "1.00000002"),  # 1.000000015: rounds up to the even one
-    (("2.00000000", "1.00000001"), "1.50000000"),  # 1.500000005 -> 1.50000000
-])
+@pytest.mark.parametrize(
+    "prices, vwap",
+    [
+        (("1.00000000", "1.00000001"), "1.00000000"),  # 1.000000005: half-even keeps the even digit
+        (("1.00000001", "1.00000002"), "1.00000002"),  # 1.000000015: rounds up to the even one
+        (("2.00000000", "1.00000001"), "1.50000000"),  # 1.500000005 -> 1.50000000
+    ],
+)
 def test_vwap_rounds_half_even_on_exact_ties(prices, vwap):
     (bar,) = run([trade(i + 1, p, "1.00000000", MINUTE + i) for i, p in enumerate(prices)])
     quote = sum((Decimal(p) for p in prices), Decimal(0))
-    assert bar["vwap"] == vwap == str((quote / 2).quantize(Decimal("1e-8"), rounding=ROUND_HALF_EVEN))
+    assert (
+        bar["vwap"] == vwap == str((quote / 2).quantize(Decimal("1e-8"), rounding=ROUND_HALF_EVEN))
+    )
 
 
 def test_open_close_by_trade_id_whatever_the_arrival_order_and_exact_strings():
-    trades = [trade(12, "100.10", "0.30000000", MINUTE + 1000), trade(10, "100.00", "0.10000000", MINUTE + 900),
-              trade(11, "99.9", "0.20000000", MINUTE + 950), trade(20, "101.00", "1.00000000", MINUTE + 61_000,
-                                                                     first=20, last=24)]
+    trades = [
+        trade(12, "100.10", "0.30000000", MINUTE + 1000),
+        trade(10, "100.00", "0.10000000", MINUTE + 900),
+        trade(11, "99.9", "0.20000000", MINUTE + 950),
+        trade(20, "101.00", "1.00000000", MINUTE + 61_000, first=20, last=24),
+    ]
     first, second = run(trades)
-    assert (first["open"], first["high"], first["low"], first["close"]) == ("100.00", "100.10", "99.9", "100.10")
+    assert (first["open"], first["high"], first["low"], first["close"]) == (
+        "100.00",
+        "100.10",
+        "99.9",
+        "100.10",
+    )
     assert (first["window_start"], first["window_end"]) == (MINUTE, MINUTE + 60_000)
     assert (first["trade_count"], first["first_trade_id"], first["last_trade_id"]) == (3, 10, 12)
-    assert (second["trade_count"], second["first_trade_id"], second["last_trade_id"]) == (5, 20, 24)  # an aggTrade
+    assert (second["trade_count"], second["first_trade_id"], second["last_trade_id"]) == (
+        5,
+        20,
+        24,
+    )  # an aggTrade
 
 
 def test_late_trades_are_exactly_those_whose_bar_was_emitted():
-    trades = [trade(1, "1.00000000", "1.00000000", MINUTE), trade(2, "1.00000000", "1.00000000", MINUTE + 62_500),
-              trade(3, "1.00000000", "1.00000000", MINUTE + 59_999),  # its window closed at watermark 60,500
-              trade(4, "1.00000000", "1.00000000", MINUTE + 61_000)]  # behind the newest, not late
+    trades = [
+        trade(1, "1.00000000", "1.00000000", MINUTE),
+        trade(2, "1.00000000", "1.00000000", MINUTE + 62_500),
+        trade(
+            3, "1.00000000", "1.00000000", MINUTE + 59_999
+        ),  # its window closed at watermark 60,500
+        trade(4, "1.00000000", "1.00000000", MINUTE + 61_000),
+    ]  # behind the newest, not late
     assert [t["trade_id"] for t in run(trades, late_trades)] == [3]
     first, second = run(trades)
     assert (first["trade_count"], second["trade_count"]) == (1, 2)  # the late trade is in no bar

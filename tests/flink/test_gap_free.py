@@ -2,6 +2,7 @@
 trade it published is written once, the bars equal bars computed from the published trades, and
 no trade is late. Real BTCUSDT and ETHUSDT trades (data/captures), replayed at about 400 trades/s.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,16 +31,22 @@ def live_market(demo_captures) -> Market:
     return Market.replay(demo_captures, speed=SPEED, pause_without_subscribers=False)
 
 
-def test_resets_and_refused_upgrades_cost_nothing_and_since_starts_in_the_past(simulator, demo_captures,
-                                                                                 tmp_path):
+def test_resets_and_refused_upgrades_cost_nothing_and_since_starts_in_the_past(
+    simulator, demo_captures, tmp_path
+):
     """The README's command against a live exchange: two connection resets, each followed by 3 s of
     refused connections; ``--since`` the exchange's first trade, published before the job started."""
     sim = simulator(live_market(demo_captures))
-    sim.wait_for(lambda: all(sim.market.published(s).ids for s in ("BTCUSDT", "ETHUSDT")), timeout=10)
+    sim.wait_for(
+        lambda: all(sim.market.published(s).ids for s in ("BTCUSDT", "ETHUSDT")), timeout=10
+    )
     since = min(sim.market.published(s).times[0] for s in ("BTCUSDT", "ETHUSDT"))
     out, logs = tmp_path / "out", tmp_path / "log"
-    proc = start_job(job_command(sim, out, tmp_path, "--since", str(since), duration=40), logs,
-                     tmp_path / "stdout.txt")
+    proc = start_job(
+        job_command(sim, out, tmp_path, "--since", str(since), duration=40),
+        logs,
+        tmp_path / "stdout.txt",
+    )
     try:
         sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
         for _ in range(2):
@@ -60,13 +67,25 @@ def test_resets_and_refused_upgrades_cost_nothing_and_since_starts_in_the_past(s
     assert "catching up after" in log
 
 
-def test_a_restart_resumes_after_the_checkpoint_and_fetches_what_it_missed(simulator, demo_captures, tmp_path):
+def test_a_restart_resumes_after_the_checkpoint_and_fetches_what_it_missed(
+    simulator, demo_captures, tmp_path
+):
     """The feed gives up (reconnects exhausted while the exchange refuses), the job fails, Flink
     restarts it from the last checkpoint, and the feed resumes after the checkpointed ids."""
     sim = simulator(live_market(demo_captures))
     out, logs = tmp_path / "out", tmp_path / "log"
-    cmd = job_command(sim, out, tmp_path, "--max-reconnect-attempts", "1", "--backoff-initial", "0.2",
-                      "--set", "restart-strategy.exponential-delay.initial-backoff=1s", duration=30)
+    cmd = job_command(
+        sim,
+        out,
+        tmp_path,
+        "--max-reconnect-attempts",
+        "1",
+        "--backoff-initial",
+        "0.2",
+        "--set",
+        "restart-strategy.exponential-delay.initial-backoff=1s",
+        duration=30,
+    )
     proc = start_job(cmd, logs, tmp_path / "stdout.txt")
     try:
         sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)

@@ -5,6 +5,7 @@ real exchange simulator on loopback, which replays the real 2024-08-09 BTCUSDT a
 No timed assertions: the job ends by itself (``--duration``), and waits have generous bounds that
 only guard against hangs.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,15 +32,23 @@ from helpers.flinkjob import (
 pytestmark = pytest.mark.slow
 
 BAD_TEXT_FRAMES = [
-    b"this is not json",                                           # invalid_json
-    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1}}',      # missing_field
+    b"this is not json",  # invalid_json
+    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1}}',  # missing_field
     b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":"x","p":"1","q":"1","T":1,"m":true}}',  # wrong_type
-    b"[1, 2, 3]",                                                  # not_an_object
-    b"\xff\xfe invalid utf-8",                                     # invalid_utf8
+    b"[1, 2, 3]",  # not_an_object
+    b"\xff\xfe invalid utf-8",  # invalid_utf8
 ]
-BAD_BINARY_FRAMES = [b"\x00\x01binary"]                            # binary_frame
-EXPECTED_REASONS = Counter({"invalid_json": 1, "missing_field": 1, "wrong_type": 1,
-                            "not_an_object": 1, "invalid_utf8": 1, "binary_frame": 1})
+BAD_BINARY_FRAMES = [b"\x00\x01binary"]  # binary_frame
+EXPECTED_REASONS = Counter(
+    {
+        "invalid_json": 1,
+        "missing_field": 1,
+        "wrong_type": 1,
+        "not_an_object": 1,
+        "invalid_utf8": 1,
+        "binary_frame": 1,
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +73,9 @@ def check_outputs(out, sim, capture):
     assert in_progress_files(out) == [], "files left uncommitted"
 
 
-def test_trades_bars_dead_letters_and_a_dropped_connection(simulator, capture_dir, capture, tmp_path):
+def test_trades_bars_dead_letters_and_a_dropped_connection(
+    simulator, capture_dir, capture, tmp_path
+):
     sim = simulator(replay_market(capture_dir))
     sim.faults.drop_after(5000, code=1001)  # the first connection ends after 5,000 messages
     out, logs = tmp_path / "out", tmp_path / "log"
@@ -87,23 +98,40 @@ def test_trades_bars_dead_letters_and_a_dropped_connection(simulator, capture_di
     assert by_reason["invalid_json"]["raw"] == "this is not json"
     assert by_reason["invalid_utf8"]["raw_encoding"] == "base64"
     from connectors.flink.rows import decode_raw
+
     assert decode_raw(by_reason["invalid_utf8"]["raw"], "base64") == BAD_TEXT_FRAMES[-1]
-    assert decode_raw(by_reason["binary_frame"]["raw"], by_reason["binary_frame"]["raw_encoding"]) == BAD_BINARY_FRAMES[0]
+    assert (
+        decode_raw(by_reason["binary_frame"]["raw"], by_reason["binary_frame"]["raw_encoding"])
+        == BAD_BINARY_FRAMES[0]
+    )
     assert all(d["error"] and d["received_at"] > 0 for d in dead)
 
     log = flink_log(logs)
-    assert re.search(r"connection to ws://127\.0\.0\.1:\d+/stream\S* \(btcusdt,ethusdt@trade\) lost", log)
+    assert re.search(
+        r"connection to ws://127\.0\.0\.1:\d+/stream\S* \(btcusdt,ethusdt@trade\) lost", log
+    )
     assert len(re.findall(r"connected to ws://127\.0\.0\.1", log)) == 2
     assert "dead letter" in log  # rate-limited warning from the bridge operator
     assert len(sim.connections) == 2
 
 
-def test_refused_connections_fail_the_job_which_restarts_and_delivers(simulator, capture_dir, capture, tmp_path):
+def test_refused_connections_fail_the_job_which_restarts_and_delivers(
+    simulator, capture_dir, capture, tmp_path
+):
     sim = simulator(replay_market(capture_dir))
     sim.faults.refuse_connections(times=2)
     out, logs = tmp_path / "out", tmp_path / "log"
-    cmd = job_command(sim, out, tmp_path, "--max-reconnect-attempts", "1", "--backoff-initial", "0.1",
-                      "--set", "restart-strategy.exponential-delay.initial-backoff=200ms")
+    cmd = job_command(
+        sim,
+        out,
+        tmp_path,
+        "--max-reconnect-attempts",
+        "1",
+        "--backoff-initial",
+        "0.1",
+        "--set",
+        "restart-strategy.exponential-delay.initial-backoff=200ms",
+    )
     proc = start_job(cmd, logs, tmp_path / "stdout.txt")
     finish_job(proc, tmp_path / "stdout.txt")
 
@@ -120,8 +148,11 @@ def test_two_shards_on_two_subtasks(simulator, capture_dir, capture, tmp_path):
     """One raw-stream connection per symbol, each in its own bridge subtask; bars in parallel too."""
     sim = simulator(replay_market(capture_dir))
     out, logs = tmp_path / "out", tmp_path / "log"
-    proc = start_job(job_command(sim, out, tmp_path, "--shards", "2", "--parallelism", "2"),
-                     logs, tmp_path / "stdout.txt")
+    proc = start_job(
+        job_command(sim, out, tmp_path, "--shards", "2", "--parallelism", "2"),
+        logs,
+        tmp_path / "stdout.txt",
+    )
     finish_job(proc, tmp_path / "stdout.txt")
 
     assert sorted(c.path for c in sim.connections) == ["/ws/btcusdt@trade", "/ws/ethusdt@trade"]

@@ -1,27 +1,63 @@
 """The Flink-free parts of connectors.flink: the tuples the bridge hands to Flink, shard planning."""
+
 from __future__ import annotations
 
 import pytest
 
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
-from connectors.flink.rows import DEAD_LETTER_FIELDS, TRADE_FIELDS, dead_letter_tuple, decode_raw, trade_tuple
+from connectors.flink.rows import (
+    DEAD_LETTER_FIELDS,
+    TRADE_FIELDS,
+    dead_letter_tuple,
+    decode_raw,
+    trade_tuple,
+)
 from connectors.flink.source import plan_shards
 
 
 def test_trade_tuples_keep_the_exact_strings_and_name_the_ids():
     trade = trade_tuple(Trade("BTCUSDT", 7, "60000.10000000", "0.00010000", 1000, 1001, True))
     assert dict(zip(TRADE_FIELDS, trade)) == {
-        "symbol": "BTCUSDT", "trade_id": 7, "price": "60000.10000000", "quantity": "0.00010000", "trade_time": 1000,
-        "event_time": 1001, "buyer_is_maker": True, "first_trade_id": 7, "last_trade_id": 7}
-    agg = dict(zip(TRADE_FIELDS, trade_tuple(AggTrade("ETHUSDT", 5, "2600.01", "1.5", 10, 12, 1000, 1001, False))))
-    assert (agg["trade_id"], agg["first_trade_id"], agg["last_trade_id"], agg["price"]) == (5, 10, 12, "2600.01")
+        "symbol": "BTCUSDT",
+        "trade_id": 7,
+        "price": "60000.10000000",
+        "quantity": "0.00010000",
+        "trade_time": 1000,
+        "event_time": 1001,
+        "buyer_is_maker": True,
+        "first_trade_id": 7,
+        "last_trade_id": 7,
+    }
+    agg = dict(
+        zip(
+            TRADE_FIELDS,
+            trade_tuple(AggTrade("ETHUSDT", 5, "2600.01", "1.5", 10, 12, 1000, 1001, False)),
+        )
+    )
+    assert (agg["trade_id"], agg["first_trade_id"], agg["last_trade_id"], agg["price"]) == (
+        5,
+        10,
+        12,
+        "2600.01",
+    )
 
 
-@pytest.mark.parametrize("raw, encoding", [(b'{"a":1}\n\\x80', "utf-8"), (b"\xff\xfe\x00bad", "base64")])
+@pytest.mark.parametrize(
+    "raw, encoding", [(b'{"a":1}\n\\x80', "utf-8"), (b"\xff\xfe\x00bad", "base64")]
+)
 def test_dead_letter_raw_is_lossless(raw, encoding):
-    letter = dict(zip(DEAD_LETTER_FIELDS, dead_letter_tuple(DeadLetter(FailureReason.INVALID_UTF8, raw, "boom", 123))))
-    assert (letter["reason"], letter["raw_encoding"], letter["error"], letter["received_at"]) == \
-        ("invalid_utf8", encoding, "boom", 123)
+    letter = dict(
+        zip(
+            DEAD_LETTER_FIELDS,
+            dead_letter_tuple(DeadLetter(FailureReason.INVALID_UTF8, raw, "boom", 123)),
+        )
+    )
+    assert (letter["reason"], letter["raw_encoding"], letter["error"], letter["received_at"]) == (
+        "invalid_utf8",
+        encoding,
+        "boom",
+        123,
+    )
     assert decode_raw(letter["raw"], letter["raw_encoding"]) == raw
 
 

@@ -1,6 +1,7 @@
 """Helpers shared by tests/flink and tests/job: run job/main.py, read its outputs, compute the
 expected trades and bars from the captures (or from what the simulator published) independently
 of connectors.flink."""
+
 from __future__ import annotations
 
 import glob
@@ -22,9 +23,25 @@ JOB_TIMEOUT = 600  # a hang guard only: a healthy run takes well under a minute
 
 def job_command(sim, out: Path, tmp: Path, *extra: str, duration: float = 12) -> list[str]:
     """``python job/main.py`` reading the simulator ``sim`` (WebSocket and REST), bounded."""
-    return [sys.executable, str(MAIN), "--ws-url", sim.ws_url, "--rest-url", sim.http_url,
-            "--symbols", "btcusdt,ethusdt", "--duration", str(duration), "--out", str(out),
-            "--checkpoint-interval", "1s", "--checkpoint-dir", (tmp / "checkpoints").as_uri(), *extra]
+    return [
+        sys.executable,
+        str(MAIN),
+        "--ws-url",
+        sim.ws_url,
+        "--rest-url",
+        sim.http_url,
+        "--symbols",
+        "btcusdt,ethusdt",
+        "--duration",
+        str(duration),
+        "--out",
+        str(out),
+        "--checkpoint-interval",
+        "1s",
+        "--checkpoint-dir",
+        (tmp / "checkpoints").as_uri(),
+        *extra,
+    ]
 
 
 def job_env(log_dir: Path) -> dict:
@@ -34,7 +51,9 @@ def job_env(log_dir: Path) -> dict:
 def start_job(cmd, log_dir: Path, stdout_path: Path) -> subprocess.Popen:
     log_dir.mkdir(parents=True, exist_ok=True)
     out = open(stdout_path, "wb")
-    return subprocess.Popen(cmd, env=job_env(log_dir), stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    return subprocess.Popen(
+        cmd, env=job_env(log_dir), stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+    )
 
 
 def finish_job(proc: subprocess.Popen, stdout_path: Path) -> str:
@@ -54,7 +73,9 @@ def tail(path: Path, n: int = 6000) -> str:
 
 
 def flink_log(log_dir: Path) -> str:
-    return "".join(Path(p).read_text(errors="replace") for p in sorted(glob.glob(str(log_dir / "*.log"))))
+    return "".join(
+        Path(p).read_text(errors="replace") for p in sorted(glob.glob(str(log_dir / "*.log")))
+    )
 
 
 def read_output(out: Path, name: str) -> list[dict]:
@@ -73,6 +94,7 @@ _CTX = Context(prec=80, rounding=ROUND_HALF_EVEN)
 
 def capture_trades(capture_dir: Path) -> list[dict]:
     from connectors.simulator import load_events
+
     events = load_events([capture_dir / c for c in CAPTURES], kinds=("trade",), symbols=SYMBOLS)
     return [e.data for e in events]
 
@@ -88,11 +110,20 @@ def expected_bars(trades: list[dict]) -> dict[tuple[str, int], dict]:
         volume = sum((Decimal(t["q"]) for t in ts), Decimal(0))
         quote = sum((_CTX.multiply(Decimal(t["p"]), Decimal(t["q"])) for t in ts), Decimal(0))
         bars[(symbol, start)] = {
-            "symbol": symbol, "window_start": start, "window_end": start + 60_000,
-            "open": Decimal(ts[0]["p"]), "high": max(prices), "low": min(prices),
-            "close": Decimal(ts[-1]["p"]), "volume": volume, "quote_volume": quote,
+            "symbol": symbol,
+            "window_start": start,
+            "window_end": start + 60_000,
+            "open": Decimal(ts[0]["p"]),
+            "high": max(prices),
+            "low": min(prices),
+            "close": Decimal(ts[-1]["p"]),
+            "volume": volume,
+            "quote_volume": quote,
             "vwap": _CTX.divide(quote, volume).quantize(Decimal("1e-8"), context=_CTX),
-            "trade_count": len(ts), "first_trade_id": ts[0]["t"], "last_trade_id": ts[-1]["t"]}
+            "trade_count": len(ts),
+            "first_trade_id": ts[0]["t"],
+            "last_trade_id": ts[-1]["t"],
+        }
     return bars
 
 
@@ -115,11 +146,18 @@ def assert_trades_exact(written: list[dict], sent: dict[str, list[int]], capture
     for w in written:
         got[w["symbol"]].append(w["trade_id"])
         src = by_id[(w["symbol"], w["trade_id"])]
-        assert (w["price"], w["quantity"], w["trade_time"], w["event_time"], w["buyer_is_maker"]) == \
-            (src["p"], src["q"], src["T"], src["E"], src["m"]), w
+        assert (
+            w["price"],
+            w["quantity"],
+            w["trade_time"],
+            w["event_time"],
+            w["buyer_is_maker"],
+        ) == (src["p"], src["q"], src["T"], src["E"], src["m"]), w
     for symbol in SYMBOLS:
         assert len(got[symbol]) == len(set(got[symbol])), f"{symbol}: duplicates written"
-        assert sorted(got[symbol]) == sorted(sent[symbol]), f"{symbol}: written ids differ from sent ids"
+        assert sorted(got[symbol]) == sorted(sent[symbol]), (
+            f"{symbol}: written ids differ from sent ids"
+        )
 
 
 def published(sim, symbol: str) -> list[dict]:
@@ -127,7 +165,9 @@ def published(sim, symbol: str) -> list[dict]:
     return list(sim.market.published(symbol).events)
 
 
-def assert_every_published_trade_once(written: list[dict], sim, first_ids: dict | None = None) -> list[dict]:
+def assert_every_published_trade_once(
+    written: list[dict], sim, first_ids: dict | None = None
+) -> list[dict]:
     """Per symbol, the written trades are every trade the market published from the first one
     written (or ``first_ids``) up to the last one written, once each, with the published strings.
     Returns those published trades (to compute the expected bars from)."""
@@ -138,15 +178,26 @@ def assert_every_published_trade_once(written: list[dict], sim, first_ids: dict 
     for symbol in SYMBOLS:
         rows = by_symbol[symbol]
         ids = [w["trade_id"] for w in rows]
-        assert len(ids) == len(set(ids)), f"{symbol}: {len(ids) - len(set(ids))} trades written twice"
+        assert len(ids) == len(set(ids)), (
+            f"{symbol}: {len(ids) - len(set(ids))} trades written twice"
+        )
         start = first_ids[symbol] if first_ids else min(ids)
         events = [e for e in published(sim, symbol) if start <= e["t"] <= max(ids)]
         missing = sorted({e["t"] for e in events} - set(ids))
-        assert not missing, f"{symbol}: {len(missing)} published trades not written, e.g. {missing[:10]}"
-        assert sorted(ids) == [e["t"] for e in events], f"{symbol}: written ids differ from published ids"
+        assert not missing, (
+            f"{symbol}: {len(missing)} published trades not written, e.g. {missing[:10]}"
+        )
+        assert sorted(ids) == [e["t"] for e in events], (
+            f"{symbol}: written ids differ from published ids"
+        )
         source = {e["t"]: e for e in events}
         for w in rows:
             e = source[w["trade_id"]]
-            assert (w["price"], w["quantity"], w["trade_time"], w["buyer_is_maker"]) == (e["p"], e["q"], e["T"], e["m"])
+            assert (w["price"], w["quantity"], w["trade_time"], w["buyer_is_maker"]) == (
+                e["p"],
+                e["q"],
+                e["T"],
+                e["m"],
+            )
         expected += events
     return expected

@@ -1,6 +1,7 @@
 """A raw-socket WebSocket server for tests: it answers the upgrade, then writes exactly the bytes a
 test gives it (pings, fragments, anything RFC 6455 allows or forbids) and records the client's
 pongs. Written out here rather than taken from the code under test."""
+
 from __future__ import annotations
 
 import base64
@@ -59,7 +60,7 @@ class ServerConnection:
         while not self._stopping:
             try:
                 return self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
         return b""
 
@@ -73,11 +74,17 @@ class ServerConnection:
                 buf += chunk
             head, _, buf = buf.partition(b"\r\n\r\n")
             request, *lines = head.decode("latin-1").split("\r\n")
-            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)
+            }
             self.path = request.split(" ")[1]
-            accept = base64.b64encode(hashlib.sha1(headers["sec-websocket-key"].encode() + WS_GUID).digest())
-            self.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                              b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            accept = base64.b64encode(
+                hashlib.sha1(headers["sec-websocket-key"].encode() + WS_GUID).digest()
+            )
+            self.sock.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
             self.ready.set()
             self._read_frames(buf)
         except OSError:
@@ -92,7 +99,9 @@ class ServerConnection:
                 if n == 126:
                     n, start = (struct.unpack("!H", buf[2:4])[0], 4) if len(buf) >= 4 else (None, 0)
                 elif n == 127:
-                    n, start = (struct.unpack("!Q", buf[2:10])[0], 10) if len(buf) >= 10 else (None, 0)
+                    n, start = (
+                        (struct.unpack("!Q", buf[2:10])[0], 10) if len(buf) >= 10 else (None, 0)
+                    )
                 masked = buf[1] & 0x80
                 if n is None or len(buf) < start + (4 if masked else 0) + n:
                     break
@@ -125,12 +134,14 @@ class RawWebSocketServer:
         while not self._stopping:
             try:
                 sock, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
             sock.settimeout(5.0)  # a client that stops reading fails the test, never hangs it
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each write goes out at once
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+            )  # each write goes out at once
             with self._lock:
                 if self._stopping:
                     sock.close()

@@ -2,6 +2,7 @@
 (site-packages/pyflink/bin) with the project's conf/ (bench/cluster.py: free ports, its own pid
 files and logs, every daemon stopped even when a test fails), reading the simulator on loopback;
 and the same job surviving the loss of its TaskManager."""
+
 from __future__ import annotations
 
 import os
@@ -33,21 +34,43 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def cluster(tmp_path):
     # a lost TaskManager is noticed in seconds rather than the default 50 s
-    with StandaloneCluster(tmp_path / "cluster", settings={"heartbeat": {"interval": 1000, "timeout": 5000}}) as c:
+    with StandaloneCluster(
+        tmp_path / "cluster", settings={"heartbeat": {"interval": 1000, "timeout": 5000}}
+    ) as c:
         yield c
 
 
 def flink_run(sim, out, duration: int) -> list[str]:
-    return ["run", "-py", str(MAIN), "--ws-url", sim.ws_url, "--rest-url", sim.http_url, "--symbols",
-            "btcusdt,ethusdt", "--duration", str(duration), "--out", str(out), "--checkpoint-interval", "1s"]
+    return [
+        "run",
+        "-py",
+        str(MAIN),
+        "--ws-url",
+        sim.ws_url,
+        "--rest-url",
+        sim.http_url,
+        "--symbols",
+        "btcusdt,ethusdt",
+        "--duration",
+        str(duration),
+        "--out",
+        str(out),
+        "--checkpoint-interval",
+        "1s",
+    ]
 
 
 def test_flink_run_on_a_standalone_cluster(cluster, simulator, capture_dir, tmp_path):
     capture = capture_trades(capture_dir)
     sim = simulator(Market.replay([capture_dir / c for c in CAPTURES], symbols=SYMBOLS, speed=0))
     out = tmp_path / "out"
-    run = cluster.flink(*flink_run(sim, out, 12), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        text=True)
+    run = cluster.flink(
+        *flink_run(sim, out, 12),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output, _ = run.communicate(timeout=600)
     assert run.returncode == 0, output[-4000:]
 
@@ -58,21 +81,33 @@ def test_flink_run_on_a_standalone_cluster(cluster, simulator, capture_dir, tmp_
     assert_trades_exact(read_output(out, "trades"), sent, capture)
     assert normalized_bars(read_output(out, "bars")) == expected_bars(capture)
     assert in_progress_files(out) == []
-    assert "starting feed btcusdt,ethusdt@trade" in cluster.taskmanager_logs()  # the bridge ran in the TaskManager
+    assert (
+        "starting feed btcusdt,ethusdt@trade" in cluster.taskmanager_logs()
+    )  # the bridge ran in the TaskManager
 
 
-def test_a_killed_taskmanager_is_replaced_and_nothing_is_lost(cluster, simulator, demo_captures, tmp_path):
+def test_a_killed_taskmanager_is_replaced_and_nothing_is_lost(
+    cluster, simulator, demo_captures, tmp_path
+):
     """SIGKILL the TaskManager mid-run, start a new one: the job restarts from its last checkpoint,
     the feed resumes after the checkpointed ids and fetches what the exchange published meanwhile."""
-    sim = simulator(Market.replay(demo_captures, speed=6.5, pause_without_subscribers=False))  # ~400 trades/s
+    sim = simulator(
+        Market.replay(demo_captures, speed=6.5, pause_without_subscribers=False)
+    )  # ~400 trades/s
     out, stdout = tmp_path / "out", tmp_path / "flink-run.txt"
     with open(stdout, "wb") as sink:
-        run = cluster.flink(*flink_run(sim, out, 40), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT)
+        run = cluster.flink(
+            *flink_run(sim, out, 40), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT
+        )
     try:
         sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
         job_id = cluster.jobs()[0]["jid"]
-        wait_until(lambda: get_json(f"{cluster.url}/jobs/{job_id}/checkpoints")["counts"]["completed"] >= 3,
-                   "three completed checkpoints")
+        wait_until(
+            lambda: (
+                get_json(f"{cluster.url}/jobs/{job_id}/checkpoints")["counts"]["completed"] >= 3
+            ),
+            "three completed checkpoints",
+        )
         (taskmanager,) = cluster.taskmanager_pids()
         os.kill(taskmanager, signal.SIGKILL)
         time.sleep(3)  # the exchange trades on while no TaskManager runs the job
@@ -88,5 +123,6 @@ def test_a_killed_taskmanager_is_replaced_and_nothing_is_lost(cluster, simulator
     trades = assert_every_published_trade_once(read_output(out, "trades"), sim)
     assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
     assert read_output(out, "dead-letters") == []
-    assert re.search(r"starting feed \S+ at \S+, last ids \{'\w+USDT': \d+", cluster.taskmanager_logs()), \
-        "no resume from state"
+    assert re.search(
+        r"starting feed \S+ at \S+, last ids \{'\w+USDT': \d+", cluster.taskmanager_logs()
+    ), "no resume from state"

@@ -1,4 +1,5 @@
 """`python job/main.py --demo`: no network, the embedded simulator, bars on stdout."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,14 @@ def test_readme_demo_runs_until_interrupted_and_leaves_nothing_behind(tmp_path, 
     cmd = [sys.executable, str(MAIN), "--demo", "--checkpoint-dir", (tmp_path / "ckpt").as_uri()]
     stdout = tmp_path / "stdout.txt"
     with open(stdout, "wb") as out:
-        proc = subprocess.Popen(cmd, env=job_env(tmp_path / "log"), cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=job_env(tmp_path / "log"),
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         bars = {}
         deadline = time.monotonic() + 300  # a hang guard: bars come within a minute
@@ -37,7 +44,11 @@ def test_readme_demo_runs_until_interrupted_and_leaves_nothing_behind(tmp_path, 
             assert proc.poll() is None, stdout.read_text()[-3000:]
             assert time.monotonic() < deadline, "no bars: " + stdout.read_text()[-3000:]
             time.sleep(1)
-            lines = [orjson.loads(line) for line in stdout.read_text().splitlines() if line.startswith('{"symbol"')]
+            lines = [
+                orjson.loads(line)
+                for line in stdout.read_text().splitlines()
+                if line.startswith('{"symbol"')
+            ]
             bars = normalized_bars([b for b in lines if b["window_start"] < FIRST_PASS_END])
         assert {key: bars[key] for key in complete} == {key: expected[key] for key in complete}
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

@@ -1,6 +1,7 @@
 """Observability: the alert rules pass promtool's checks and unit tests, and a real Prometheus
 (Debian's package) scraping a running job with the project's scrape config sees its records and
 the gap an injected drop made."""
+
 from __future__ import annotations
 
 import shutil
@@ -28,9 +29,14 @@ def tool(name: str) -> str:
 
 def test_rules_and_scrape_config_pass_promtool():
     promtool = tool("promtool")
-    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"],
-                 ["test", "rules", "alerts_test.yml"]):
-        run = subprocess.run([promtool, *args], cwd=PROMETHEUS_CONF, capture_output=True, text=True, timeout=60)
+    for args in (
+        ["check", "config", "prometheus.yml"],
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ):
+        run = subprocess.run(
+            [promtool, *args], cwd=PROMETHEUS_CONF, capture_output=True, text=True, timeout=60
+        )
         assert run.returncode == 0, run.stdout + run.stderr
     rules = yaml.safe_load((PROMETHEUS_CONF / "alerts.yml").read_text())["groups"][0]["rules"]
     tested = yaml.safe_load((PROMETHEUS_CONF / "alerts_test.yml").read_text())["tests"]
@@ -47,13 +53,23 @@ def prometheus(tmp_path):
     def start(reporter_port: int) -> str:
         config = yaml.safe_load((PROMETHEUS_CONF / "prometheus.yml").read_text())
         config["rule_files"] = [str(PROMETHEUS_CONF / name) for name in config["rule_files"]]
-        config["scrape_configs"][0]["static_configs"] = [{"targets": [f"localhost:{reporter_port}"]}]
+        config["scrape_configs"][0]["static_configs"] = [
+            {"targets": [f"localhost:{reporter_port}"]}
+        ]
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
-        started.append(subprocess.Popen(
-            [tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb")))
+        started.append(
+            subprocess.Popen(
+                [
+                    tool("prometheus"),
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=open(tmp_path / "prometheus.log", "wb"),
+            )
+        )
         return f"http://127.0.0.1:{port}"
 
     yield start
@@ -73,19 +89,42 @@ def query(api: str, expr: str) -> float | None:
 
 
 @pytest.mark.slow
-def test_prometheus_scrapes_the_job_and_sees_records_and_an_injected_gap(simulator, demo_captures, prometheus,
-                                                                       tmp_path):
+def test_prometheus_scrapes_the_job_and_sees_records_and_an_injected_gap(
+    simulator, demo_captures, prometheus, tmp_path
+):
     sim = simulator(Market.replay(demo_captures, speed=5, pause_without_subscribers=False))
     reporter = free_port()
     api = prometheus(reporter)
     stdout = tmp_path / "stdout.txt"
-    proc = start_job(job_command(sim, tmp_path / "out", tmp_path, "--set", f"metrics.reporter.prom.port={reporter}",
-                                 duration=40), tmp_path / "log", stdout)
+    proc = start_job(
+        job_command(
+            sim,
+            tmp_path / "out",
+            tmp_path,
+            "--set",
+            f"metrics.reporter.prom.port={reporter}",
+            duration=40,
+        ),
+        tmp_path / "log",
+        stdout,
+    )
     try:
-        wait_until(lambda: (query(api, f"max({SOURCE}numRecordsIn)") or 0) > 0, "trades counted in Prometheus", timeout=240)
+        wait_until(
+            lambda: (query(api, f"max({SOURCE}numRecordsIn)") or 0) > 0,
+            "trades counted in Prometheus",
+            timeout=240,
+        )
         sim.faults.drop_after(0, reset=True)  # the market trades on: a gap, filled from REST
-        wait_until(lambda: (query(api, f"max({SOURCE}feed_gaps)") or 0) >= 1, "the gap counted in Prometheus", timeout=240)
-        wait_until(lambda: (query(api, f"max({SOURCE}feed_backfilled)") or 0) > 0, "the backfill counted", timeout=240)
+        wait_until(
+            lambda: (query(api, f"max({SOURCE}feed_gaps)") or 0) >= 1,
+            "the gap counted in Prometheus",
+            timeout=240,
+        )
+        wait_until(
+            lambda: (query(api, f"max({SOURCE}feed_backfilled)") or 0) > 0,
+            "the backfill counted",
+            timeout=240,
+        )
         with urllib.request.urlopen(f"{api}/api/v1/rules", timeout=5) as response:
             groups = orjson.loads(response.read())["data"]["groups"]
         assert len(groups[0]["rules"]) == 6 and all(r["health"] == "ok" for r in groups[0]["rules"])

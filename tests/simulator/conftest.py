@@ -1,4 +1,5 @@
 """A websocket-client side for the simulator tests: connections that are always closed."""
+
 from __future__ import annotations
 
 import struct
@@ -33,7 +34,9 @@ class Clients:
         assert opcode == ABNF.OPCODE_TEXT, (opcode, data)
         return orjson.loads(data)
 
-    def read_until_close(self, ws: websocket.WebSocket, limit: int = 100_000) -> tuple[list[bytes], int, str]:
+    def read_until_close(
+        self, ws: websocket.WebSocket, limit: int = 100_000
+    ) -> tuple[list[bytes], int, str]:
         """Data frames up to the server's close frame, and its code and reason."""
         frames = []
         for _ in range(limit):

@@ -1,4 +1,5 @@
 """Reading the real captures: both recorder formats, exact payload bytes, filters, the extracts."""
+
 from __future__ import annotations
 
 import gzip
@@ -16,7 +17,9 @@ def test_hftbacktest_lines_keep_time_in_ns_and_the_exact_data_bytes(capture_dir)
     path = capture_dir / "btcusdt_20240809.gz"
     events = load_events(path)
     with gzip.open(path, "rb") as lines:
-        trade_lines = [line.rstrip(b"\n") for line in lines if line.find(b'"stream":"btcusdt@trade"') > 0]
+        trade_lines = [
+            line.rstrip(b"\n") for line in lines if line.find(b'"stream":"btcusdt@trade"') > 0
+        ]
     assert len(events) == len(trade_lines) == 10147
     assert [event.data["t"] for event in events] == list(range(3735693016, 3735703163))
     for event, line in zip(events, trade_lines):
@@ -45,13 +48,19 @@ def test_cryptofeed_text_format_skips_header_and_rest_lines(capture_dir, tmp_pat
     assert lines[0].startswith(b"wss://") and len(everything) == len(lines) - 1
     # the full capture also holds REST snapshot lines: "https://... -> <time>: {...}"
     with_rest = tmp_path / "with_rest.0"
-    with_rest.write_bytes(lines[0] + b'https://www.binance.com/api/v1/depth?symbol=BTCUSDT&limit=1000 -> '
-                          b'1617566592.339385: {"lastUpdateId":1,"bids":[],"asks":[]}\n' + b"".join(lines[1:]))
+    with_rest.write_bytes(
+        lines[0] + b"https://www.binance.com/api/v1/depth?symbol=BTCUSDT&limit=1000 -> "
+        b'1617566592.339385: {"lastUpdateId":1,"bids":[],"asks":[]}\n' + b"".join(lines[1:])
+    )
     assert load_events(with_rest, kinds=None) == everything
     assert {event.kind for event in everything} == {"aggTrade"}
 
     aggs = load_events(path, kinds=("aggTrade",))
-    assert Counter(event.symbol for event in aggs) == {"BTCUSDT": 1227, "ETHUSDT": 506, "DOTUSDT": 177}
+    assert Counter(event.symbol for event in aggs) == {
+        "BTCUSDT": 1227,
+        "ETHUSDT": 506,
+        "DOTUSDT": 177,
+    }
     assert aggs[0].recv_time_ns == 1617566592629139000  # "1617566592.629139:"
     for symbol in ("BTCUSDT", "ETHUSDT", "DOTUSDT"):
         own = [event.data for event in aggs if event.symbol == symbol]
@@ -75,7 +84,10 @@ def test_plain_text_files_and_truncated_lines(capture_dir, tmp_path):
         head = [next(lines) for _ in range(200)]
     plain = tmp_path / "plain.txt"
     plain.write_bytes(b"".join(head))
-    assert load_events(plain) == load_events(capture_dir / "btcusdt_20240809.gz")[: len(load_events(plain))]
+    assert (
+        load_events(plain)
+        == load_events(capture_dir / "btcusdt_20240809.gz")[: len(load_events(plain))]
+    )
     assert len(load_events(plain)) > 10
 
     truncated = tmp_path / "truncated.txt"
@@ -89,7 +101,10 @@ def test_the_extracts_hold_trades_only_as_their_readme_says(capture_paths, demo_
     for path in capture_paths:
         with gzip.open(path, "rb") as lines:
             for line in lines:
-                assert b"@trade" in line or b"@aggTrade" in line or line.startswith(b"wss://"), (path, line[:100])
+                assert b"@trade" in line or b"@aggTrade" in line or line.startswith(b"wss://"), (
+                    path,
+                    line[:100],
+                )
     events = load_events(demo_captures)
     assert Counter(event.symbol for event in events) == {"BTCUSDT": 10147, "ETHUSDT": 8409}
     for symbol, first in (("BTCUSDT", 3735693016), ("ETHUSDT", 1520545031)):
@@ -102,4 +117,7 @@ def test_the_extracts_hold_trades_only_as_their_readme_says(capture_paths, demo_
 
 def test_all_captures_load_together(capture_paths):
     events = load_events(capture_paths, kinds=("trade", "aggTrade"))
-    assert Counter(event.kind for event in events) == {"trade": 9757 + 10147 + 6106 + 8409 + 3144, "aggTrade": 1910}
+    assert Counter(event.kind for event in events) == {
+        "trade": 9757 + 10147 + 6106 + 8409 + 3144,
+        "aggTrade": 1910,
+    }

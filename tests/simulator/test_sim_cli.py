@@ -1,4 +1,5 @@
 """``python -m connectors.simulator`` as a user runs it."""
+
 from __future__ import annotations
 
 import signal
@@ -31,7 +32,10 @@ def test_the_cli_replays_the_demo_captures_by_default_until_interrupted(demo_cap
         ws = websocket.create_connection(url, timeout=5)
         try:
             first = load_events(demo_captures)[0]
-            assert ws.recv().encode() == b'{"stream":"%s","data":%s}' % (first.stream.encode(), first.raw)
+            assert ws.recv().encode() == b'{"stream":"%s","data":%s}' % (
+                first.stream.encode(),
+                first.raw,
+            )
         finally:
             ws.close()
         process.send_signal(signal.SIGINT)

@@ -1,4 +1,5 @@
 """Each fault as a websocket-client sees it on the wire."""
+
 from __future__ import annotations
 
 import time
@@ -33,7 +34,9 @@ def test_counted_refusals_reset_the_connection_before_the_handshake(sim, clients
     url = f"{sim.ws_url}/ws/btcusdt@trade"
     sim.faults.refuse_connections(times=2)
     for _ in range(2):
-        with pytest.raises((ConnectionResetError, BrokenPipeError, websocket.WebSocketConnectionClosedException)):
+        with pytest.raises(
+            (ConnectionResetError, BrokenPipeError, websocket.WebSocketConnectionClosedException)
+        ):
             websocket.create_connection(url, timeout=2)
     assert clients.recv_json(clients.connect(url))["s"] == "BTCUSDT"
     assert sim.faults.refused == 2 and len(sim.connections) == 1
@@ -124,7 +127,12 @@ def test_silence_stops_data_and_pings_then_resumes_without_loss(sim, clients):
 def test_malformed_frames_arrive_in_order_between_market_messages(sim, clients):
     ws = clients.connect(f"{sim.ws_url}/stream?streams=btcusdt@trade")
     clients.recv_json(ws)
-    injected = ["not json", b"\xff\xfe{invalid utf-8", '{"stream":"btcusdt@trade","data":{"e":"trade"}}', "x" * 70_000]
+    injected = [
+        "not json",
+        b"\xff\xfe{invalid utf-8",
+        '{"stream":"btcusdt@trade","data":{"e":"trade"}}',
+        "x" * 70_000,
+    ]
     sim.faults.send_frames(injected)
     sim.faults.send_frames([b"\x00\x01binary"], binary=True)
     frames = [clients.next_frame(ws) for _ in range(30)]
@@ -132,7 +140,10 @@ def test_malformed_frames_arrive_in_order_between_market_messages(sim, clients):
     expected.append((ABNF.OPCODE_BINARY, b"\x00\x01binary"))
     start = frames.index(expected[0])
     assert frames[start : start + 5] == expected
-    assert all(orjson.loads(data)["stream"] == "btcusdt@trade" for _, data in frames[:start] + frames[start + 5 :])
+    assert all(
+        orjson.loads(data)["stream"] == "btcusdt@trade"
+        for _, data in frames[:start] + frames[start + 5 :]
+    )
     assert len(frames) - 5 - start > 0  # the market goes on after them
     record = sim.connections[0]
     assert [f.data for f in record.sent if f.kind == INJECTED] == [data for _, data in expected]

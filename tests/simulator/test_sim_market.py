@@ -1,4 +1,5 @@
 """The market on its own: ordering, pace, pausing, the generator, looping, history."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,14 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from connectors.simulator import GeneratedFeed, Market, PublishedTrades, ReplayFeed, load_events, replay_feeds
+from connectors.simulator import (
+    GeneratedFeed,
+    Market,
+    PublishedTrades,
+    ReplayFeed,
+    load_events,
+    replay_feeds,
+)
 
 DECIMAL_8 = re.compile(r"\d+\.\d{8}")
 
@@ -46,7 +54,9 @@ def test_flat_out_replay_keeps_the_recorded_interleaving(capture_dir):
     market = Market.replay(paths, speed=0, pause_without_subscribers=False)
     recorder, _ = play(market)
     events = load_events(paths)
-    assert [(stream, payload) for _, stream, payload in recorder.events] == [(e.stream, e.raw) for e in events]
+    assert [(stream, payload) for _, stream, payload in recorder.events] == [
+        (e.stream, e.raw) for e in events
+    ]
     assert market.finished
     assert market.published("BTCUSDT").ids == list(range(3735693016, 3735703163))
     assert market.symbols == ("BTCUSDT", "ETHUSDT")
@@ -57,7 +67,9 @@ def test_timed_replay_keeps_the_recorded_spacing_scaled_by_speed(capture_dir, sp
     events = load_events(capture_dir / "btcusdt_20240809.gz")
     origin = events[0].recv_time_ns
     window = [event for event in events if event.recv_time_ns - origin < 0.8e9 * speed]
-    market = Market([ReplayFeed("btcusdt@trade", window, origin)], speed=speed, pause_without_subscribers=False)
+    market = Market(
+        [ReplayFeed("btcusdt@trade", window, origin)], speed=speed, pause_without_subscribers=False
+    )
     recorder, start = play(market)
     assert len(recorder.events) == len(window) > 10
     for (at, _, payload), event in zip(recorder.events, window):
@@ -119,7 +131,10 @@ def test_generated_trades_look_like_binance():
         assert abs(price - previous) <= Decimal("0.01") and Decimal(trade["q"]) > 0
         previous = price
         assert trade["E"] == trade["T"] and isinstance(trade["m"], bool)
-    assert len({trade["p"] for trade in trades}) > 5 and {trade["m"] for trade in trades} == {True, False}
+    assert len({trade["p"] for trade in trades}) > 5 and {trade["m"] for trade in trades} == {
+        True,
+        False,
+    }
     assert feed.next_offset_ns() == round(2000 * 1e9 / 100)
 
 
@@ -130,17 +145,34 @@ def test_a_looping_replay_continues_ids_and_times(demo_captures):
     second_pass = [feed.pop() for _ in range(3)]
     last = orjson.loads(first_pass[-1][0])
     again = [orjson.loads(payload) for payload, _ in second_pass]
-    assert [seq for _, seq in second_pass] == [trade["t"] for trade in again] == [last["t"] + 1 + i for i in range(3)]
+    assert (
+        [seq for _, seq in second_pass]
+        == [trade["t"] for trade in again]
+        == [last["t"] + 1 + i for i in range(3)]
+    )
     first = [orjson.loads(payload) for payload, _ in first_pass[:3]]
     assert [trade["p"] for trade in again] == [trade["p"] for trade in first]
     shift = again[0]["T"] - first[0]["T"]
-    assert shift > last["T"] - first[0]["T"] and all(b["E"] - a["E"] == shift for a, b in zip(first, again))
+    assert shift > last["T"] - first[0]["T"] and all(
+        b["E"] - a["E"] == shift for a, b in zip(first, again)
+    )
     assert offset > 300e9  # the second pass comes after the whole first one
 
 
 def _trade(trade_id: int, time_ms: int, price: str = "1.00000000", maker: bool = True) -> bytes:
-    return orjson.dumps({"e": "trade", "E": time_ms, "s": "BTCUSDT", "t": trade_id, "p": price, "q": "0.10000000",
-                         "T": time_ms, "m": maker, "M": True})
+    return orjson.dumps(
+        {
+            "e": "trade",
+            "E": time_ms,
+            "s": "BTCUSDT",
+            "t": trade_id,
+            "p": price,
+            "q": "0.10000000",
+            "T": time_ms,
+            "m": maker,
+            "M": True,
+        }
+    )
 
 
 def test_published_trades_answer_by_id_and_time_and_trim_themselves():
@@ -148,7 +180,13 @@ def test_published_trades_answer_by_id_and_time_and_trim_themselves():
     for trade_id in range(1, 251):
         history.append(trade_id, _trade(trade_id, 1_000 * trade_id))
     assert 100 <= len(history.ids) < 200 and history.ids[-1] == 250
-    assert [history.ids[i] for i in range(history.index_of_id(240), history.index_of_id(245))] == [240, 241, 242, 243, 244]
+    assert [history.ids[i] for i in range(history.index_of_id(240), history.index_of_id(245))] == [
+        240,
+        241,
+        242,
+        243,
+        244,
+    ]
     assert history.index_of_id(1) == 0 and history.ids[0] > 1  # older ids are gone
     assert history.ids[history.index_of_time(240_500)] == 241
     assert history.index_of_id(251) == len(history.ids)
@@ -156,14 +194,33 @@ def test_published_trades_answer_by_id_and_time_and_trim_themselves():
 
 def test_aggregate_trades_group_one_order_at_one_price():
     history = PublishedTrades(limit=None)
-    for trade_id, time_ms, price, maker in [(1, 10, "1.0", True), (2, 10, "1.0", True), (3, 10, "2.0", True),
-                                            (4, 11, "2.0", True), (5, 11, "2.0", False), (6, 11, "2.0", False)]:
+    for trade_id, time_ms, price, maker in [
+        (1, 10, "1.0", True),
+        (2, 10, "1.0", True),
+        (3, 10, "2.0", True),
+        (4, 11, "2.0", True),
+        (5, 11, "2.0", False),
+        (6, 11, "2.0", False),
+    ]:
         history.append(trade_id, _trade(trade_id, time_ms, price, maker))
     aggs = history.aggregates(0, None, 10, set())
     assert [(a["a"], a["f"], a["l"], a["q"]) for a in aggs] == [
-        (1, 1, 2, "0.20000000"), (2, 3, 3, "0.10000000"), (3, 4, 4, "0.10000000"), (4, 5, 6, "0.20000000")]
-    assert [a["a"] for a in history.aggregates(history.index_of_agg_id(3), None, 10, set())] == [3, 4]
-    assert history.aggregates(1, None, 1, set())[0]["f"] == 1  # from the middle of an aggregate: all of it
+        (1, 1, 2, "0.20000000"),
+        (2, 3, 3, "0.10000000"),
+        (3, 4, 4, "0.10000000"),
+        (4, 5, 6, "0.20000000"),
+    ]
+    assert [a["a"] for a in history.aggregates(history.index_of_agg_id(3), None, 10, set())] == [
+        3,
+        4,
+    ]
+    assert (
+        history.aggregates(1, None, 1, set())[0]["f"] == 1
+    )  # from the middle of an aggregate: all of it
     # an aggregate holding a hidden trade is left out whole, not shown with ids it lacks
     assert [a["f"] for a in history.aggregates(0, 10, 10, {2})] == [3]
-    assert [(a["f"], a["l"]) for a in history.aggregates(0, None, 10, {5})] == [(1, 2), (3, 3), (4, 4)]
+    assert [(a["f"], a["l"]) for a in history.aggregates(0, None, 10, {5})] == [
+        (1, 2),
+        (3, 3),
+        (4, 4),
+    ]

@@ -1,4 +1,5 @@
 """The simulator's REST side: trade history as Binance answers it, its weight limits, its faults."""
+
 from __future__ import annotations
 
 import time
@@ -52,8 +53,14 @@ def test_historical_trades_from_the_market_history(published):
     assert [t["id"] for t in body] == list(range(3735693016, 3735693016 + 1000))
     assert http_get(f"{url}?symbol=BTCUSDT&fromId={last + 1}")[:3:2] == (200, [])
 
-    assert http_get(f"{url}?symbol=DOGEUSDT")[::2] == (400, {"code": -1121, "msg": "Invalid symbol."})
-    assert http_get(f"{url}?symbol=btcusdt")[::2] == (400, {"code": -1121, "msg": "Invalid symbol."})
+    assert http_get(f"{url}?symbol=DOGEUSDT")[::2] == (
+        400,
+        {"code": -1121, "msg": "Invalid symbol."},
+    )
+    assert http_get(f"{url}?symbol=btcusdt")[::2] == (
+        400,
+        {"code": -1121, "msg": "Invalid symbol."},
+    )
     status, _, body = http_get(url)
     assert (status, body["code"]) == (400, -1102)
     status, _, body = http_get(f"{url}?symbol=BTCUSDT&limit=abc")
@@ -69,7 +76,9 @@ def test_aggregate_trades_by_id_and_by_time(published):
     status, headers, first_page = http_get(f"{url}?symbol=BTCUSDT&limit=1000&fromId=1")
     assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "4"
     # every trade once, in aggregates of one order at one price, quantities summed exactly
-    assert first_page[0]["f"] == min(trades) and [a["a"] for a in first_page] == list(range(1, 1001))
+    assert first_page[0]["f"] == min(trades) and [a["a"] for a in first_page] == list(
+        range(1, 1001)
+    )
     for agg, following in zip(first_page, first_page[1:]):
         assert following["f"] == agg["l"] + 1
         members = [trades[i] for i in range(agg["f"], agg["l"] + 1)]
@@ -78,29 +87,44 @@ def test_aggregate_trades_by_id_and_by_time(published):
     assert any(a["l"] > a["f"] for a in first_page)  # real captures do hold multi-trade orders
     # a time becomes an id: f of the first aggregate at or after it
     moment = trades[min(trades) + 500]["T"]
-    status, _, (at,) = http_get(f"{url}?symbol=BTCUSDT&startTime={moment}&endTime={moment + 3_599_999}&limit=1")
+    status, _, (at,) = http_get(
+        f"{url}?symbol=BTCUSDT&startTime={moment}&endTime={moment + 3_599_999}&limit=1"
+    )
     assert at["f"] == min(t["t"] for t in trades.values() if t["T"] >= moment)
-    status, _, body = http_get(f"{url}?symbol=BTCUSDT&startTime={moment}&endTime={moment + 3_600_000}")
+    status, _, body = http_get(
+        f"{url}?symbol=BTCUSDT&startTime={moment}&endTime={moment + 3_600_000}"
+    )
     assert (status, body["code"]) == (400, -1127)
     status, _, body = http_get(f"{url}?symbol=BTCUSDT&fromId=1&startTime={moment}")
     assert (status, body["code"]) == (400, -1128)
-    assert http_get(f"{url}?symbol=BTCUSDT&startTime=1&endTime=3599999")[::2] == (200, [])  # no trade then
+    assert http_get(f"{url}?symbol=BTCUSDT&startTime=1&endTime=3599999")[::2] == (
+        200,
+        [],
+    )  # no trade then
 
 
 def test_an_agg_trade_market_serves_its_own_aggregates(simulator, capture_dir):
     capture = capture_dir / "cryptofeed_BINANCE-ee25be.0.gz"
-    sim = simulator(Market.replay(capture, kinds=("aggTrade",), speed=0, pause_without_subscribers=False))
+    sim = simulator(
+        Market.replay(capture, kinds=("aggTrade",), speed=0, pause_without_subscribers=False)
+    )
     sim.wait_until_idle()
     sent = [e.data for e in load_events(capture, kinds=("aggTrade",), symbols=["DOTUSDT"])]
-    _, _, body = http_get(f"{sim.http_url}/api/v3/aggTrades?symbol=DOTUSDT&fromId={sent[10]['a']}&limit=3")
-    assert body == [{k: e[k] for k in ("a", "p", "q", "f", "l", "T", "m", "M")} for e in sent[10:13]]
+    _, _, body = http_get(
+        f"{sim.http_url}/api/v3/aggTrades?symbol=DOTUSDT&fromId={sent[10]['a']}&limit=3"
+    )
+    assert body == [
+        {k: e[k] for k in ("a", "p", "q", "f", "l", "T", "m", "M")} for e in sent[10:13]
+    ]
     status, _, body = http_get(f"{sim.http_url}/api/v3/historicalTrades?symbol=DOTUSDT")
     assert (status, body["code"]) == (400, -1121)  # no @trade history behind aggregates
 
 
 def test_weight_over_the_limit_is_429_with_retry_after_then_418_for_who_ignores_it(simulator):
-    sim = simulator(Market.generated(["btcusdt"], rate=0, count=100, speed=0, pause_without_subscribers=False),
-                    rest_weight_limit=60)
+    sim = simulator(
+        Market.generated(["btcusdt"], rate=0, count=100, speed=0, pause_without_subscribers=False),
+        rest_weight_limit=60,
+    )
     url = f"{sim.http_url}/api/v3/historicalTrades?symbol=BTCUSDT&limit=5"
     if time.time() % 60 > 50:  # the weight counts per calendar minute: start a fresh one
         time.sleep(61 - time.time() % 60)
@@ -108,7 +132,10 @@ def test_weight_over_the_limit_is_429_with_retry_after_then_418_for_who_ignores_
     status, headers, body = http_get(url)
     assert status == 429 and body["code"] == -1003
     assert 0 < int(headers["Retry-After"]) <= 60
-    assert [http_get(url)[0] for _ in range(2)] == [429, 429]  # asked again before Retry-After: violations
+    assert [http_get(url)[0] for _ in range(2)] == [
+        429,
+        429,
+    ]  # asked again before Retry-After: violations
     status, headers, _ = http_get(url)
     assert status == 418 and int(headers["Retry-After"]) == 120  # the third: the "IP" is banned
     assert http_get(f"{sim.http_url}/api/v3/aggTrades?symbol=BTCUSDT")[0] == 418
@@ -117,8 +144,11 @@ def test_weight_over_the_limit_is_429_with_retry_after_then_418_for_who_ignores_
 def test_rest_faults_on_command(simulator):
     # seed 1466: trades 2 to 6 share price and side, so (published in the same ms) one aggregate
     # holds the ids hidden below with visible ones on both sides
-    sim = simulator(Market.generated(["btcusdt"], rate=0, count=100, seed=1466, speed=0,
-                                     pause_without_subscribers=False))
+    sim = simulator(
+        Market.generated(
+            ["btcusdt"], rate=0, count=100, seed=1466, speed=0, pause_without_subscribers=False
+        )
+    )
     sim.wait_until_idle()
     url = f"{sim.http_url}/api/v3/historicalTrades?symbol=BTCUSDT&fromId=1&limit=10"
     sim.faults.fail_rest(503, times=2)

@@ -1,4 +1,5 @@
 """The simulator over real loopback sockets, with websocket-client as the client."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,11 @@ def test_raw_stream_sends_the_recorded_bytes(simulator, clients, demo_captures):
     received = [clients.next_frame(ws)[1] for _ in range(50)]
     assert received == expected
     (record,) = sim.connections
-    assert (record.path, record.combined, record.streams) == ("/ws/btcusdt@trade", False, ["btcusdt@trade"])
+    assert (record.path, record.combined, record.streams) == (
+        "/ws/btcusdt@trade",
+        False,
+        ["btcusdt@trade"],
+    )
     assert [frame.data for frame in record.sent[:50]] == expected
 
 
@@ -30,8 +35,13 @@ def test_combined_stream_wraps_each_event_with_its_stream_name(simulator, client
     assert sim.connections[0].combined
 
 
-def test_replaying_real_captures_delivers_every_trade_id_once_in_order(simulator, clients, capture_dir):
-    paths = [capture_dir / name for name in ("btcusdt_20240808.gz", "btcusdt_20240809.gz", "ethusdt_20240809.gz")]
+def test_replaying_real_captures_delivers_every_trade_id_once_in_order(
+    simulator, clients, capture_dir
+):
+    paths = [
+        capture_dir / name
+        for name in ("btcusdt_20240808.gz", "btcusdt_20240809.gz", "ethusdt_20240809.gz")
+    ]
     sim = simulator(Market.replay(paths, speed=0))
     ws = clients.connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade")
     expected = load_events(paths)
@@ -77,7 +87,9 @@ def test_live_subscribe_unsubscribe_and_list(simulator, clients):
         ("[1,2]", 2, None, "Invalid request"),
     ],
 )
-def test_malformed_requests_get_binance_error_replies(simulator, clients, request_text, code, reply_id, message):
+def test_malformed_requests_get_binance_error_replies(
+    simulator, clients, request_text, code, reply_id, message
+):
     sim = simulator(Market.generated(["btcusdt"], rate=10))
     ws = clients.connect(f"{sim.ws_url}/ws")
     ws.send(request_text)

@@ -1,1 +1,2 @@
-"""Benchmarks: ``python bench/run.py [--quick | --smoke]`` writes bench/results.md and bench/results.json."""
+"""Benchmarks: ``python bench/run.py [--quick | --smoke]`` writes bench/results.md and
+bench/results.json."""

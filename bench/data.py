@@ -9,6 +9,7 @@ duplicate to the bridge's sequencer.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ class Trades:
         # Captures lie months apart: a gap longer than a minute shrinks to one, so one-minute bars
         # see a continuous market rather than a year of silence.
         self.trade_time_offsets, offset = [0], 0
-        for before, after in zip(events, events[1:]):
+        for before, after in pairwise(events):
             offset += min(after.data["T"] - before.data["T"], _MAX_GAP_MS)
             self.trade_time_offsets.append(offset)
         # A cycle spans its trade times plus one ms, so the next cycle's times come strictly later.

@@ -1,5 +1,6 @@
 """Runs a Flink job (``job/main.py``, or the FileSource twin) in its own process and session, with
-its trades sink followed and the CPU of its whole process tree (driver, JVM, Python workers) at hand.
+its trades sink followed and the CPU of its whole process tree (driver, JVM, Python workers) at
+hand.
 
 Every run gets its own directory: output, checkpoints, Flink's logs, the job's console.
 """
@@ -50,7 +51,8 @@ class FlinkJob:
             # the Python workers import bench.source_probe and the FileSource job's functions
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
-        self.console = open(work / "console.log", "wb")
+        # Open for the job's life (its stdout), closed in stop().
+        self.console = open(work / "console.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             command,
             cwd=REPO,

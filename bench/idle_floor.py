@@ -90,6 +90,7 @@ def main() -> None:
             capture_output=True,
             text=True,
             timeout=args.settle + args.seconds + 180,
+            check=True,
         )
         results[
             f"idle_cpu_pct_{child}_only" if child == "java" else "idle_cpu_pct_one_python_operator"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import socket
@@ -80,7 +81,8 @@ def handshake(sock: socket.socket, key: bytes, extra_headers: dict) -> None:
 
 class Peer:
     """One client: the sender writes whole frames under ``lock``; a watcher thread reads the
-    client's frames (pongs, close) so that a close is echoed between two batches, never inside one."""
+    client's frames (pongs, close) so that a close is echoed between two batches, never inside
+    one."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -130,10 +132,8 @@ class Peer:
             pass
         finally:
             self.gone.set()
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def batches(frames: list[bytes]) -> list[bytes]:
@@ -175,7 +175,7 @@ def serve_paced(
     peer = Peer(sock)
     n = 0
     next_ping = time.monotonic() + ping_interval
-    for index, (rate, seconds) in enumerate(phases + [(0, float("inf"))]):
+    for index, (rate, seconds) in enumerate([*phases, (0, float("inf"))]):
         start = time.monotonic()
         announce(conn=conn, phase=index, rate=rate, start_ms=time.time() * 1000)
         sent = 0

@@ -86,7 +86,9 @@ def markdown(r: dict, profile: dict | None) -> str:
         "target_bridge_vs_seed_2_5x": f"{r['bridge_vs_seed_style']:.1f}x",
         "target_flink_30k": f"{_n(r['flink_trades_per_s'])} trades/s",
         "target_flink_vs_filesource_0_8": f"{r['flink_vs_filesource']:.2f}x",
-        "target_one_python_operator": f"{r['flink_python_operators']} of {r['flink_operators']} operators",
+        "target_one_python_operator": (
+            f"{r['flink_python_operators']} of {r['flink_operators']} operators"
+        ),
         "target_p99_1k_25ms": f"{_n(r['latency_ms_p99_1k'], 1)} ms",
         "target_p99_10k_100ms": f"{_n(r['latency_ms_p99_10k'], 1)} ms",
         "target_idle_cpu_3pct": f"{r['idle_cpu_pct']:.1f}%",
@@ -97,15 +99,16 @@ def markdown(r: dict, profile: dict | None) -> str:
         "",
         "## 1. The bridge alone (no Flink)",
         "",
-        "The load server (`bench/loadserver.py`, its own process, raw sockets) writes pre-built frames of "
-        f"real BTCUSDT trades in ~1 MiB batches; each client (`bench/clients/`, its own process) reads "
-        f"for {r['client_seconds']:g} s or {_n(r['client_count'])} messages, whichever comes first, timed "
-        "from its first message. CPU is the client process's (all threads).",
+        "The load server (`bench/loadserver.py`, its own process, raw sockets) writes pre-built "
+        "frames of real BTCUSDT trades in ~1 MiB batches; each client (`bench/clients/`, its own "
+        f"process) reads for {r['client_seconds']:g} s or {_n(r['client_count'])} messages, "
+        "whichever comes first, timed from its first message. CPU is the client process's (all "
+        "threads).",
         "",
         "| client | msg/s | CPU s per million msgs |",
         "|---|---|---|",
-        f"| load server alone, into a raw socket that discards | {_n(r['load_server_msgs_per_s'])} | "
-        f"{_n(r['load_server_cpu_s_per_million'], 2)} (the reader) |",
+        f"| load server alone, into a raw socket that discards | {_n(r['load_server_msgs_per_s'])} "
+        f"| {_n(r['load_server_cpu_s_per_million'], 2)} (the reader) |",
     ]
     for key, label in (
         ("bridge", "this project's bridge (BinanceFeed, records drained)"),
@@ -117,15 +120,18 @@ def markdown(r: dict, profile: dict | None) -> str:
         lines.append(
             f"| {label} | {_n(r[f'{key}_msgs_per_s'])} | {_n(r[f'{key}_cpu_s_per_million'], 2)} |"
         )
+    server_headroom = r["load_server_msgs_per_s"] / max(
+        1, r["picows_msgs_per_s"], r["bridge_msgs_per_s"]
+    )
     lines += [
         "",
         f"Bridge / seed style: **{r['bridge_vs_seed_style']:.1f}x**; bridge / picows: "
-        f"{r['bridge_vs_picows']:.2f}x; with gap filling on / off: {r['bridge_backfill_vs_bridge']:.2f}x "
-        "(side by side, round by round). The server alone delivers "
-        f"{r['load_server_msgs_per_s'] / max(1, max(r['picows_msgs_per_s'], r['bridge_msgs_per_s'])):.0f}x "
-        "what the fastest client takes, so no client figure is the server's limit. The bridge reported "
-        f"{r['bridge_parse_failures']} parse failures and {r['bridge_gaps']} gaps (ids are renumbered to "
-        "stay consecutive across cycles of the captures).",
+        f"{r['bridge_vs_picows']:.2f}x; with gap filling on / off: "
+        f"{r['bridge_backfill_vs_bridge']:.2f}x (side by side, round by round). The server alone "
+        f"delivers {server_headroom:.0f}x what the fastest client takes, so no client figure is "
+        f"the server's limit. The bridge reported {r['bridge_parse_failures']} parse failures and "
+        f"{r['bridge_gaps']} gaps (ids are renumbered to stay consecutive across cycles of the "
+        "captures).",
         "",
     ]
     if profile:
@@ -133,8 +139,8 @@ def markdown(r: dict, profile: dict | None) -> str:
             "### Where the bridge's CPU goes",
             "",
             f"py-spy, {profile['samples']} samples of the thread holding the GIL (the bridge is "
-            "GIL-bound), start-up imports left out. self = in the function or C code it calls directly; "
-            "total = with its callees.",
+            "GIL-bound), start-up imports left out. self = in the function or C code it calls "
+            "directly; total = with its callees.",
             "",
             "| function (file) | self % | total % |",
             "|---|---|---|",
@@ -151,14 +157,15 @@ def markdown(r: dict, profile: dict | None) -> str:
     lines += [
         "## 2. Flink end to end",
         "",
-        f"`job/main.py` reading the flood: its graph has {r['flink_python_operators']} Python operator(s) of "
-        f"{r['flink_operators']} (counted from the graph, `python -m job.graph`): the bridge parses in "
-        "Python, and Flink's SQL does the rest (event time, bars, late trades, the three outputs), with "
-        "the repo's conf/config.yaml. Against the same graph built by the same `job.main.build` with "
-        "`binance_trades` swapped for Flink's FileSource over the same messages, parsed by the same "
-        "parser in the one Python operator (`bench/filesource_job.py`). Throughput is lines reaching the "
-        "trades sink (its in-progress part files, followed as written) over "
-        f"{r['flink_window_s']:g} s, starting {r['flink_warmup_s']:g} s after the first line.",
+        f"`job/main.py` reading the flood: its graph has {r['flink_python_operators']} Python "
+        f"operator(s) of {r['flink_operators']} (counted from the graph, `python -m job.graph`): "
+        "the bridge parses in Python, and Flink's SQL does the rest (event time, bars, late "
+        "trades, the three outputs), with the repo's conf/config.yaml. Against the same graph "
+        "built by the same `job.main.build` with `binance_trades` swapped for Flink's FileSource "
+        "over the same messages, parsed by the same parser in the one Python operator "
+        "(`bench/filesource_job.py`). Throughput is lines reaching the trades sink (its "
+        f"in-progress part files, followed as written) over {r['flink_window_s']:g} s, starting "
+        f"{r['flink_warmup_s']:g} s after the first line.",
         "",
         "| pipeline | trades/s |",
         "|---|---|",
@@ -169,10 +176,11 @@ def markdown(r: dict, profile: dict | None) -> str:
         "",
         "### Scaling out",
         "",
-        "`flink run` on a standalone cluster (`bench/scaleout.py`), every TaskManager with one slot: one "
-        "shard (BTCUSDT) on one TaskManager, then two shards (BTCUSDT, ETHUSDT: a connection each) with "
-        "`--parallelism 2` on two. In thread mode all subtasks of a TaskManager share its one interpreter, "
-        "so the bridge scales by TaskManagers; on this 2-core machine the ceiling is 2x.",
+        "`flink run` on a standalone cluster (`bench/scaleout.py`), every TaskManager with one "
+        "slot: one shard (BTCUSDT) on one TaskManager, then two shards (BTCUSDT, ETHUSDT: a "
+        "connection each) with `--parallelism 2` on two. In thread mode all subtasks of a "
+        "TaskManager share its one interpreter, so the bridge scales by TaskManagers; on this "
+        "2-core machine the ceiling is 2x.",
         "",
         "| cluster | trades/s |",
         "|---|---|",
@@ -184,12 +192,12 @@ def markdown(r: dict, profile: dict | None) -> str:
         "## 3. Latency",
         "",
         "The paced load server stamps each trade's `E` (and `T`) with its send time in ms; a trade "
-        "is attributed to the phase that sent it. *Source*: the job runs with "
-        "`--feed-factory bench.source_probe:StampedFeed`, a BinanceFeed that notes `now - E` when the "
-        "bridge operator drains the trade, right before emitting it (PyFlink's bundle flush to the JVM "
-        "comes after). *Trades sink*: `now - E` when the trade's line appears in the sink's in-progress "
-        "part file (polled every 2 ms), i.e. written by the sink, before a checkpoint commits it "
-        "(every 30 s). `E` has ms resolution: figures carry up to +1 ms. "
+        "is attributed to the phase that sent it. *Source*: the job runs with `--feed-factory "
+        "bench.source_probe:StampedFeed`, a BinanceFeed that notes `now - E` when the bridge "
+        "operator drains the trade, right before emitting it (PyFlink's bundle flush to the JVM "
+        "comes after). *Trades sink*: `now - E` when the trade's line appears in the sink's "
+        "in-progress part file (polled every 2 ms), i.e. written by the sink, before a checkpoint "
+        "commits it (every 30 s). `E` has ms resolution: figures carry up to +1 ms. "
         f"{r['latency_warmup_s']:g} s at 1,000/s warm the job up first; each phase then lasts "
         f"{r['latency_phase_s']:g} s, and every trade sent is waited for, so none is left out.",
         "",
@@ -206,30 +214,33 @@ def markdown(r: dict, profile: dict | None) -> str:
         )
     lines += [
         "",
-        "At a rate above what the job carries (section 2), trades queue in the bridge's buffer and the "
-        "latency is the queue's: it grows with the phase's length rather than describing the pipeline.",
+        "At a rate above what the job carries (section 2), trades queue in the bridge's buffer and "
+        "the latency is the queue's: it grows with the phase's length rather than describing the "
+        "pipeline.",
         "",
         "## 4. Idle cost",
         "",
-        f"After the paced phases the server sends only pings (every {r['ping_interval_s']:g} s). Once every "
-        f"trade has reached the sink and {r['idle_settle_s']:g} s more have passed, the CPU time (user + "
-        f"system) of the job's whole process tree ({r['idle_processes']} processes) is measured over {r['idle_window_s']:g} s"
+        f"After the paced phases the server sends only pings (every {r['ping_interval_s']:g} s). "
+        f"Once every trade has reached the sink and {r['idle_settle_s']:g} s more have passed, the "
+        f"CPU time (user + system) of the job's whole process tree ({r['idle_processes']} "
+        f"processes) is measured over {r['idle_window_s']:g} s"
         + (f" (shortened from 60 s by{flag})" if flag else "")
         + ". The cost: checkpoints (every 30 s), "
-        "the drain timer (backing off to 200 ms while quiet), the JVM's own timers (the flushers of "
-        "the network buffers and Pekko's RPC schedulers, every 100 ms: `conf/config.yaml`) and the "
-        "JIT compiler still at work on what the load phases ran.",
+        "the drain timer (backing off to 200 ms while quiet), the JVM's own timers (the flushers "
+        "of the network buffers and Pekko's RPC schedulers, every 100 ms: `conf/config.yaml`) and "
+        "the JIT compiler still at work on what the load phases ran.",
         "",
-        f"**{r['idle_cpu_pct']:.1f}% of one core**: the JVM {r['idle_cpu_pct_jvm']:.1f}%, the job's "
-        f"Python process {r['idle_cpu_pct_python']:.1f}% (it hosts the Python workers in process mode, "
-        f"Beam's loopback; in thread mode they run inside the JVM), other processes {r['idle_cpu_pct_other']:.1f}%.",
+        f"**{r['idle_cpu_pct']:.1f}% of one core**: the JVM {r['idle_cpu_pct_jvm']:.1f}%, the "
+        f"job's Python process {r['idle_cpu_pct_python']:.1f}% (it hosts the Python workers in "
+        "process mode, Beam's loopback; in thread mode they run inside the JVM), other processes "
+        f"{r['idle_cpu_pct_other']:.1f}%.",
         "",
         "## 5. Memory under a stalled consumer",
         "",
-        f"BinanceFeed (buffer bound {_n(r['stalled_buffer_size'])} records, overflow `block`) against "
-        f"the flood, never drained, for {r['stalled_seconds']:g} s. The buffer held "
-        f"{_n(r['stalled_buffered'])} records at the end, full after {r['stalled_full_after_s']} s; the "
-        "reader then blocks and the socket backs up.",
+        f"BinanceFeed (buffer bound {_n(r['stalled_buffer_size'])} records, overflow `block`) "
+        f"against the flood, never drained, for {r['stalled_seconds']:g} s. The buffer held "
+        f"{_n(r['stalled_buffered'])} records at the end, full after {r['stalled_full_after_s']} "
+        "s; the reader then blocks and the socket backs up.",
         "",
         "| RSS | MB |",
         "|---|---|",
@@ -243,18 +254,20 @@ def markdown(r: dict, profile: dict | None) -> str:
 
 
 def soak_markdown(soak: dict | None) -> str:
-    """The soak run's section (``python bench/soak.py``, not part of run.py: it takes 10 minutes)."""
+    """The soak run's section (``python bench/soak.py``, not part of run.py: it takes 10
+    minutes)."""
     if soak is None:
         return ""
     lines = [
         "",
         "## 6. Soak",
         "",
-        f"`python bench/soak.py` ({soak['date']}): {soak['minutes']:g} minutes of `job/main.py` against the "
-        f"live exchange simulator at {_n(soak['rate'])} trades/s (BTCUSDT and ETHUSDT), a connection reset "
-        f"every 60 s ({soak['resets']} in all) and a malformed frame every 1,000 messages "
-        f"({_n(soak['malformed_sent'])} sent). Every 10 s: RSS, threads and open file descriptors of the "
-        "job's processes (the Python driver and the JVM that runs the cluster and the Python operator).",
+        f"`python bench/soak.py` ({soak['date']}): {soak['minutes']:g} minutes of `job/main.py` "
+        f"against the live exchange simulator at {_n(soak['rate'])} trades/s (BTCUSDT and "
+        f"ETHUSDT), a connection reset every 60 s ({soak['resets']} in all) and a malformed frame "
+        f"every 1,000 messages ({_n(soak['malformed_sent'])} sent). Every 10 s: RSS, threads and "
+        "open file descriptors of the job's processes (the Python driver and the JVM that runs the "
+        "cluster and the Python operator).",
         "",
         "| time s | RSS MB | threads | fds |",
         "|---|---|---|---|",
@@ -268,8 +281,9 @@ def soak_markdown(soak: dict | None) -> str:
             f"{key.replace('_mb', '')} {value:+.1f}%"
             for key, value in soak["growth_from_minute_2_pct"].items()
         )
-        + f". Trades lost: **{soak['lost_trades']}**, written twice: **{soak['duplicate_trades']}** (every trade "
-        "the exchange published between the first and the last written, per symbol); dead letters: "
+        + f". Trades lost: **{soak['lost_trades']}**, written twice: "
+        f"**{soak['duplicate_trades']}** (every trade the exchange published between the first and "
+        "the last written, per symbol); dead letters: "
         + ", ".join(f"{reason} {n}" for reason, n in sorted(soak["dead_letters"].items()))
         + ".",
         "",

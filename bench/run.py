@@ -2,10 +2,12 @@
 
     python bench/run.py            # about 12 minutes on 2 cores
     python bench/run.py --quick    # under 6 minutes: shorter windows, one Flink round, 15 s idle
-    python bench/run.py --smoke    # about 4 minutes: every stage once, windows of seconds; checks the
-                                   # harness (the test suite runs it), its figures are not worth quoting
+    python bench/run.py --smoke    # about 4 minutes: every stage once, windows of seconds;
+                                   # checks the harness (the test suite runs it), its figures
+                                   # are not worth quoting
 
-Needs Java 17 (Flink), psutil and, for the bridge's profile, py-spy (``pip install .[bench] py-spy``).
+Needs Java 17 (Flink), psutil and, for the bridge's profile, py-spy
+(``pip install .[bench] py-spy``).
 Captures: the trades-only extracts in data/captures.
 Scratch (job output, logs, the FileSource input): $BENCH_SCRATCH or the system temp dir.
 """
@@ -32,51 +34,51 @@ from bench.data import REPO, Trades
 from bench.loadserver import LoadServer
 
 PLANS = {
-    "full": dict(
-        count=2_000_000,
-        seconds=4.0,
-        rounds=3,
-        stalled_seconds=10.0,
-        flink_rounds=2,
-        flink_warmup=10.0,
-        flink_window=30.0,
-        file_lines=3_000_000,
-        latency_warmup=10.0,
-        latency_phase=30.0,
-        idle_settle=10.0,
-        idle=60.0,
-        scaleout_count=3_000_000,
-    ),
-    "quick": dict(
-        count=600_000,
-        seconds=2.0,
-        rounds=2,
-        stalled_seconds=4.0,
-        flink_rounds=1,
-        flink_warmup=8.0,
-        flink_window=12.0,
-        file_lines=1_000_000,
-        latency_warmup=5.0,
-        latency_phase=10.0,
-        idle_settle=3.0,
-        idle=15.0,
-        scaleout_count=1_000_000,
-    ),
-    "smoke": dict(
-        count=200_000,
-        seconds=1.0,
-        rounds=1,
-        stalled_seconds=3.0,
-        flink_rounds=1,
-        flink_warmup=2.0,
-        flink_window=3.0,
-        file_lines=300_000,
-        latency_warmup=2.0,
-        latency_phase=3.0,
-        idle_settle=1.0,
-        idle=6.0,
-        scaleout_count=300_000,
-    ),
+    "full": {
+        "count": 2_000_000,
+        "seconds": 4.0,
+        "rounds": 3,
+        "stalled_seconds": 10.0,
+        "flink_rounds": 2,
+        "flink_warmup": 10.0,
+        "flink_window": 30.0,
+        "file_lines": 3_000_000,
+        "latency_warmup": 10.0,
+        "latency_phase": 30.0,
+        "idle_settle": 10.0,
+        "idle": 60.0,
+        "scaleout_count": 3_000_000,
+    },
+    "quick": {
+        "count": 600_000,
+        "seconds": 2.0,
+        "rounds": 2,
+        "stalled_seconds": 4.0,
+        "flink_rounds": 1,
+        "flink_warmup": 8.0,
+        "flink_window": 12.0,
+        "file_lines": 1_000_000,
+        "latency_warmup": 5.0,
+        "latency_phase": 10.0,
+        "idle_settle": 3.0,
+        "idle": 15.0,
+        "scaleout_count": 1_000_000,
+    },
+    "smoke": {
+        "count": 200_000,
+        "seconds": 1.0,
+        "rounds": 1,
+        "stalled_seconds": 3.0,
+        "flink_rounds": 1,
+        "flink_warmup": 2.0,
+        "flink_window": 3.0,
+        "file_lines": 300_000,
+        "latency_warmup": 2.0,
+        "latency_phase": 3.0,
+        "idle_settle": 1.0,
+        "idle": 6.0,
+        "scaleout_count": 300_000,
+    },
 }
 # module under bench.clients -> result key prefix
 CLIENTS = {
@@ -110,6 +112,7 @@ def run_client(module: str, url: str, count: int, seconds: float) -> dict:
         capture_output=True,
         text=True,
         timeout=seconds + 120,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"client {module} failed: {done.stderr[-2000:]}")
@@ -131,7 +134,9 @@ def bridge_benchmarks(plan: dict, server: LoadServer, results: dict) -> None:
     for name, rounds in by_client.items():
         results[f"{name}_msgs_per_s"] = round(median_of(rounds, "msgs_per_s"))
         results[f"{name}_cpu_s_per_million"] = median_of(rounds, "cpu_s_per_million")
-    pairs = list(zip(by_client["bridge"], by_client["seed_style"], by_client["picows"]))
+    pairs = list(
+        zip(by_client["bridge"], by_client["seed_style"], by_client["picows"], strict=True)
+    )
     results["bridge_vs_seed_style"] = round(
         statistics.median(b["msgs_per_s"] / s["msgs_per_s"] for b, s, _ in pairs), 2
     )
@@ -141,7 +146,7 @@ def bridge_benchmarks(plan: dict, server: LoadServer, results: dict) -> None:
     results["bridge_backfill_vs_bridge"] = round(
         statistics.median(
             f["msgs_per_s"] / b["msgs_per_s"]
-            for b, f in zip(by_client["bridge"], by_client["bridge_backfill"])
+            for b, f in zip(by_client["bridge"], by_client["bridge_backfill"], strict=True)
         ),
         3,
     )
@@ -165,6 +170,7 @@ def stalled_benchmark(plan: dict, server: LoadServer, results: dict) -> None:
         capture_output=True,
         text=True,
         timeout=plan["stalled_seconds"] + 60,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"stalled consumer failed: {done.stderr[-2000:]}")
@@ -208,7 +214,10 @@ def flink_throughput(plan: dict, server: LoadServer, scratch: Path, results: dic
     results["flink_trades_per_s"] = round(median_of(bridge, "trades_per_s"))
     results["flink_filesource_trades_per_s"] = round(median_of(files, "trades_per_s"))
     results["flink_vs_filesource"] = round(
-        statistics.median(b["trades_per_s"] / f["trades_per_s"] for b, f in zip(bridge, files)), 3
+        statistics.median(
+            b["trades_per_s"] / f["trades_per_s"] for b, f in zip(bridge, files, strict=True)
+        ),
+        3,
     )
     results["flink_filesource_input_used_up"] = any(f["input_used_up"] for f in files)
     results["flink_warmup_s"], results["flink_window_s"] = (
@@ -225,6 +234,7 @@ def python_operators(results: dict) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"job.graph failed: {done.stderr[-2000:]}")
@@ -240,8 +250,9 @@ def scale_out(plan: dict, scratch: Path, results: dict) -> None:
     )
     results.update(found)
     log(
-        f"standalone cluster: {found['flink_scaleout_1tm_trades_per_s']:,} trades/s on one TaskManager, "
-        f"{found['flink_scaleout_2tm_trades_per_s']:,} on two ({found['flink_scaleout_2tm_ratio']}x)"
+        f"standalone cluster: {found['flink_scaleout_1tm_trades_per_s']:,} trades/s on one "
+        f"TaskManager, {found['flink_scaleout_2tm_trades_per_s']:,} on two "
+        f"({found['flink_scaleout_2tm_ratio']}x)"
     )
 
 
@@ -260,8 +271,8 @@ def latency_and_idle(plan: dict, scratch: Path, results: dict) -> None:
     )
     results["idle_settle_s"] = plan["idle_settle"]
     log(
-        f"latency p99 {paced['latency_ms_p99_1k']} ms at 1k/s, {paced['latency_ms_p99_10k']} ms at 10k/s; "
-        f"idle {paced['idle_cpu_pct']}% of a core"
+        f"latency p99 {paced['latency_ms_p99_1k']} ms at 1k/s, {paced['latency_ms_p99_10k']} ms at "
+        f"10k/s; idle {paced['idle_cpu_pct']}% of a core"
     )
 
 
@@ -282,7 +293,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     results = {
         "plan": plan_name,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "load_avg_start": round(os.getloadavg()[0], 2),
         "rounds": plan["rounds"],

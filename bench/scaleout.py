@@ -35,25 +35,25 @@ def throughput(work: Path, taskmanagers: int, count: int, warmup: float, window:
         out = work / "out"
         tail = SinkTail(str(out / "trades"))
         tail.start()
-        console = open(work / "flink-run.txt", "wb")
-        run = cluster.flink(
-            "run",
-            "--detached",
-            "-py",
-            str(Path(__file__).parent.parent / "job" / "main.py"),
-            "--symbols",
-            ",".join(symbols),
-            "--shards",
-            str(len(symbols)),
-            "--parallelism",
-            str(len(symbols)),
-            "--ws-url",
-            server.url,
-            "--out",
-            str(out),
-            stdout=console,
-            stderr=subprocess.STDOUT,
-        )
+        with open(work / "flink-run.txt", "wb") as console:  # `flink run` holds its own copy
+            run = cluster.flink(
+                "run",
+                "--detached",
+                "-py",
+                str(Path(__file__).parent.parent / "job" / "main.py"),
+                "--symbols",
+                ",".join(symbols),
+                "--shards",
+                str(len(symbols)),
+                "--parallelism",
+                str(len(symbols)),
+                "--ws-url",
+                server.url,
+                "--out",
+                str(out),
+                stdout=console,
+                stderr=subprocess.STDOUT,
+            )
         try:
             run.wait(timeout=STARTUP_TIMEOUT_S)
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -68,7 +68,6 @@ def throughput(work: Path, taskmanagers: int, count: int, warmup: float, window:
             return {"trades_per_s": round(lines / (end - start)), "taskmanagers": taskmanagers}
         finally:
             tail.stop()
-            console.close()
             for job in cluster.jobs():
                 if job["state"] == "RUNNING":
                     cluster.flink(

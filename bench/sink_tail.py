@@ -42,17 +42,17 @@ class SinkTail(threading.Thread):
                 try:
                     inode = os.stat(path).st_ino
                     if inode not in self._files:
-                        self._files[inode] = (open(path, "rb"), b"")
+                        # followed until stop() closes it
+                        self._files[inode] = (open(path, "rb"), b"")  # noqa: SIM115
                 except FileNotFoundError:  # renamed by a commit between listing and opening
                     continue
         new = 0
-        for inode, (f, pending) in self._files.items():
+        for inode, (f, held) in self._files.items():
             data = f.read()
             if not data:
                 continue
             now_ms = time.time() * 1000
-            pending += data
-            complete, _, pending = pending.rpartition(b"\n")
+            complete, _, pending = (held + data).rpartition(b"\n")
             self._files[inode] = (f, pending)
             if complete:
                 lines = complete.split(b"\n")

@@ -1,6 +1,7 @@
 """Soak: the job for a long while under faults, watching its processes for growth.
 
-    python bench/soak.py                     # 10 minutes: writes bench/soak.json, and its section of results.md
+    python bench/soak.py                     # 10 minutes: writes bench/soak.json, and its
+                                             # section of results.md
     python bench/soak.py --minutes 2         # a shorter look
 
 ``job/main.py`` (embedded cluster) reads the exchange simulator, live (it trades on while nobody
@@ -98,15 +99,15 @@ def run(minutes: float, rate: int, work: Path) -> dict:
             "--checkpoint-dir",
             (work / "checkpoints").as_uri(),
         ]
-        console = open(work / "console.log", "wb")
-        job = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, FLINK_LOG_DIR=str(work / "log")),
-            start_new_session=True,
-        )
+        with open(work / "console.log", "wb") as console:  # the job holds its own copy
+            job = subprocess.Popen(
+                command,
+                cwd=REPO,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, FLINK_LOG_DIR=str(work / "log")),
+                start_new_session=True,
+            )
         series, resets = [], 0
         try:
             sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
@@ -128,7 +129,6 @@ def run(minutes: float, rate: int, work: Path) -> dict:
             if job.poll() is None:
                 job.kill()
                 job.wait()
-            console.close()
         injected = sum(r.sent_counts.get(INJECTED, 0) for r in sim.connections)
         trades = [row for _, row in committed_rows(out, "trades")]
         reasons = Counter(row["reason"] for _, row in committed_rows(out, "dead-letters"))
@@ -139,7 +139,7 @@ def run(minutes: float, rate: int, work: Path) -> dict:
         for key in ("rss_mb", "threads", "fds")
     }
     return {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "minutes": minutes,
         "rate": rate,
         "exit_code": job.returncode,

@@ -22,7 +22,8 @@ _FLUSH_EVERY_S = 1.0
 class StampedFeed(BinanceFeed):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._samples = open(f"{os.environ[ENV]}.{os.getpid()}", "a")
+        # open for the feed's life, closed in close()
+        self._samples = open(f"{os.environ[ENV]}.{os.getpid()}", "a")  # noqa: SIM115
         self._flushed_at = time.monotonic()
 
     def drain(self, max_items: int = 10_000) -> list:

@@ -7,5 +7,6 @@ Layers, each usable and testable alone:
   reconnects, silence detection, handover) that knows nothing of Binance.
 - ``connectors.feed``: the two joined, a Binance trade feed ready to drain.
 - ``connectors.flink``: the PyFlink wiring (source operator, watermarks, bars, sinks).
-- ``connectors.simulator``: a loopback Binance-compatible exchange for tests, benchmarks and the demo.
+- ``connectors.simulator``: a loopback Binance-compatible exchange for tests, benchmarks and the
+  demo.
 """

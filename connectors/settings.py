@@ -55,7 +55,7 @@ def check_url(url: str, schemes: tuple[str, ...], name: str) -> None:
     """Raises ValueError unless ``url`` has one of ``schemes`` and a host."""
     try:
         parts = urlsplit(url)
-        parts.port  # a port that is not a number raises here
+        _ = parts.port  # a port that is not a number raises here
     except ValueError as exc:
         raise ValueError(f"{name} {url!r} is not a URL: {exc}") from None
     if parts.scheme not in schemes or not parts.hostname:

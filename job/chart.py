@@ -13,7 +13,7 @@ import json
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from plotly.subplots import make_subplots
 from connectors.flink.outputs import committed_rows
 from connectors.flink.rows import decode_raw
 
-EPOCH = datetime(1970, 1, 1)  # naive UTC: plotly.js ignores time zones, the axis says UTC
+# naive UTC: plotly.js ignores time zones, the axis says UTC
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 RISING, FALLING = "#26a69a", "#ef5350"
 
 
@@ -126,7 +127,7 @@ def bar_figure(symbol: str, bars: list[Bar]) -> go.Figure:
         template="plotly_white",
         showlegend=False,
         height=480,
-        margin=dict(l=60, r=20, t=50, b=40),
+        margin={"l": 60, "r": 20, "t": 50, "b": 40},
         xaxis_rangeslider_visible=False,
     )
     fig.update_yaxes(title_text="price", row=1, col=1)
@@ -166,7 +167,8 @@ def page_html(title: str, figures: dict[str, go.Figure], health: str) -> str:
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         "<style>body{font-family:sans-serif;margin:1em 2em}"
         "table{border-collapse:collapse;margin:0 2em 1em 0;display:inline-table;vertical-align:top}"
-        "td,th{border:1px solid #ccc;padding:2px 8px}td{text-align:right}td:first-child{text-align:left}"
+        "td,th{border:1px solid #ccc;padding:2px 8px}td{text-align:right}"
+        "td:first-child{text-align:left}"
         "caption{font-weight:bold}</style>"
         f"</head><body><h1>{html.escape(title)}</h1>"
         f"{charts or '<p>No committed bars yet.</p>'}{health}</body></html>"

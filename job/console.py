@@ -17,8 +17,10 @@ from pathlib import Path
 _TIME = re.compile(r"^\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d)")
 # Messages of the bridge and the operator (their logging lands in the Flink log as " - <message>").
 _FEED_EVENTS = re.compile(
-    r" - ((?:connected to|connection to .* lost after|reconnecting to|waiting [\d.]+s before connecting"
-    r"|connect to .* failed|handing over|.*: catching up after|.*: backfill done|.* ids \d+\.\.\d+ are lost"
+    r" - ((?:connected to|connection to .* lost after|reconnecting to"
+    r"|waiting [\d.]+s before connecting"
+    r"|connect to .* failed|handing over|.*: catching up after|.*: backfill done"
+    r"|.* ids \d+\.\.\d+ are lost"
     r"|.*: \w+ skipped ids|shard .*: feed failed|.*: backfill of .* cannot go on).*)$"
 )
 _METRICS = re.compile(r"Started PrometheusReporter HTTP server on port (\d+)")
@@ -30,7 +32,8 @@ _ENDED = re.compile(r"Job .* switched from state \w+ to (FINISHED|FAILED|CANCELE
 
 
 class ConsoleReporter:
-    """Follows ``*.log`` in ``log_dir`` from a thread of its own and prints the events to ``out``."""
+    """Follows ``*.log`` in ``log_dir`` from a thread of its own and prints the events to
+    ``out``."""
 
     def __init__(self, log_dir: str, out=sys.stdout, poll_interval: float = 0.5):
         self._dir, self._out, self._poll = Path(log_dir), out, poll_interval
@@ -82,7 +85,8 @@ class ConsoleReporter:
         elif _RESTARTING.search(line):
             self._restarts += 1
             self._print(
-                f"{at}job restarting (attempt {self._restarts}) after: {self._cause or 'see the log'}"
+                f"{at}job restarting (attempt {self._restarts}) after: "
+                f"{self._cause or 'see the log'}"
             )
         elif (ended := _ENDED.search(line)) is not None:
             self._print(

@@ -169,8 +169,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument(
         "--demo",
         action="store_true",
-        help="start the embedded exchange simulator replaying the recorded trades in data/captures "
-        "and read from it, WebSocket and REST (no network needed); overrides --ws-url and --rest-url",
+        help="start the embedded exchange simulator replaying the recorded trades in "
+        "data/captures and read from it, WebSocket and REST (no network needed); overrides "
+        "--ws-url and --rest-url",
     )
     g.add_argument(
         "--demo-speed",

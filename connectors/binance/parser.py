@@ -132,7 +132,8 @@ _AGG_FIELDS = (
 
 
 def _diagnose(data: dict, fields, latest: int) -> None:
-    """Raises the precise reason a frame failed the fast path (the fast path only says yes or no)."""
+    """Raises the precise reason a frame failed the fast path (the fast path only says yes or
+    no)."""
     for name, check, label in fields:
         if check == _ID:
             _check_id(data, name, label)
@@ -187,20 +188,21 @@ def _trade(data: dict, latest: int) -> Trade:
 
 def _agg_trade(data: dict, latest: int) -> AggTrade:
     try:
-        s, a, p, q, f, l = data["s"], data["a"], data["p"], data["q"], data["f"], data["l"]
+        s, a, p, q = data["s"], data["a"], data["p"], data["q"]
+        first, last = data["f"], data["l"]
         T, E, m = data["T"], data["E"], data["m"]
         if (
             type(s) is str
             and type(a) is int
             and type(p) is str
             and type(q) is str
-            and type(f) is int
-            and type(l) is int
+            and type(first) is int
+            and type(last) is int
             and type(T) is int
             and type(E) is int
             and type(m) is bool
             and a >= 0
-            and 0 <= f <= l
+            and 0 <= first <= last
             and BINANCE_LAUNCH_MS <= T <= E + MAX_TRADE_AFTER_EVENT_MS
             and latest >= E
             and _PLAIN_DECIMAL(p)
@@ -208,7 +210,7 @@ def _agg_trade(data: dict, latest: int) -> AggTrade:
             and p.strip("0.")
             and q.strip("0.")
         ):
-            return AggTrade(s, a, p, q, f, l, T, E, m)
+            return AggTrade(s, a, p, q, first, last, T, E, m)
     except KeyError:
         pass
     if type(data.get("f")) is int and type(data.get("l")) is int and data["f"] > data["l"]:

@@ -41,7 +41,8 @@ class Trade:
 @dataclass(slots=True)
 class AggTrade:
     """One ``<symbol>@aggTrade`` event: trades ``first_trade_id..last_trade_id`` of one taker order
-    at one price, their quantities summed (or one ``aggTrades`` REST entry, ``event_time`` as above)."""
+    at one price, their quantities summed (or one ``aggTrades`` REST entry, ``event_time`` as
+    above)."""
 
     symbol: str
     agg_id: int  # "a": consecutive per symbol in practice

@@ -20,8 +20,8 @@ def normalize_symbols(symbols: Iterable[str]) -> list[str]:
     """Lower-case symbols, blanks dropped, duplicates removed, order kept; ValueError for a symbol
     that is not letters and digits, or for none at all."""
     out = []
-    for symbol in symbols:
-        symbol = symbol.strip().lower()
+    for given in symbols:
+        symbol = given.strip().lower()
         if not symbol:
             continue
         if not (symbol.isascii() and symbol.isalnum()):

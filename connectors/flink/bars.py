@@ -45,13 +45,15 @@ _ID_KEY = (
 _PRICE_KEY = (
     f"LPAD(CAST(CAST(price AS {DECIMAL}) AS STRING), 19, '0') || '|' || price"  # sorts by value
 )
+# In the SQL below, a backslash at the end of a line joins it to the next in the query's text.
 _WINDOWS = """
   SELECT symbol, MIN(trade_time) AS t0,
     SPLIT_INDEX(MIN({id_key}), '|', 1) AS o, SPLIT_INDEX(MAX({id_key}), '|', 1) AS c,
     SPLIT_INDEX(MAX({price_key}), '|', 1) AS hi, SPLIT_INDEX(MIN({price_key}), '|', 1) AS lo,
     SUM(CAST(quantity AS {decimal})) AS v,
     SUM(CAST(price AS {decimal}) * CAST(quantity AS {decimal})) AS q,
-    SUM(last_trade_id - first_trade_id + 1) AS cnt, MIN(first_trade_id) AS fid, MAX(last_trade_id) AS lid
+    SUM(last_trade_id - first_trade_id + 1) AS cnt, MIN(first_trade_id) AS fid, \
+MAX(last_trade_id) AS lid
   FROM TABLE(TUMBLE(TABLE {trades}, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
   GROUP BY symbol, window_start, window_end"""
 _SCALED = """
@@ -61,12 +63,15 @@ _SCALED = """
         FROM ({windows}))"""
 _N = "CAST(n0 AS DECIMAL(20, 0))"
 _HALF_EVEN = (
-    f"CAST(CAST(({_N} + CASE WHEN 2 * r > vi OR (2 * r = vi AND MOD({_N}, 2) = 1) THEN 1 ELSE 0 END)"
+    f"CAST(CAST(({_N} + CASE WHEN 2 * r > vi OR (2 * r = vi AND MOD({_N}, 2) = 1) "
+    "THEN 1 ELSE 0 END)"
     f" / CAST(100000000 AS DECIMAL(9, 0)) AS DECIMAL(28, 8)) AS STRING)"
 )
 _BARS = f"""
-  SELECT symbol, t0 - MOD(t0, {WINDOW_MS}) AS window_start, t0 - MOD(t0, {WINDOW_MS}) + {WINDOW_MS} AS window_end,
-    o AS `open`, hi AS high, lo AS low, c AS `close`, CAST(v AS STRING) AS volume, CAST(q AS STRING) AS quote_volume,
+  SELECT symbol, t0 - MOD(t0, {WINDOW_MS}) AS window_start, \
+t0 - MOD(t0, {WINDOW_MS}) + {WINDOW_MS} AS window_end,
+    o AS `open`, hi AS high, lo AS low, c AS `close`, CAST(v AS STRING) AS volume, \
+CAST(q AS STRING) AS quote_volume,
     COALESCE({_HALF_EVEN}, CAST(q / v AS STRING)) AS vwap,
     cnt AS trade_count, fid AS first_trade_id, lid AS last_trade_id
   FROM ({{scaled}})"""
@@ -77,7 +82,8 @@ _BARS = f"""
 _LATE = f"""
   SELECT * FROM {{trades}}
   WHERE CURRENT_WATERMARK(rowtime) IS NOT NULL
-    AND TO_TIMESTAMP_LTZ(trade_time - MOD(trade_time, {WINDOW_MS}) + {WINDOW_MS - 1}, 3) <= CURRENT_WATERMARK(rowtime)"""
+    AND TO_TIMESTAMP_LTZ(trade_time - MOD(trade_time, {WINDOW_MS}) + {WINDOW_MS - 1}, 3) \
+<= CURRENT_WATERMARK(rowtime)"""
 
 
 def minute_bars(t_env, trades):

@@ -49,7 +49,8 @@ _RECEIVED_AT = (
 
 
 def trade_lines(t_env, trades, kind: str = "trade"):
-    """The trades output: TRADE_LINE_FIELDS[kind] (aggTrade: the id columns under their own names)."""
+    """The trades output: TRADE_LINE_FIELDS[kind] (aggTrade: the id columns under their own
+    names)."""
     return t_env.sql_query(
         f"SELECT {_trade_select(kind)}, {_HOUR.format(ms='trade_time')} AS `hour` FROM {trades}"
     )
@@ -65,9 +66,10 @@ def dead_letter_lines(t_env, bridge_dead_letters, late_trades, kind: str = "trad
     """The bridge's dead letters and the late trades (``late_trade``, raw = the trade's line)."""
     late_lines = t_env.sql_query(f"SELECT {_trade_select(kind)} FROM {late_trades}")
     late = (
-        f"SELECT 'late_trade' AS reason, {json_line(late_lines)} AS `raw`, 'utf-8' AS raw_encoding, "
-        f"'trade time ' || CAST(trade_time AS STRING) || ' is behind the watermark: its 1-minute bar was "
-        f"already emitted' AS error, {_RECEIVED_AT} AS received_at FROM {late_lines}"
+        f"SELECT 'late_trade' AS reason, {json_line(late_lines)} AS `raw`, "
+        "'utf-8' AS raw_encoding, 'trade time ' || CAST(trade_time AS STRING) || ' is behind the "
+        "watermark: its 1-minute bar was already emitted' AS error, "
+        f"{_RECEIVED_AT} AS received_at FROM {late_lines}"
     )
     return t_env.sql_query(
         f"SELECT *, {_HOUR.format(ms='received_at')} AS `hour` FROM ("
@@ -76,16 +78,18 @@ def dead_letter_lines(t_env, bridge_dead_letters, late_trades, kind: str = "trad
 
 
 def add_file_output(t_env, statements, lines, out_dir: str, name: str, roll_interval: str) -> None:
-    """Adds to ``statements`` the insert of ``lines`` (a ``*_lines`` table) into ``out_dir/name``."""
+    """Adds to ``statements`` the insert of ``lines`` (a ``*_lines`` table) into
+    ``out_dir/name``."""
     table = name.replace("-", "_") + "_files"
     columns = ", ".join(
         f"`{c}` {t.copy(True).asSerializableString()}" for c, t in _column_types(lines).items()
     )
     path = "file://" + os.path.join(os.path.abspath(out_dir), name)
     t_env.execute_sql(
-        f"CREATE TEMPORARY TABLE {table} ({columns}) "
-        f"PARTITIONED BY (`hour`) WITH ('connector'='filesystem', 'path'='{path}', 'format'='json', "
-        f"'sink.rolling-policy.rollover-interval'='{roll_interval}', 'sink.rolling-policy.check-interval'='1 s')"
+        f"CREATE TEMPORARY TABLE {table} ({columns}) PARTITIONED BY (`hour`) WITH "
+        f"('connector'='filesystem', 'path'='{path}', 'format'='json', "
+        f"'sink.rolling-policy.rollover-interval'='{roll_interval}', "
+        "'sink.rolling-policy.check-interval'='1 s')"
     )
     statements.add_insert(table, lines)
 

@@ -9,6 +9,7 @@ Without ``--capture`` or ``--generate`` it replays the demo captures (data/captu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import threading
@@ -98,10 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         for symbol in market.symbols:
             print(f"REST:     {sim.http_url}/api/v3/historicalTrades?symbol={symbol}")
         print("Ctrl-C to stop", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

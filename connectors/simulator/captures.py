@@ -114,8 +114,8 @@ def _read_lines(path: Path) -> Iterator[bytes]:
         compressed = probe.read(2) == _GZIP_MAGIC
     opener = gzip.open if compressed else open
     with opener(path, "rb") as lines:
-        for line in lines:
-            line = line.rstrip(b"\r\n")
+        for raw in lines:
+            line = raw.rstrip(b"\r\n")
             if line:
                 yield line
 

@@ -276,7 +276,8 @@ class Market:
         return self._finished
 
     def published(self, symbol: str, kind: str = "trade") -> Published | None:
-        """What the ``<symbol>@<kind>`` stream published so far (None: the market has no such stream)."""
+        """What the ``<symbol>@<kind>`` stream published so far (None: the market has no such
+        stream)."""
         return self._published.get((symbol.upper(), kind))
 
     def subscribe(self, stream: str) -> None:

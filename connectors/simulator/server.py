@@ -304,14 +304,14 @@ class ExchangeSimulator:
         self.host = host
         self._port = port
         self._scheme = "s" if ssl_context is not None else ""
-        self._options = dict(
-            ping_interval=ping_interval,
-            pong_timeout=pong_timeout,
-            close_timeout=close_timeout,
-            rest_weight_limit=rest_weight_limit,
-            ssl_context=ssl_context,
-            keep_frames=keep_frames,
-        )
+        self._options = {
+            "ping_interval": ping_interval,
+            "pong_timeout": pong_timeout,
+            "close_timeout": close_timeout,
+            "rest_weight_limit": rest_weight_limit,
+            "ssl_context": ssl_context,
+            "keep_frames": keep_frames,
+        }
         self._exchange: Exchange | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -1,1 +1,2 @@
-"""A generic WebSocket-to-buffer bridge. Knows nothing about Binance: the exchange plugs in a decoder."""
+"""A generic WebSocket-to-buffer bridge. Knows nothing about Binance: the exchange plugs in a
+decoder."""

@@ -312,7 +312,8 @@ class Backfiller:
         )
 
     def _release(self, episode: _Episode) -> list:
-        """What no unfinished fill can still precede, merged by time, as an action for the buffer."""
+        """What no unfinished fill can still precede, merged by time, as an action for the
+        buffer."""
         open_fills = [f for f in episode.fills.values() if not f.done]
         if any(f.last_time is None for f in open_fills):
             return []

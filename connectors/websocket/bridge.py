@@ -379,7 +379,8 @@ class Bridge:
                 self._handover(readers, why)
 
     def _resolve_start_time(self) -> None:
-        """``resume_at``: each key without a position starts before its first record at that time."""
+        """``resume_at``: each key without a position starts before its first record at that
+        time."""
         if self._start_time is None:
             return
         time_ms, keys = self._start_time

@@ -3,6 +3,7 @@ the ``FrameReader`` does the reading, and control frames are answered here."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -65,7 +66,8 @@ class Connection:
             ws = websocket.create_connection(
                 self.url,
                 timeout=self._connect_timeout,
-                skip_utf8_validation=True,  # the decoder validates; the library's check is pure Python
+                # the decoder validates; the library's check is pure Python
+                skip_utf8_validation=True,
                 enable_multithread=True,
                 sslopt={"ca_certs": self._ca_file} if self._ca_file else None,
             )
@@ -107,7 +109,7 @@ class Connection:
                 messages.append(frame)
                 continue
             op = frame.opcode
-            if op == OP_TEXT or op == OP_BINARY:
+            if op in (OP_TEXT, OP_BINARY):
                 if frame.fin:
                     messages.append(Message(frame.payload, op == OP_BINARY, frame.size))
                 else:
@@ -130,16 +132,12 @@ class Connection:
         ws, self._ws = self._ws, None
         if ws is None:
             return
-        try:
+        # the peer may be gone already; closing must still finish
+        with contextlib.suppress(Exception):
             ws.send_close(code)
-        except Exception:  # the peer may be gone already; closing must still finish
-            pass
-        try:
-            ws.sock.shutdown(
-                socket.SHUT_RDWR
-            )  # wakes a reader blocked in recv; close() alone does not
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            # wakes a reader blocked in recv; close() alone does not
+            ws.sock.shutdown(socket.SHUT_RDWR)
         ws.shutdown()
 
     def _add_fragment(self, frame) -> None:
@@ -171,10 +169,8 @@ class Connection:
     def _answer_close(self, payload: bytes) -> ConnectionLost:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
         reason = payload[2:].decode("utf-8", "replace")
-        try:
+        with contextlib.suppress(OSError, websocket.WebSocketException):
             self._ws.send_close(code or websocket.STATUS_NORMAL)
-        except (OSError, websocket.WebSocketException):
-            pass
         return ConnectionLost("server closed the connection", code, reason)
 
 

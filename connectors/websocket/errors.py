@@ -49,7 +49,8 @@ class BufferOverflow(FeedError):
 
 
 class ConnectionLost(Exception):
-    """An established connection ended; the bridge reconnects (internal, never reaches the consumer)."""
+    """An established connection ended; the bridge reconnects (internal, never reaches the
+    consumer)."""
 
     def __init__(self, cause: str, code: int | None = None, reason: str = ""):
         self.cause, self.code, self.reason = cause, code, reason

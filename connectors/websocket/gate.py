@@ -65,7 +65,8 @@ class AttemptGate:
         self.limit, self.window = limit, window
 
     def reserve(self) -> float:
-        """Books the next attempt; returns how long to sleep before making it (0 when it may go now)."""
+        """Books the next attempt; returns how long to sleep before making it (0 when it may go
+        now)."""
         with _shared_state(self.path) as state:
             now = time.time()
             recent = [t for t in state.get("attempts", []) if t > now - self.window]

@@ -1,4 +1,5 @@
-"""Logging that cannot flood: per kind of event, a burst, then a summary with the suppressed count."""
+"""Logging that cannot flood: per kind of event, a burst, then a summary with the suppressed
+count."""
 
 from __future__ import annotations
 

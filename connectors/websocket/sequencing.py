@@ -25,7 +25,8 @@ class Verdict(Enum):
 
 class SequenceTracker:
     def __init__(self):
-        self.last_seqs: dict = {}  # key -> last seq; public so a hot loop can take the common case inline
+        # key -> last seq; public so a hot loop can take the common case inline
+        self.last_seqs: dict = {}
         self._gaps: dict = {}  # key -> list of [first, last] missing ranges, oldest first
         self.gaps = 0  # gaps seen
         self.missing = 0  # ids those gaps lacked when seen

@@ -18,7 +18,7 @@ from connectors.feed import BinanceFeed
 from connectors.simulator import Market
 from connectors.websocket.bridge import BridgeConfig
 
-FAST = dict(backoff_initial=0.05, backoff_max=0.2, poll_interval=0.05)
+FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
 OUT_OF_ORDERNESS_MS = 2000  # the job's default watermark bound: a trade further behind is late
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 

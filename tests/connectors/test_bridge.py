@@ -4,6 +4,7 @@ import logging
 import os
 import threading
 import time
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -14,7 +15,7 @@ from connectors.simulator.market import Market
 from connectors.websocket.bridge import BridgeConfig
 from connectors.websocket.errors import ConnectFailed, ReconnectsExhausted
 
-FAST = dict(backoff_initial=0.05, backoff_max=0.2, poll_interval=0.05)
+FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
 
 
 def config(tmp_path, **overrides) -> BridgeConfig:
@@ -95,7 +96,7 @@ def test_replay_of_real_agg_trades(simulator, capture_paths, feeds, tmp_path):
         aggs = [i for i in items if i.symbol == symbol]
         assert [a.agg_id for a in aggs] == list(range(aggs[0].agg_id, aggs[0].agg_id + n))
         # each aggregate picks up where the previous ended: no trade lost between them
-        assert all(b.first_trade_id == a.last_trade_id + 1 for a, b in zip(aggs, aggs[1:]))
+        assert all(b.first_trade_id == a.last_trade_id + 1 for a, b in pairwise(aggs))
     assert feed.stats["gaps"] == 0 and feed.stats["parse_failures"] == 0
 
 
@@ -276,7 +277,7 @@ def test_handover_opens_the_new_connection_first_and_loses_nothing(
     old, new = sim.connections[0], sim.connections[1]
     assert new.opened_at < (old.closed_at or time.time())  # make before break
     for symbol in ("BTCUSDT", "ETHUSDT"):
-        ids = [i for i in sorted(trade_ids(items, symbol))]
+        ids = sorted(trade_ids(items, symbol))
         assert ids == sorted(set(ids)), "a trade delivered twice"
     stats = feed.stats
     assert stats["gaps"] == 0 and stats["duplicates"] == 0 and stats["disconnects"] == 0
@@ -289,7 +290,7 @@ def test_reconnects_exhausted_is_an_error(simulator, feeds, tmp_path):
     collect(feed, count_trades(1), timeout=10)
     sim.faults.refuse_connections()
     sim.faults.drop_after(0, code=1001)
-    with pytest.raises(ReconnectsExhausted, match="after 3 reconnect attempts; last: .*refused"):
+    with pytest.raises(ReconnectsExhausted, match=r"after 3 reconnect attempts; last: .*refused"):
         collect(feed, lambda items: False, timeout=10)
     assert feed.stats["connect_failures"] == 3
 

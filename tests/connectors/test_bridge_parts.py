@@ -139,7 +139,7 @@ def test_weight_gate_keeps_a_minute_budget_and_retry_after_across_processes(tmp_
 def test_backoff_doubles_up_to_its_cap_within_its_jitter_and_resets():
     backoff = Backoff(initial=0.5, maximum=4.0, jitter=0.2)
     delays = [backoff.next_delay() for _ in range(6)]
-    for delay, base in zip(delays, [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]):
+    for delay, base in zip(delays, [0.5, 1.0, 2.0, 4.0, 4.0, 4.0], strict=True):
         assert base * 0.8 <= delay <= base * 1.2
     assert backoff.attempts == 6
     backoff.reset()

@@ -1,6 +1,7 @@
-"""The frame reader against real socket pairs: frames split anywhere, every length encoding, masking,
-and oversized frames skipped without being held."""
+"""The frame reader against real socket pairs: frames split anywhere, every length encoding,
+masking, and oversized frames skipped without being held."""
 
+import contextlib
 import os
 import socket
 import struct
@@ -71,7 +72,7 @@ def test_frames_split_across_reads(pair):
         writer.sendall(wire[i : i + 7777])
         frames += reader.read()
     frames += read_all(reader, len(payloads) + 2 - len(frames))
-    assert [payload(f) for f in frames] == payloads + [b"hi", b"\x00\x01"]
+    assert [payload(f) for f in frames] == [*payloads, b"hi", b"\x00\x01"]
     assert all(type(f) is bytes for f in frames[:-2])
     assert [f.opcode for f in frames[-2:]] == [OP_PING, OP_BINARY]
 
@@ -90,10 +91,8 @@ def test_oversized_frame_is_skipped_with_evidence(pair):
     wire = memoryview(encode(b"before") + encode(huge) + encode(b"after"))
     frames, sent = [], 0
     while sent < len(wire):
-        try:
+        with contextlib.suppress(BlockingIOError):
             sent += writer.send(wire[sent : sent + 65536])
-        except BlockingIOError:
-            pass
         frames += reader.read()
         assert len(reader._rest) <= 1 << 19  # never holds the oversized payload
     frames += read_all(reader, 3 - len(frames))

@@ -16,6 +16,7 @@ exactly what came before the sentinel. A failing example retires its feed: the n
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -37,16 +38,16 @@ from helpers.raw_websocket import (
 )
 
 MAX_FRAME_BYTES = 2048
-CONFIG = dict(  # short everything, so that a failure fails fast instead of hanging
-    connect_timeout=2.0,
-    silence_timeout=20.0,
-    max_reconnect_attempts=1,
-    backoff_initial=0.01,
-    backoff_max=0.05,
-    poll_interval=0.02,
-    handover_timeout=1.0,
-    max_frame_bytes=MAX_FRAME_BYTES,
-)
+CONFIG = {  # short everything, so that a failure fails fast instead of hanging
+    "connect_timeout": 2.0,
+    "silence_timeout": 20.0,
+    "max_reconnect_attempts": 1,
+    "backoff_initial": 0.01,
+    "backoff_max": 0.05,
+    "poll_interval": 0.02,
+    "handover_timeout": 1.0,
+    "max_frame_bytes": MAX_FRAME_BYTES,
+}
 # The fuzz profile (10,000 examples) runs every one; the quick default a quarter of its count.
 _PROFILE_EXAMPLES = settings.default.max_examples
 BRIDGE_EXAMPLES = (
@@ -118,7 +119,7 @@ def rig(tmp_path_factory):
         rig.close()
 
 
-# -- what a script is made of -----------------------------------------------------------------------
+# -- what a script is made of ----------------------------------------------------------------------
 
 
 def decimal_8(n: int) -> str:
@@ -229,7 +230,7 @@ class Script:
             self.wire.append(encode(payload, opcode))
             return
         points = sorted({int(c * len(payload)) for c in cuts} | {0, len(payload)})
-        pieces = [payload[a:b] for a, b in zip(points, points[1:])] or [b""]
+        pieces = [payload[a:b] for a, b in pairwise(points)] or [b""]
         for i, piece in enumerate(pieces):
             self.wire.append(
                 encode(piece, opcode if i == 0 else CONTINUATION, i == len(pieces) - 1)
@@ -347,7 +348,7 @@ def matches(got, want) -> bool:
     return raw == payload if exact else (raw == payload[: len(raw)] and len(raw) < len(payload))
 
 
-# -- the property -----------------------------------------------------------------------------------
+# -- the property ----------------------------------------------------------------------------------
 
 
 @settings(max_examples=BRIDGE_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
@@ -362,7 +363,9 @@ def test_feed_delivers_each_trade_once_in_order_and_one_dead_letter_per_bad_mess
     try:
         # A fresh feed's ids start anywhere; then each symbol's ids run on, example after example.
         next_ids = rig.next_ids[shape]
-        first_ids = {s: next_ids.get(s, start) for s, start in zip(SHAPES[shape], first)}
+        first_ids = {
+            s: next_ids.get(s, start) for s, start in zip(SHAPES[shape], first, strict=False)
+        }
         plan = Script(shape, first_ids, time.time_ns() // 1_000_000)
         for item in drawn:
             plan.add(item)
@@ -374,7 +377,7 @@ def test_feed_delivers_each_trade_once_in_order_and_one_dead_letter_per_bad_mess
 
         stream = b"".join(plan.wire)
         points = sorted({int(f * len(stream)) for f in splits} | {0, len(stream)})
-        for a, b in zip(points, points[1:]):
+        for a, b in pairwise(points):
             conn.send(stream[a:b])
 
         got, deadline = [], time.monotonic() + WAIT

@@ -30,7 +30,7 @@ CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 SOCKET_TIMEOUT = 1.0  # a reader blocked this long on a pair that should have data is a failure
 
 
-# -- the test's own encoder ---------------------------------------------------------------------------
+# -- the test's own encoder ------------------------------------------------------------------------
 
 
 def encode(payload: bytes, opcode: int, fin: bool = True, mask: bytes | None = None) -> bytes:
@@ -69,10 +69,13 @@ class Sent:
     def __repr__(self) -> str:
         mask = f", mask={self.mask!r}" if self.mask is not None else ""
         shown = self.payload if len(self.payload) <= 40 else self.payload[:20] + b"..."
-        return f"Sent({shown!r} [{len(self.payload)} bytes], opcode={self.opcode}, fin={self.fin}{mask})"
+        return (
+            f"Sent({shown!r} [{len(self.payload)} bytes], opcode={self.opcode}, "
+            f"fin={self.fin}{mask})"
+        )
 
 
-# -- strategies ---------------------------------------------------------------------------------------
+# -- strategies ------------------------------------------------------------------------------------
 
 
 def _random_bytes(n: int, seed: int) -> bytes:
@@ -135,7 +138,7 @@ chunkings = st.lists(
 )
 
 
-# -- driving a real socket pair -----------------------------------------------------------------------
+# -- driving a real socket pair --------------------------------------------------------------------
 
 
 class Pair:
@@ -221,7 +224,7 @@ def sent_messages(sent: list) -> list:
     return out
 
 
-# -- properties ---------------------------------------------------------------------------------------
+# -- properties ------------------------------------------------------------------------------------
 
 BIG_LIMIT = 1 << 20  # nothing in these streams exceeds it
 
@@ -253,7 +256,7 @@ def test_a_writer_thread_with_pauses_yields_exactly_the_frames_sent(sent, chunks
         def write():
             try:
                 pos = 0
-                for size, pause in chunks + [(len(wire), 0.0)]:
+                for size, pause in [*chunks, (len(wire), 0.0)]:
                     pair.writer.sendall(wire[pos : pos + size])
                     pos += size
                     if pos >= len(wire):
@@ -292,7 +295,8 @@ def limited_streams(draw):
 
 
 # Found by this property against frames.py of commit 80d023c: when a recv ends inside an
-# oversized frame's payload, the evidence is what that recv held (here nothing), not its first bytes.
+# oversized frame's payload, the evidence is what that recv held (here nothing), not its first
+# bytes.
 @example(case=(0, [Sent(b"\x00", PING, True, None)]), chunking=[(2, True)])
 @given(case=limited_streams(), chunking=chunkings)
 def test_oversized_frames_are_skipped_keeping_their_first_bytes_under_any_chunking(case, chunking):

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of the Binance frame parser (``Parser(kinds=...).parse(payload, binary)``).
+"""Property-based fuzzing of the Binance frame parser
+(``Parser(kinds=...).parse(payload, binary)``).
 
 Inputs are arbitrary bytes and real trade frames from data/captures, mutated at three levels:
 fields (deleted, retyped, given odd values), envelopes (raw and combined-stream, broken wrappers,
@@ -35,7 +36,7 @@ real_events = st.sampled_from(EVENTS)
 RECORD_TYPES = (Trade, AggTrade)
 
 
-# -- building blocks --------------------------------------------------------------------------------
+# -- building blocks -------------------------------------------------------------------------------
 
 
 def as_agg_trade(data: dict) -> dict:
@@ -153,7 +154,7 @@ json_values = st.recursive(
     max_leaves=6,
 )
 field_names = st.sampled_from(
-    AGG_FIELDS + ("t", "stream", "data", "id", "result", "error", "b", "")
+    (*AGG_FIELDS, "t", "stream", "data", "id", "result", "error", "b", "")
 ) | st.text(max_size=3)
 event_names = st.sampled_from(
     ["trade", "aggTrade", "serverShutdown", "depthUpdate", "TRADE", "trade ", ""]
@@ -292,7 +293,7 @@ def input_object(payload: bytes):
     return message
 
 
-# -- properties -------------------------------------------------------------------------------------
+# -- properties ------------------------------------------------------------------------------------
 
 
 def check_classified(result, payload: bytes, binary: bool, kinds: tuple) -> None:

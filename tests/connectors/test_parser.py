@@ -1,4 +1,5 @@
-"""The Binance frame parser: every frame becomes exactly one record, control message or dead letter."""
+"""The Binance frame parser: every frame becomes exactly one record, control message or dead
+letter."""
 
 import time
 
@@ -134,7 +135,7 @@ MALFORMED = [
     (frame(with_(TRADE, p="+1.00")), False, FailureReason.IMPOSSIBLE_VALUE),
     (frame(with_(TRADE, p=" 1.00")), False, FailureReason.IMPOSSIBLE_VALUE),
     (frame(with_(TRADE, p="1_000.00")), False, FailureReason.IMPOSSIBLE_VALUE),
-    (frame(with_(TRADE, p="１.00")), False, FailureReason.IMPOSSIBLE_VALUE),  # a full-width digit
+    (frame(with_(TRADE, p="\uff11.00")), False, FailureReason.IMPOSSIBLE_VALUE),  # a full-width 1
     (frame(with_(TRADE, p=".5")), False, FailureReason.IMPOSSIBLE_VALUE),
     (frame(with_(TRADE, p="5.")), False, FailureReason.IMPOSSIBLE_VALUE),
     (frame(with_(TRADE, p="12345678901.00")), False, FailureReason.IMPOSSIBLE_VALUE),  # 11 digits

@@ -47,9 +47,10 @@ def drain(feed, until, timeout=20.0):
 def test_an_untrusted_certificate_is_refused_with_the_tls_failure_named(tls_simulator, tmp_path):
     sim = tls_simulator(Market.generated(["btcusdt"], rate=100))
     assert sim.ws_url.startswith("wss://")
-    with BinanceFeed(
-        ["btcusdt"], "trade", sim.ws_url, BridgeConfig(gate_dir=str(tmp_path))
-    ) as feed, pytest.raises(ConnectFailed, match="TLS error: .*CERTIFICATE_VERIFY_FAILED"):
+    with (
+        BinanceFeed(["btcusdt"], "trade", sim.ws_url, BridgeConfig(gate_dir=str(tmp_path))) as feed,
+        pytest.raises(ConnectFailed, match=r"TLS error: .*CERTIFICATE_VERIFY_FAILED"),
+    ):
         drain(feed, lambda items: False)
     assert sim.connections == []
 

@@ -46,7 +46,7 @@ def run(trades, what=minute_bars) -> list[dict]:
     if "rowtime" in result.get_schema().get_field_names():
         result = result.drop_columns(col("rowtime"))  # an Instant does not cross to Python
     with result.execute().collect() as rows:
-        return [dict(zip(result.get_schema().get_field_names(), row)) for row in rows]
+        return [dict(zip(result.get_schema().get_field_names(), row, strict=True)) for row in rows]
 
 
 def test_largest_values_are_summed_and_multiplied_exactly():
@@ -63,7 +63,7 @@ def test_largest_values_are_summed_and_multiplied_exactly():
         [Decimal(biggest), Decimal(smallest), Decimal(smallest)],
     )
     quote = volume = Decimal(0)
-    for p, q in zip(prices, quantities):
+    for p, q in zip(prices, quantities, strict=True):
         quote, volume = EXACT.add(quote, EXACT.multiply(p, q)), EXACT.add(volume, q)
     assert (
         bar["quote_volume"] == format(quote, "f") == "99999999999999999900.0000000000000001"

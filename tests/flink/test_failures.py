@@ -66,13 +66,14 @@ def test_an_untrusted_certificate_fails_the_job_into_restarts_naming_tls(tls_exc
         "restart-strategy.exponential-delay.initial-backoff=200ms",
         duration=60,
     )
-    proc = subprocess.Popen(
-        cmd,
-        stdout=open(stdout, "wb"),
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ, FLINK_LOG_DIR=str(tmp_path / "log")),
-        start_new_session=True,
-    )
+    with open(stdout, "wb") as out:  # the job holds its own copy
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, FLINK_LOG_DIR=str(tmp_path / "log")),
+            start_new_session=True,
+        )
     try:
         tls_exchange.wait_for(
             lambda: "job restarting (attempt 2)" in stdout.read_text(), timeout=300

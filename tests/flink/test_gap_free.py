@@ -35,7 +35,8 @@ def test_resets_and_refused_upgrades_cost_nothing_and_since_starts_in_the_past(
     simulator, demo_captures, tmp_path
 ):
     """The README's command against a live exchange: two connection resets, each followed by 3 s of
-    refused connections; ``--since`` the exchange's first trade, published before the job started."""
+    refused connections; ``--since`` the exchange's first trade, published before the job
+    started."""
     sim = simulator(live_market(demo_captures))
     sim.wait_for(
         lambda: all(sim.market.published(s).ids for s in ("BTCUSDT", "ETHUSDT")), timeout=10

@@ -34,7 +34,10 @@ pytestmark = pytest.mark.slow
 BAD_TEXT_FRAMES = [
     b"this is not json",  # invalid_json
     b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1}}',  # missing_field
-    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":"x","p":"1","q":"1","T":1,"m":true}}',  # wrong_type
+    (  # wrong_type
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":"x","p":"1",'
+        b'"q":"1","T":1,"m":true}}'
+    ),
     b"[1, 2, 3]",  # not_an_object
     b"\xff\xfe invalid utf-8",  # invalid_utf8
 ]
@@ -145,7 +148,8 @@ def test_refused_connections_fail_the_job_which_restarts_and_delivers(
 
 
 def test_two_shards_on_two_subtasks(simulator, capture_dir, capture, tmp_path):
-    """One raw-stream connection per symbol, each in its own bridge subtask; bars in parallel too."""
+    """One raw-stream connection per symbol, each in its own bridge subtask; bars in parallel
+    too."""
     sim = simulator(replay_market(capture_dir))
     out, logs = tmp_path / "out", tmp_path / "log"
     proc = start_job(

@@ -1,4 +1,5 @@
-"""The Flink-free parts of connectors.flink: the tuples the bridge hands to Flink, shard planning."""
+"""The Flink-free parts of connectors.flink: the tuples the bridge hands to Flink, shard
+planning."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from connectors.flink.source import plan_shards
 
 def test_trade_tuples_keep_the_exact_strings_and_name_the_ids():
     trade = trade_tuple(Trade("BTCUSDT", 7, "60000.10000000", "0.00010000", 1000, 1001, True))
-    assert dict(zip(TRADE_FIELDS, trade)) == {
+    assert dict(zip(TRADE_FIELDS, trade, strict=True)) == {
         "symbol": "BTCUSDT",
         "trade_id": 7,
         "price": "60000.10000000",
@@ -32,6 +33,7 @@ def test_trade_tuples_keep_the_exact_strings_and_name_the_ids():
         zip(
             TRADE_FIELDS,
             trade_tuple(AggTrade("ETHUSDT", 5, "2600.01", "1.5", 10, 12, 1000, 1001, False)),
+            strict=True,
         )
     )
     assert (agg["trade_id"], agg["first_trade_id"], agg["last_trade_id"], agg["price"]) == (
@@ -50,6 +52,7 @@ def test_dead_letter_raw_is_lossless(raw, encoding):
         zip(
             DEAD_LETTER_FIELDS,
             dead_letter_tuple(DeadLetter(FailureReason.INVALID_UTF8, raw, "boom", 123)),
+            strict=True,
         )
     )
     assert (letter["reason"], letter["raw_encoding"], letter["error"], letter["received_at"]) == (

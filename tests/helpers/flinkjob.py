@@ -50,19 +50,21 @@ def job_env(log_dir: Path) -> dict:
 
 def start_job(cmd, log_dir: Path, stdout_path: Path) -> subprocess.Popen:
     log_dir.mkdir(parents=True, exist_ok=True)
-    out = open(stdout_path, "wb")
-    return subprocess.Popen(
-        cmd, env=job_env(log_dir), stdout=out, stderr=subprocess.STDOUT, cwd=REPO
-    )
+    with open(stdout_path, "wb") as out:  # the job holds its own copy
+        return subprocess.Popen(
+            cmd, env=job_env(log_dir), stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+        )
 
 
 def finish_job(proc: subprocess.Popen, stdout_path: Path) -> str:
     try:
         rc = proc.wait(timeout=JOB_TIMEOUT)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         proc.kill()
         proc.wait()
-        raise AssertionError(f"job still running after {JOB_TIMEOUT}s:\n{tail(stdout_path)}")
+        raise AssertionError(
+            f"job still running after {JOB_TIMEOUT}s:\n{tail(stdout_path)}"
+        ) from exc
     text = stdout_path.read_text(errors="replace")
     assert rc == 0, f"job exited with {rc}:\n{tail(stdout_path)}"
     return text
@@ -87,7 +89,7 @@ def in_progress_files(out: Path) -> list[Path]:
     return [p for p in out.rglob(".*") if p.is_file()]
 
 
-# -- expectations from the captures, computed here with Decimal (not with connectors.flink) ----------
+# -- expectations from the captures, computed here with Decimal (not with connectors.flink) --------
 
 _CTX = Context(prec=80, rounding=ROUND_HALF_EVEN)
 

@@ -5,6 +5,7 @@ pongs. Written out here rather than taken from the code under test."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import socket
 import struct
@@ -48,10 +49,8 @@ class ServerConnection:
 
     def stop(self) -> None:
         self._stopping = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._thread.join(5.0)
         self.sock.close()
         assert not self._thread.is_alive(), "server connection thread did not stop"
@@ -149,7 +148,8 @@ class RawWebSocketServer:
                 self.connections.append(ServerConnection(sock))
 
     def wait_for_client(self, path: str, known: int) -> ServerConnection:
-        """The first connection after the ``known`` ones already seen, once upgraded, on ``path``."""
+        """The first connection after the ``known`` ones already seen, once upgraded, on
+        ``path``."""
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             with self._lock:

@@ -3,6 +3,7 @@ subprocess, the page rendered by headless Chromium (apt package `chromium`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -97,6 +98,7 @@ def run_chart(out: Path, page: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
 
 
@@ -161,10 +163,8 @@ def chromium(tmp_path_factory):
 
     yield run
     for proc in started:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
 
 

@@ -90,7 +90,8 @@ def test_a_killed_taskmanager_is_replaced_and_nothing_is_lost(
     cluster, simulator, demo_captures, tmp_path
 ):
     """SIGKILL the TaskManager mid-run, start a new one: the job restarts from its last checkpoint,
-    the feed resumes after the checkpointed ids and fetches what the exchange published meanwhile."""
+    the feed resumes after the checkpointed ids and fetches what the exchange published
+    meanwhile."""
     sim = simulator(
         Market.replay(demo_captures, speed=6.5, pause_without_subscribers=False)
     )  # ~400 trades/s

@@ -35,7 +35,12 @@ def test_rules_and_scrape_config_pass_promtool():
         ["test", "rules", "alerts_test.yml"],
     ):
         run = subprocess.run(
-            [promtool, *args], cwd=PROMETHEUS_CONF, capture_output=True, text=True, timeout=60
+            [promtool, *args],
+            cwd=PROMETHEUS_CONF,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert run.returncode == 0, run.stdout + run.stderr
     rules = yaml.safe_load((PROMETHEUS_CONF / "alerts.yml").read_text())["groups"][0]["rules"]
@@ -58,18 +63,19 @@ def prometheus(tmp_path):
         ]
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
-        started.append(
-            subprocess.Popen(
-                [
-                    tool("prometheus"),
-                    f"--config.file={tmp_path / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=open(tmp_path / "prometheus.log", "wb"),
+        with open(tmp_path / "prometheus.log", "wb") as log:  # Prometheus holds its own copy
+            started.append(
+                subprocess.Popen(
+                    [
+                        tool("prometheus"),
+                        f"--config.file={tmp_path / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                        f"--web.listen-address=127.0.0.1:{port}",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
             )
-        )
         return f"http://127.0.0.1:{port}"
 
     yield start

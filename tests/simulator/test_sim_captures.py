@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -22,7 +23,7 @@ def test_hftbacktest_lines_keep_time_in_ns_and_the_exact_data_bytes(capture_dir)
         ]
     assert len(events) == len(trade_lines) == 10147
     assert [event.data["t"] for event in events] == list(range(3735693016, 3735703163))
-    for event, line in zip(events, trade_lines):
+    for event, line in zip(events, trade_lines, strict=True):
         recv_time, _, message = line.partition(b" ")
         assert event.recv_time_ns == int(recv_time)
         assert message == b'{"stream":"btcusdt@trade","data":' + event.raw + b"}"
@@ -36,7 +37,7 @@ def test_older_hftbacktest_file_in_microseconds_keeps_extra_fields(capture_dir):
     events = load_events(capture_dir / "btcusdt_20230405.dat.gz")
     assert len(events) == 3144
     assert events[0].recv_time_ns == 1680652800004107 * 1000
-    assert all(b.data["t"] == a.data["t"] + 1 for a, b in zip(events, events[1:]))
+    assert all(b.data["t"] == a.data["t"] + 1 for a, b in pairwise(events))
     assert b'"b":20720542158,"a":20720542592' in events[0].raw
 
 
@@ -64,7 +65,7 @@ def test_cryptofeed_text_format_skips_header_and_rest_lines(capture_dir, tmp_pat
     assert aggs[0].recv_time_ns == 1617566592629139000  # "1617566592.629139:"
     for symbol in ("BTCUSDT", "ETHUSDT", "DOTUSDT"):
         own = [event.data for event in aggs if event.symbol == symbol]
-        assert all(b["a"] == a["a"] + 1 and b["f"] == a["l"] + 1 for a, b in zip(own, own[1:]))
+        assert all(b["a"] == a["a"] + 1 and b["f"] == a["l"] + 1 for a, b in pairwise(own))
 
     dot = load_events(path, kinds=("aggTrade",), symbols=["dotusdt"])
     assert len(dot) == 177 and {event.stream for event in dot} == {"dotusdt@aggTrade"}

@@ -72,7 +72,7 @@ def test_timed_replay_keeps_the_recorded_spacing_scaled_by_speed(capture_dir, sp
     )
     recorder, start = play(market)
     assert len(recorder.events) == len(window) > 10
-    for (at, _, payload), event in zip(recorder.events, window):
+    for (at, _, payload), event in zip(recorder.events, window, strict=True):
         planned = (event.recv_time_ns - origin) / 1e9 / speed
         assert planned - 0.002 <= at - start <= planned + 0.5  # never early; late only under load
         assert payload == event.raw
@@ -154,7 +154,7 @@ def test_a_looping_replay_continues_ids_and_times(demo_captures):
     assert [trade["p"] for trade in again] == [trade["p"] for trade in first]
     shift = again[0]["T"] - first[0]["T"]
     assert shift > last["T"] - first[0]["T"] and all(
-        b["E"] - a["E"] == shift for a, b in zip(first, again)
+        b["E"] - a["E"] == shift for a, b in zip(first, again, strict=True)
     )
     assert offset > 300e9  # the second pass comes after the whole first one
 

@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 from decimal import Decimal
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -79,7 +80,7 @@ def test_aggregate_trades_by_id_and_by_time(published):
     assert first_page[0]["f"] == min(trades) and [a["a"] for a in first_page] == list(
         range(1, 1001)
     )
-    for agg, following in zip(first_page, first_page[1:]):
+    for agg, following in pairwise(first_page):
         assert following["f"] == agg["l"] + 1
         members = [trades[i] for i in range(agg["f"], agg["l"] + 1)]
         assert {(t["p"], t["T"], t["m"]) for t in members} == {(agg["p"], agg["T"], agg["m"])}

@@ -20,6 +20,7 @@ import orjson
 import yaml
 
 from bench.data import REPO
+from job.metrics_gateway import MetricsGateway
 
 PYFLINK_BIN = Path(__import__("pyflink").__file__).parent / "bin"
 
@@ -50,8 +51,15 @@ def wait_until(predicate, what: str, timeout: float = 180) -> None:
 
 
 class StandaloneCluster:
-    def __init__(self, work: Path, slots: int = 2, settings: dict | None = None):
-        """``settings``: nested keys of config.yaml to override, e.g. ``{"heartbeat": {...}}``."""
+    def __init__(
+        self,
+        work: Path,
+        slots: int = 2,
+        settings: dict | None = None,
+        metrics_interval: str | None = None,
+    ):
+        """``settings``: nested keys of config.yaml to override, e.g. ``{"heartbeat": {...}}``;
+        ``metrics_interval``: how often the daemons push their metrics (default: conf's)."""
         self.conf_dir, self.log_dir, self.pid_dir = work / "conf", work / "log", work / "pid"
         shutil.copytree(REPO / "conf", self.conf_dir)
         self.log_dir.mkdir(parents=True)
@@ -63,12 +71,14 @@ class StandaloneCluster:
         config["taskmanager"]["numberOfTaskSlots"] = slots
         config.setdefault("env", {})["pid"] = {"dir": str(self.pid_dir)}
         config["execution"]["checkpointing"]["dir"] = (work / "checkpoints").as_uri()
-        # each JVM's Prometheus reporter takes a port of its own range: not the 9249 of others
-        first = free_port()
-        config["metrics"]["reporter"]["prom"]["port"] = f"{first}-{first + 20}"
+        # the daemons push their metrics to a gateway of this cluster's own, not the 9249 of others
+        self.metrics = MetricsGateway(port=0)
+        config["metrics"]["reporter"]["prom"]["hostUrl"] = "http://127.0.0.1:{port}"
+        if metrics_interval:
+            config["metrics"]["reporter"]["prom"]["interval"] = metrics_interval
         for key, value in (settings or {}).items():
             config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-        (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(config))
+        self._config = config
         (self.conf_dir / "masters").write_text(f"localhost:{rest_port}\n")
         # the daemons' Python workers run this interpreter, which has the project installed
         self.env = dict(
@@ -81,6 +91,10 @@ class StandaloneCluster:
         self.url = f"http://localhost:{rest_port}"
 
     def start(self) -> StandaloneCluster:
+        self.metrics.start()
+        reporter = self._config["metrics"]["reporter"]["prom"]
+        reporter["hostUrl"] = reporter["hostUrl"].format(port=self.metrics.port)
+        (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(self._config))
         self._script("start-cluster.sh")
         wait_until(
             lambda: get_json(f"{self.url}/overview")["slots-available"] >= 1,
@@ -113,8 +127,11 @@ class StandaloneCluster:
             p.read_text(errors="replace") for p in self.log_dir.glob("*taskexecutor*.log")
         )
 
+    def daemon_pids(self) -> list[int]:
+        return [int(p) for f in self.pid_dir.glob("*.pid") for p in f.read_text().split()]
+
     def stop(self) -> None:
-        pids = [int(p) for f in self.pid_dir.glob("*.pid") for p in f.read_text().split()]
+        pids = self.daemon_pids()
         subprocess.run(
             [str(PYFLINK_BIN / "stop-cluster.sh")],
             env=self.env,
@@ -131,6 +148,7 @@ class StandaloneCluster:
                 time.sleep(0.2)
             else:
                 os.kill(pid, signal.SIGKILL)
+        self.metrics.stop()
 
     def __enter__(self) -> StandaloneCluster:
         try:

@@ -14,7 +14,7 @@ class BinanceDecoder(Parser):
     failure_types = (DeadLetter,)
 
 
-class BinanceFeed(Bridge):
+class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
     """``start()``, then ``drain()`` Trade / AggTrade / DeadLetter items; ``close()`` when done.
 
     With ``rest`` (a ``RestConfig``), trades the stream skipped (a reconnect, a handover without
@@ -31,7 +31,7 @@ class BinanceFeed(Bridge):
         config: BridgeConfig = BridgeConfig(),
         rest: RestConfig | None = None,
         since_ms: int | None = None,
-    ):
+    ) -> None:
         self.symbols = normalize_symbols(symbols)
         history = (
             BinanceHistory(stream, rest, config.gate_dir, config.ca_file)

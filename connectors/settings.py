@@ -8,18 +8,24 @@ default, explanation and bound is written once, here in the code that uses it.
 from __future__ import annotations
 
 from dataclasses import field, fields
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T")
 
 
 def setting(
-    default,
+    default: T,
     help: str,
     *,
     metavar: str | None = None,
-    choices: tuple | None = None,
+    choices: tuple[T, ...] | None = None,
     minimum: float | None = None,
     positive: bool = False,
-):
+) -> T:
     """A dataclass field with a default and its one-line help. ``metavar``: the value's name on the
     command line; ``choices``: the only values allowed; ``minimum``: the smallest allowed;
     ``positive``: above zero."""
@@ -35,7 +41,7 @@ def setting(
     )
 
 
-def check_settings(settings) -> None:
+def check_settings(settings: DataclassInstance) -> None:
     """Raises ValueError naming the first field whose value its bounds refuse."""
     for f in fields(settings):
         value, meta = getattr(settings, f.name), f.metadata

@@ -2,9 +2,9 @@
 
 The embedded cluster writes everything, the Python operators' logging included, to one Flink log
 file; a user watching the console would otherwise see only "submitting". This follows the run's log
-folder and prints the events that matter, one line each: where the metrics are, the feed's
-connections and losses (with the cause), gaps and their backfill, failures of the feed, and the
-job's restarts with the cause that brought each one.
+folder and prints the events that matter, one line each: the feed's connections and losses (with
+the cause), gaps and their backfill, failures of the feed, and the job's restarts with the cause
+that brought each one. The run adds lines of its own (``say``): where its metrics are.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import TextIO
 
 _TIME = re.compile(r"^\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d)")
 # Messages of the bridge and the operator (their logging lands in the Flink log as " - <message>").
@@ -23,7 +25,6 @@ _FEED_EVENTS = re.compile(
     r"|.* ids \d+\.\.\d+ are lost"
     r"|.*: \w+ skipped ids|shard .*: feed failed|.*: backfill of .* cannot go on).*)$"
 )
-_METRICS = re.compile(r"Started PrometheusReporter HTTP server on port (\d+)")
 _CAUSE = re.compile(
     r"^Caused by: (?:pemja\.core\.PythonException: <class '(?:[\w.]+\.)?(\w+)'>: )?(.*)$"
 )
@@ -35,7 +36,7 @@ class ConsoleReporter:
     """Follows ``*.log`` in ``log_dir`` from a thread of its own and prints the events to
     ``out``."""
 
-    def __init__(self, log_dir: str, out=sys.stdout, poll_interval: float = 0.5):
+    def __init__(self, log_dir: str, out: TextIO = sys.stdout, poll_interval: float = 0.5):
         self._dir, self._out, self._poll = Path(log_dir), out, poll_interval
         self._offsets: dict[Path, int] = {}
         self._partial: dict[Path, str] = {}
@@ -76,10 +77,6 @@ class ConsoleReporter:
         at = stamp.group(1) + " " if stamp else ""
         if (event := _FEED_EVENTS.search(line)) is not None:
             self._print(at + event.group(1))
-        elif (metrics := _METRICS.search(line)) is not None:
-            self._print(
-                f"{at}metrics for Prometheus at http://localhost:{metrics.group(1)}/metrics"
-            )
         elif (cause := _CAUSE.match(line)) is not None:
             self._cause = ": ".join(filter(None, cause.groups()))
         elif _RESTARTING.search(line):
@@ -93,6 +90,10 @@ class ConsoleReporter:
                 f"{at}job {ended.group(1).lower()}"
                 + (f": {self._cause}" if ended.group(1) == "FAILED" and self._cause else "")
             )
+
+    def say(self, text: str) -> None:
+        """A line of the run's own (not from the log), stamped like the others."""
+        self._print(time.strftime("%H:%M:%S ") + text)
 
     def _print(self, text: str) -> None:
         print(f"[flink] {text}", file=self._out, flush=True)

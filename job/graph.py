@@ -11,7 +11,11 @@ have exactly one, the bridge.
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pyflink.datastream import StreamExecutionEnvironment
 
 
 class Operator(NamedTuple):
@@ -23,7 +27,7 @@ class Operator(NamedTuple):
         return "python" in self.java_class.lower()
 
 
-def operators(env) -> list[Operator]:
+def operators(env: StreamExecutionEnvironment) -> list[Operator]:
     """The operators of ``env``'s graph, its transformations kept so that it can still run."""
     graph = env._generate_stream_graph(clear_transformations=False)
     nodes, iterator = [], graph.getStreamNodes().iterator()
@@ -40,7 +44,7 @@ def operators(env) -> list[Operator]:
     return out
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from pyflink.datastream import StreamExecutionEnvironment
 
     from job.main import build, flink_config, parse_args

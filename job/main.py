@@ -20,23 +20,35 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(REPO, "conf", "config.yaml")
+if TYPE_CHECKING:  # imported where used: PyFlink starts a JVM, the simulator needs no Flink
+    from _typeshed import DataclassInstance
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    from connectors.simulator import ExchangeSimulator
+    from job.metrics_gateway import MetricsGateway
+
+SettingsT = TypeVar("SettingsT", bound="DataclassInstance")
+
+DEFAULT_CONFIG = "conf/config.yaml"  # connectors.shipped finds it, in a clone or installed
 EMBEDDED_JVM_ARGS = "-Xms1g"  # see flink_config
 DEFAULT_LOG_ROOT = "/tmp/binance-flink/log"  # embedded runs log to a folder of their own in here
+DEFAULT_METRICS_PORT = 9249
 
 log = logging.getLogger("job")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         """One line, where the user looks: what is wrong and with which option."""
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive(kind):
-    def parse(text: str):
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
         value = kind(text)
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
@@ -45,8 +57,8 @@ def _positive(kind):
     return parse
 
 
-def _at_least(minimum: int):
-    def parse(text: str):
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
         value = int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {text}")
@@ -94,7 +106,9 @@ def _config_path(text: str) -> str:
     return os.path.abspath(text)
 
 
-def _add_settings(group, settings_class, skip=()) -> None:
+def _add_settings(
+    group: argparse._ArgumentGroup, settings_class: type, skip: Iterable[str] = ()
+) -> None:
     """One option per field of a settings dataclass, its help and bounds taken from the field."""
     for f in dataclasses.fields(settings_class):
         if f.name in skip:
@@ -113,7 +127,9 @@ def _add_settings(group, settings_class, skip=()) -> None:
         )
 
 
-def _settings(parser, settings_class, args, **fixed):
+def _settings(
+    parser: _Parser, settings_class: type[SettingsT], args: argparse.Namespace, **fixed: object
+) -> SettingsT:
     """The settings dataclass from the options given (defaults for the rest); a refused value
     ends the command with the option's name."""
     given = {
@@ -128,13 +144,17 @@ def _settings(parser, settings_class, args, **fixed):
         parser.error(f"--{name.replace('_', '-')}: {str(exc).split(' ', 1)[1]}")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from connectors.binance.history import RestConfig
     from connectors.binance.streams import DEFAULT_BASE_URL, STREAM_KINDS, normalize_symbols
     from connectors.flink.source import DrainConfig
     from connectors.websocket.bridge import BridgeConfig
 
-    p = _Parser(prog="job/main.py", description=__doc__.split("\n\n")[0])
+    command = os.path.basename(sys.argv[0])  # binance-flink, when installed as a command
+    p = _Parser(
+        prog=command if command == "binance-flink" else "job/main.py",
+        description=__doc__.split("\n\n")[0],
+    )
     g = p.add_argument_group("what to read")
     g.add_argument(
         "--symbols", help="comma-separated symbols (default: btcusdt; with --demo: btcusdt,ethusdt)"
@@ -232,7 +252,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=_at_least(0),
         help="web UI / REST port of the embedded cluster (0: any free)",
     )
-    g.add_argument("--python-mode", choices=("process", "thread"), help="python.execution-mode")
+    g.add_argument(
+        "--python-mode",
+        choices=("process", "thread"),
+        help="python.execution-mode (process mode opens gRPC servers on every interface: README,"
+        " Security)",
+    )
     g.add_argument("--bundle-size", type=_at_least(1), help="python.fn-execution.bundle.size")
     g.add_argument(
         "--bundle-time", type=_at_least(1), metavar="MS", help="python.fn-execution.bundle.time"
@@ -243,6 +268,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="any other Flink option, repeatable",
+    )
+
+    g = p.add_argument_group("metrics for Prometheus (python job/main.py; README, Security)")
+    g.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="where the embedded run serves its metrics (default: 127.0.0.1, this machine only;"
+        " 0.0.0.0 exposes them to every network the machine is on)",
+    )
+    g.add_argument(
+        "--metrics-port",
+        type=_at_least(0),
+        default=DEFAULT_METRICS_PORT,
+        help="the first of the ports tried for it (0: any free; default: %(default)s)",
     )
 
     g = p.add_argument_group("event time")
@@ -279,7 +319,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def feed_factory(args, ws_url: str, rest_url: str | None):
+def feed_factory(
+    args: argparse.Namespace, ws_url: str, rest_url: str | None
+) -> functools.partial[Any]:
     """What builds each shard's feed: picklable, it travels to the TaskManagers."""
     module, _, name = args.feed_factory.partition(":")
     feed_class = getattr(importlib.import_module(module), name)
@@ -298,11 +340,13 @@ def feed_factory(args, ws_url: str, rest_url: str | None):
     )
 
 
-def flink_config(args, local: bool):
+def flink_config(args: argparse.Namespace, local: bool) -> Configuration:
     from connectors.flink.config import config_dir, load_config
+    from connectors.shipped import shipped
 
-    path = args.config or (DEFAULT_CONFIG if local else None)
+    path: str | None = args.config
     if local:
+        path = path or str(shipped(DEFAULT_CONFIG))
         # The embedded JVM's environment, read once when load_config starts it. It takes the
         # config's env.java.opts.all, as the cluster's JVMs do, and a heap floor: left to itself
         # G1 keeps this JVM's heap near 256 MB, where at 10,000 trades/s back-to-back concurrent
@@ -314,6 +358,11 @@ def flink_config(args, local: bool):
         # gets in.
         os.environ["FLINK_CONF_DIR"] = config_dir(path)
         os.environ.setdefault("JVM_ARGS", EMBEDDED_JVM_ARGS)
+        # Left unset, PyFlink starts its loopback worker pool in this process for a local run: an
+        # unauthenticated gRPC service on every interface that starts Python workers on request
+        # (BeamFnLoopbackWorkerPoolServicer). Thread mode never uses it; with this, process mode
+        # starts its workers as processes of the JVM instead.
+        os.environ.setdefault("_python_worker_execution_mode", "process")
         import site
 
         import pyflink
@@ -348,7 +397,43 @@ def flink_config(args, local: bool):
     return conf
 
 
-def build(env, args, ws_url: str, rest_url: str | None = None, trades_source=None):
+def start_metrics_gateway(
+    args: argparse.Namespace, conf: Configuration, say: Callable[[str], None]
+) -> MetricsGateway | None:
+    """For an embedded run whose config pushes metrics (conf/config.yaml does): the gateway they
+    are pushed to, in this process, and the reporters pointed at it. None when nothing pushes."""
+    from job.metrics_gateway import MetricsGateway, is_loopback
+
+    push_reporters = [
+        key.removesuffix(".factory.class")
+        for key, value in conf.to_dict().items()
+        if key.startswith("metrics.reporter.")
+        and key.endswith(".factory.class")
+        and value.endswith("PrometheusPushGatewayReporterFactory")
+    ]
+    if not push_reporters:
+        return None
+    gateway = MetricsGateway(args.metrics_host, args.metrics_port).start()
+    for reporter in push_reporters:
+        conf.set_string(f"{reporter}.hostUrl", gateway.url)
+    say(f"metrics for Prometheus at http://{args.metrics_host}:{gateway.port}/metrics")
+    if not is_loopback(args.metrics_host):
+        log.warning(
+            "--metrics-host %s: the job's metrics can be read, and false ones pushed, by anyone"
+            " who reaches this machine on port %d",
+            args.metrics_host,
+            gateway.port,
+        )
+    return gateway
+
+
+def build(
+    env: StreamExecutionEnvironment,
+    args: argparse.Namespace,
+    ws_url: str,
+    rest_url: str | None = None,
+    trades_source: Callable[..., Any] | None = None,
+) -> None:
     """The job graph: the bridge, the one Python operator, then Flink SQL. ``env.execute`` runs it.
 
     ``trades_source``: what makes the trade and dead-letter tables, called as
@@ -408,7 +493,7 @@ def build(env, args, ws_url: str, rest_url: str | None = None, trades_source=Non
     statements.attach_as_datastream()
 
 
-def start_demo(args):
+def start_demo(args: argparse.Namespace) -> ExchangeSimulator:
     """The embedded exchange simulator replaying the sample capture (BTCUSDT and ETHUSDT trades,
     2024-08-09 00:00-00:04 UTC) in a loop, ids and times moving on with each pass."""
     from connectors.simulator import DEMO_CAPTURES, ExchangeSimulator, Market
@@ -431,7 +516,7 @@ def start_demo(args):
     return sim
 
 
-def main(argv=None, trades_source=None) -> int:
+def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -456,7 +541,15 @@ def main(argv=None, trades_source=None) -> int:
 
     from pyflink.datastream import StreamExecutionEnvironment
 
-    env = StreamExecutionEnvironment.get_execution_environment(flink_config(args, local))
+    conf = flink_config(args, local)
+    gateway = start_metrics_gateway(args, conf, reporter.say) if reporter is not None else None
+    if local and conf.get_string("python.execution-mode", "thread") == "process":
+        log.warning(
+            "python.execution-mode process: the Python workers reach the JVM through gRPC servers"
+            " that listen on every interface (Beam offers no bind address); thread mode (the"
+            " default) opens none"
+        )
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
     sim = start_demo(args) if args.demo else None
     ws_url, rest_url = (sim.ws_url, sim.http_url) if sim else (args.ws_url, None)
     try:
@@ -483,6 +576,8 @@ def main(argv=None, trades_source=None) -> int:
     finally:
         if sim is not None:
             sim.stop()
+        if gateway is not None:
+            gateway.stop()
         if reporter is not None:
             reporter.stop()
     return 0
@@ -494,7 +589,7 @@ def _root_cause(exc: BaseException) -> str:
     if java is not None:
         while java.getCause() is not None:
             java = java.getCause()
-        return java.toString()
+        return str(java.toString())
     while exc.__cause__ is not None:
         exc = exc.__cause__
     return f"{type(exc).__name__}: {exc}"

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 (what a port without a host address binds)
 
 
 def compose_config() -> dict:
@@ -28,15 +29,40 @@ def flink_conf() -> dict:
     return yaml.safe_load((ROOT / "conf/config.yaml").read_text())
 
 
+def published(service: dict) -> list[tuple[str, int]]:
+    """``(host address, container port)`` of each published port, in either form
+    docker-compose prints (``127.0.0.1:8081:8081/tcp``, or a mapping for a port without an
+    address); no address means every interface of the host."""
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.append((port.get("host_ip", EVERY_INTERFACE), int(port["target"])))
+        else:
+            *host, _published, target = port.split("/")[0].split(":")
+            ports.append((host[0] if host else EVERY_INTERFACE, int(target)))
+    return ports
+
+
 def test_compose_file_is_valid_and_complete():
     services = compose_config()["services"]
-    assert set(services) == {"jobmanager", "taskmanager", "simulator", "prometheus"}
-    for name in ("jobmanager", "taskmanager", "simulator"):
+    assert set(services) == {"jobmanager", "taskmanager", "simulator", "metrics", "prometheus"}
+    for name in ("jobmanager", "taskmanager", "simulator", "metrics"):
         assert services[name]["build"]["dockerfile"] == "docker/Dockerfile"
     assert services["jobmanager"]["command"] == "jobmanager"
     assert services["taskmanager"]["command"] == "taskmanager"
     rest_port = flink_conf()["rest"]["port"]
-    assert [p["target"] for p in services["jobmanager"]["ports"]] == [rest_port]
+    assert [port for _, port in published(services["jobmanager"])] == [rest_port]
+
+
+def test_every_published_port_listens_on_the_hosts_loopback_only():
+    services = compose_config()["services"]
+    ports = {name: published(service) for name, service in services.items()}
+    assert sum(map(len, ports.values())) == 3  # the web UI, the simulator, Prometheus
+    assert {name: [host for host, _ in p] for name, p in ports.items() if p} == {
+        "jobmanager": ["127.0.0.1"],
+        "simulator": ["127.0.0.1"],
+        "prometheus": ["127.0.0.1"],
+    }
 
 
 def test_dockerfile_builds_from_official_flink_and_copies_what_exists():
@@ -77,11 +103,12 @@ def test_simulator_service_command_runs_here():
     for flag in (arg for arg in command[3:] if arg.startswith("--")):
         assert flag in usage.stdout, f"simulator has no {flag}"
     port = command[command.index("--port") + 1]
-    assert [str(p["target"]) for p in compose_config()["services"]["simulator"]["ports"]] == [port]
+    assert [str(p) for _, p in published(compose_config()["services"]["simulator"])] == [port]
 
 
-def test_prometheus_service_uses_the_projects_config_and_scrapes_both_daemons():
-    service = compose_config()["services"]["prometheus"]
+def test_prometheus_scrapes_the_gateway_the_daemons_push_to():
+    services = compose_config()["services"]
+    service = services["prometheus"]
     (mount,) = service["volumes"]
     source, target = (
         (mount["source"], mount["target"]) if isinstance(mount, dict) else mount.split(":")[:2]
@@ -94,6 +121,13 @@ def test_prometheus_service_uses_the_projects_config_and_scrapes_both_daemons():
     targets = {
         t for group in scrape["scrape_configs"][0]["static_configs"] for t in group["targets"]
     }
-    reporter_port = int(str(flink_conf()["metrics"]["reporter"]["prom"]["port"]).split("-")[0])
-    assert {f"jobmanager:{reporter_port}", f"taskmanager:{reporter_port}"} <= targets
+    command = services["metrics"]["command"]
+    assert command[:3] == ["python", "-m", "job.metrics_gateway"]
+    gateway_port = command[command.index("--port") + 1]
+    assert f"metrics:{gateway_port}" in targets
+    for name in ("jobmanager", "taskmanager"):
+        pushed_to = yaml.safe_load(services[name]["environment"]["FLINK_PROPERTIES"])
+        assert pushed_to["metrics.reporter.prom.hostUrl"] == f"http://metrics:{gateway_port}"
+    reporter = flink_conf()["metrics"]["reporter"]["prom"]
+    assert reporter["factory.class"].endswith("PrometheusPushGatewayReporterFactory")
     assert all((ROOT / "conf" / "prometheus" / rules).is_file() for rules in scrape["rule_files"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import requests
@@ -57,7 +58,7 @@ class RestConfig:
         10.0, "seconds one REST request may take", metavar="S", positive=True
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)
         check_url(self.rest_url, ("http", "https"), "rest_url")
 
@@ -74,7 +75,7 @@ class BinanceHistory:
         config: RestConfig = RestConfig(),
         gate_dir: str | None = None,
         ca_file: str | None = None,
-    ):
+    ) -> None:
         self.kind = kind
         self._endpoint = "historicalTrades" if kind == "trade" else "aggTrades"
         self._base = config.rest_url.rstrip("/")
@@ -88,7 +89,7 @@ class BinanceHistory:
             ("rest_requests", "rest_weight_used", "rest_errors", "rest_rate_limited"), 0
         )
 
-    def fetch(self, key: str, first_seq: int) -> list:
+    def fetch(self, key: str, first_seq: int) -> list[Trade | AggTrade | DeadLetter]:
         entries = self._get(
             self._endpoint, {"symbol": key, "fromId": first_seq, "limit": PAGE_SIZE}
         )
@@ -130,7 +131,8 @@ class BinanceHistory:
     def close(self) -> None:
         self._session.close()
 
-    def _get(self, endpoint: str, params: dict) -> list:
+    def _get(self, endpoint: str, params: dict[str, str | int]) -> list[Any]:
+        """The answer's JSON array (its entries unchecked); raises HistoryUnavailable."""
         weight = WEIGHTS[endpoint]
         wait = self._gate.reserve(weight)
         if wait > 0:
@@ -174,7 +176,7 @@ class BinanceHistory:
         # 5xx: Binance's outcome is unknown, ask again; 4xx: the request itself is wrong.
         raise HistoryUnavailable(detail, permanent=status < 500)
 
-    def _record(self, key: str, entry) -> Trade | AggTrade | DeadLetter:
+    def _record(self, key: str, entry: object) -> Trade | AggTrade | DeadLetter:
         raw = orjson.dumps(entry)
         if type(entry) is not dict:
             return Parser.failure(FailureReason.NOT_AN_OBJECT, raw, "REST entry is not an object")

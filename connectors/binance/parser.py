@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 
@@ -48,6 +49,8 @@ from connectors.binance.records import (
 )
 
 Parsed = Trade | AggTrade | Control | DeadLetter
+Data = dict[str, Any]  # a frame's JSON object (a REST entry in the stream's field names)
+_T = TypeVar("_T")
 
 BINANCE_LAUNCH_MS = 1_498_867_200_000  # 2017-07-01T00:00:00Z: no trade is older
 MAX_AHEAD_OF_CLOCK_MS = 86_400_000  # a day: clock skew is never that large
@@ -56,7 +59,7 @@ _PLAIN_DECIMAL = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,8})?\Z").match
 
 
 class _Invalid(Exception):
-    def __init__(self, reason: FailureReason, error: str):
+    def __init__(self, reason: FailureReason, error: str) -> None:
         super().__init__(error)
         self.reason = reason
 
@@ -69,7 +72,7 @@ def _amount(text: str) -> bool:
     return _PLAIN_DECIMAL(text) is not None and text.strip("0.") != ""
 
 
-def _field(data: dict, name: str, kind: type, label: str):
+def _field(data: Data, name: str, kind: type[_T], label: str) -> _T:
     try:
         value = data[name]
     except KeyError:
@@ -83,7 +86,7 @@ def _field(data: dict, name: str, kind: type, label: str):
     return value
 
 
-def _check_amount(data: dict, name: str, label: str) -> None:
+def _check_amount(data: Data, name: str, label: str) -> None:
     text = _field(data, name, str, label)
     if not _amount(text):
         raise _Invalid(
@@ -92,13 +95,13 @@ def _check_amount(data: dict, name: str, label: str) -> None:
         )
 
 
-def _check_id(data: dict, name: str, label: str) -> None:
+def _check_id(data: Data, name: str, label: str) -> None:
     value = _field(data, name, int, label)
     if value < 0:
         raise _Invalid(FailureReason.IMPOSSIBLE_VALUE, f"{label} {value} is negative")
 
 
-def _check_time(data: dict, name: str, label: str, latest: int) -> None:
+def _check_time(data: Data, name: str, label: str, latest: int) -> None:
     value = _field(data, name, int, label)
     if not BINANCE_LAUNCH_MS <= value <= latest:
         raise _Invalid(
@@ -131,7 +134,7 @@ _AGG_FIELDS = (
 )
 
 
-def _diagnose(data: dict, fields, latest: int) -> None:
+def _diagnose(data: Data, fields: tuple[tuple[str, str, str], ...], latest: int) -> NoReturn:
     """Raises the precise reason a frame failed the fast path (the fast path only says yes or
     no)."""
     for name, check, label in fields:
@@ -153,7 +156,7 @@ def _diagnose(data: dict, fields, latest: int) -> None:
 
 # The fast paths below check every field inline: per-field helper calls cost more than the JSON
 # decoding itself (cProfile, bench/). Any doubt goes to _diagnose, which names the reason.
-def _trade(data: dict, latest: int) -> Trade:
+def _trade(data: Data, latest: int) -> Trade:
     try:
         s, t, p, q, T, E, m = (
             data["s"],
@@ -186,7 +189,7 @@ def _trade(data: dict, latest: int) -> Trade:
     _diagnose(data, _TRADE_FIELDS, latest)
 
 
-def _agg_trade(data: dict, latest: int) -> AggTrade:
+def _agg_trade(data: Data, latest: int) -> AggTrade:
     try:
         s, a, p, q = data["s"], data["a"], data["p"], data["q"]
         first, last = data["f"], data["l"]
@@ -220,7 +223,8 @@ def _agg_trade(data: dict, latest: int) -> AggTrade:
     _diagnose(data, _AGG_FIELDS, latest)
 
 
-_BUILDERS = {"trade": _trade, "aggTrade": _agg_trade}
+Builder = Callable[[Data, int], Trade | AggTrade]  # (frame, latest time allowed) -> record
+_BUILDERS: dict[str, Builder] = {"trade": _trade, "aggTrade": _agg_trade}
 
 
 class Parser:
@@ -229,7 +233,7 @@ class Parser:
 
     def __init__(
         self, kinds: Iterable[str] = ("trade", "aggTrade"), symbols: Iterable[str] | None = None
-    ):
+    ) -> None:
         kinds = tuple(kinds)
         unknown = set(kinds) - _BUILDERS.keys()
         if unknown:
@@ -251,7 +255,7 @@ class Parser:
         except _Invalid as exc:
             return self.failure(exc.reason, payload, str(exc))
 
-    def rest_record(self, kind: str, data: dict, raw: bytes) -> Trade | AggTrade | DeadLetter:
+    def rest_record(self, kind: str, data: Data, raw: bytes) -> Trade | AggTrade | DeadLetter:
         """A REST history entry, already in the stream's field names, checked as a frame is."""
         try:
             record = self._builders[kind](data, _now_ms() + MAX_AHEAD_OF_CLOCK_MS)
@@ -279,7 +283,7 @@ class Parser:
             return self.failure(FailureReason.INVALID_UTF8, payload, str(utf8_error))
         return self.failure(FailureReason.INVALID_JSON, payload, str(exc))
 
-    def _classify(self, message) -> Trade | AggTrade | Control:
+    def _classify(self, message: object) -> Trade | AggTrade | Control:
         if type(message) is not dict:
             raise _Invalid(
                 FailureReason.NOT_AN_OBJECT, f"JSON {type(message).__name__}, expected an object"
@@ -309,7 +313,7 @@ class Parser:
             return Control(ControlKind.SERVER_SHUTDOWN, data)
         raise _Invalid(FailureReason.UNEXPECTED_EVENT, f"unexpected event type {event!r}")
 
-    def _check_symbol(self, record, stream) -> None:
+    def _check_symbol(self, record: Trade | AggTrade, stream: object) -> None:
         symbols = self._symbols
         if symbols is not None and record.symbol not in symbols:
             raise _Invalid(

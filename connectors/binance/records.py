@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, final
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs 4x, and this is the hot path
@@ -78,7 +79,7 @@ class Control:
     """A frame that is not market data: handled by the bridge, never counted as a failure."""
 
     kind: ControlKind
-    payload: dict
+    payload: dict[str, Any]  # the frame's JSON object (of a combined stream: its ``data``)
 
     @property
     def wants_reconnect(self) -> bool:
@@ -99,6 +100,7 @@ class FailureReason(StrEnum):
     GAP_UNFILLED = "gap_unfilled"  # ids the stream skipped and the REST history could not supply
 
 
+@final  # so that `type(item) is DeadLetter` tells mypy what an item is otherwise
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """What could not become a record, kept as it came, with the reason: a malformed frame or

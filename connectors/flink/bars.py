@@ -21,6 +21,11 @@ prices (Flink has no ARG_MIN: MIN/MAX over a fixed-width sortable key joined to 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyflink.table import StreamTableEnvironment, Table
+
 DECIMAL = "DECIMAL(18, 8)"
 WINDOW_MS = 60_000
 BAR_FIELDS = [
@@ -86,12 +91,12 @@ _LATE = f"""
 <= CURRENT_WATERMARK(rowtime)"""
 
 
-def minute_bars(t_env, trades):
+def minute_bars(t_env: StreamTableEnvironment, trades: Table) -> Table:
     """The bars (BAR_FIELDS; decimals as plain strings) of a trades table with ``rowtime``."""
     windows = _WINDOWS.format(id_key=_ID_KEY, price_key=_PRICE_KEY, decimal=DECIMAL, trades=trades)
     return t_env.sql_query(_BARS.format(scaled=_SCALED.format(windows=windows)))
 
 
-def late_trades(t_env, trades):
+def late_trades(t_env: StreamTableEnvironment, trades: Table) -> Table:
     """The trades (same columns) whose bar was already emitted when they came."""
     return t_env.sql_query(_LATE.format(trades=trades))

@@ -13,11 +13,15 @@ exception still fails the job into a restart. Call it from the operator's own th
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyflink.datastream import RuntimeContext
 
 log = logging.getLogger(__name__)
 
 
-def fail_for_good(runtime_context, reason: str) -> bool:
+def fail_for_good(runtime_context: RuntimeContext, reason: str) -> bool:
     """Fails the job without restarts; False where that is not possible (process mode)."""
     j_context = getattr(runtime_context, "_runtime_context", None)
     if j_context is None or not hasattr(j_context, "getClass"):

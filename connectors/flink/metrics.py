@@ -16,6 +16,13 @@ here (absent from the reporter's page, measured 2026-11), while gauges work in b
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyflink.metrics import MetricGroup
+
+    from connectors.websocket.bridge import Bridge
 
 GROUP = "binance_source"
 
@@ -25,14 +32,14 @@ class Count:
 
     __slots__ = ("value",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.value = 0
 
     def inc(self, n: int = 1) -> None:
         self.value += n
 
 
-def count(group, name: str) -> Count:
+def count(group: MetricGroup, name: str) -> Count:
     c = Count()
     group.gauge(name, lambda: c.value)
     return c
@@ -41,7 +48,8 @@ def count(group, name: str) -> Count:
 class SourceMetrics:
     """Metrics of one bridge operator instance (all the shards one subtask runs)."""
 
-    def __init__(self, metric_group, feeds: dict):
+    def __init__(self, metric_group: MetricGroup, feeds: Mapping[int, Bridge[Any]]) -> None:
+        """``feeds``: the subtask's, by shard, as they come and go (the operator's own dict)."""
         self._feeds = feeds
         self._g = metric_group.add_group(GROUP)
         self.records_in = count(self._g, "numRecordsIn")
@@ -55,7 +63,7 @@ class SourceMetrics:
         self._g.gauge("pendingRecords", lambda: self._stat_sum("buffered"))
         self._g.gauge("activeShards", lambda: len(self._feeds))
 
-    def register_feed_stats(self, feed) -> None:
+    def register_feed_stats(self, feed: Bridge[Any]) -> None:
         """One gauge per entry of the feed's stats, registered when a feed starts."""
         for name in _stats(feed):
             if name not in self._stat_names:
@@ -69,7 +77,7 @@ class SourceMetrics:
         return sum(_stats(feed).get(name, 0) for feed in list(self._feeds.values()))
 
 
-def _stats(feed) -> dict:
+def _stats(feed: Bridge[Any]) -> dict[str, int]:
     try:
         return dict(feed.stats)
     except Exception:  # a closed feed may refuse; metrics must never fail the job

@@ -10,10 +10,14 @@ restart strategy); files still being written start with a dot: read only the oth
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from pyflink.table import StatementSet, StreamTableEnvironment, Table
 
 from .bars import BAR_FIELDS
 from .rows import DEAD_LETTER_FIELDS
@@ -48,7 +52,7 @@ _RECEIVED_AT = (
 )
 
 
-def trade_lines(t_env, trades, kind: str = "trade"):
+def trade_lines(t_env: StreamTableEnvironment, trades: Table, kind: str = "trade") -> Table:
     """The trades output: TRADE_LINE_FIELDS[kind] (aggTrade: the id columns under their own
     names)."""
     return t_env.sql_query(
@@ -56,13 +60,18 @@ def trade_lines(t_env, trades, kind: str = "trade"):
     )
 
 
-def bar_lines(t_env, bars):
+def bar_lines(t_env: StreamTableEnvironment, bars: Table) -> Table:
     return t_env.sql_query(
         f"SELECT {_quoted(BAR_FIELDS)}, {_HOUR.format(ms='window_start')} AS `hour` FROM {bars}"
     )
 
 
-def dead_letter_lines(t_env, bridge_dead_letters, late_trades, kind: str = "trade"):
+def dead_letter_lines(
+    t_env: StreamTableEnvironment,
+    bridge_dead_letters: Table,
+    late_trades: Table,
+    kind: str = "trade",
+) -> Table:
     """The bridge's dead letters and the late trades (``late_trade``, raw = the trade's line)."""
     late_lines = t_env.sql_query(f"SELECT {_trade_select(kind)} FROM {late_trades}")
     late = (
@@ -77,7 +86,14 @@ def dead_letter_lines(t_env, bridge_dead_letters, late_trades, kind: str = "trad
     )
 
 
-def add_file_output(t_env, statements, lines, out_dir: str, name: str, roll_interval: str) -> None:
+def add_file_output(
+    t_env: StreamTableEnvironment,
+    statements: StatementSet,
+    lines: Table,
+    out_dir: str,
+    name: str,
+    roll_interval: str,
+) -> None:
     """Adds to ``statements`` the insert of ``lines`` (a ``*_lines`` table) into
     ``out_dir/name``."""
     table = name.replace("-", "_") + "_files"
@@ -94,7 +110,7 @@ def add_file_output(t_env, statements, lines, out_dir: str, name: str, roll_inte
     statements.add_insert(table, lines)
 
 
-def print_lines(t_env, lines):
+def print_lines(t_env: StreamTableEnvironment, lines: Table) -> None:
     """One JSON object per line on the TaskManager's stdout (the console of an embedded run)."""
     from pyflink.table import DataTypes
     from pyflink.table.types import _to_java_data_type
@@ -106,11 +122,11 @@ def print_lines(t_env, lines):
     j_lines.print().name("stdout").setParallelism(1)
 
 
-def json_line(table, without=()) -> str:
+def json_line(table: Table, without: Collection[str] = ()) -> str:
     """SQL for a JSON object of ``table``'s columns (none of them null) but ``without``, keys in the
     table's order as the json format writes them (Flink's JSON_OBJECT sorts its keys)."""
 
-    def value(c, root):
+    def value(c: str, root: str) -> str:
         if root in ("CHAR", "VARCHAR"):
             return f"JSON_STRING(`{c}`)"
         if root == "BOOLEAN":
@@ -126,15 +142,18 @@ def json_line(table, without=()) -> str:
     return " || ".join(parts) + " || '}'"
 
 
-def _column_types(table) -> dict:
-    """Column name -> its type (a Java ``LogicalType``), as the planner resolved it."""
+def _column_types(table: Table) -> dict[str, Any]:
+    """Column name -> its type (a Java ``LogicalType``, through py4j), as the planner resolved
+    it."""
     return {
         c.getName(): c.getDataType().getLogicalType()
         for c in table._j_table.getResolvedSchema().getColumns()
     }
 
 
-def committed_rows(out_dir, name: str) -> Iterator[tuple[str, dict]]:
+def committed_rows(
+    out_dir: str | os.PathLike[str], name: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """The rows of output ``name`` under ``out_dir``, each with where it came from (``file:line``),
     from committed files only: a file whose name starts with a dot is still being written and may
     yet be rolled back."""
@@ -150,5 +169,5 @@ def _trade_select(kind: str) -> str:
     return ", ".join(renames.get(f, f) for f in TRADE_LINE_FIELDS[kind])
 
 
-def _quoted(fields) -> str:
+def _quoted(fields: Iterable[str]) -> str:
     return ", ".join(f"`{f}`" for f in fields)

@@ -9,8 +9,14 @@ Binance sent, never as floats: Flink's SQL turns them into ``DECIMAL`` where it 
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
 from pyflink.common.typeinfo import Types
+
+from connectors.binance.records import AggTrade
+
+if TYPE_CHECKING:
+    from connectors.binance.records import DeadLetter, Trade
 
 # For ``@trade``: trade_id is Binance's ``t`` and first_trade_id == last_trade_id == trade_id. For
 # ``@aggTrade``: trade_id is the aggregate id ``a`` and first/last_trade_id are ``f``/``l``.
@@ -25,6 +31,7 @@ TRADE_FIELDS = [
     "first_trade_id",
     "last_trade_id",
 ]
+TradeTuple = tuple[str, int, str, str, int, int, bool, int, int]  # TRADE_FIELDS' values
 TRADE_TYPE = Types.TUPLE(
     [
         Types.STRING(),
@@ -42,14 +49,15 @@ TRADE_TYPE = Types.TUPLE(
 # raw is the frame as text when it is valid UTF-8 (raw_encoding "utf-8"), else base64 ("base64"):
 # lossless either way.
 DEAD_LETTER_FIELDS = ["reason", "raw", "raw_encoding", "error", "received_at"]
+DeadLetterTuple = tuple[str, str, str, str, int]
 DEAD_LETTER_TYPE = Types.TUPLE(
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()]
 )
 
 
-def trade_tuple(rec) -> tuple:
+def trade_tuple(rec: Trade | AggTrade) -> TradeTuple:
     """A ``Trade`` or ``AggTrade`` as a TRADE_TYPE tuple."""
-    if hasattr(rec, "agg_id"):
+    if isinstance(rec, AggTrade):
         return (
             rec.symbol,
             rec.agg_id,
@@ -75,7 +83,7 @@ def trade_tuple(rec) -> tuple:
     )
 
 
-def dead_letter_tuple(letter) -> tuple:
+def dead_letter_tuple(letter: DeadLetter) -> DeadLetterTuple:
     """A ``DeadLetter`` as a DEAD_LETTER_TYPE tuple."""
     text, encoding = encode_raw(letter.raw)
     return str(letter.reason), text, encoding, letter.error, letter.received_at

@@ -10,16 +10,23 @@ with the shard numbers) -> ``toDataStream`` -> Java ``keyBy`` with PyFlink's own
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from pyflink.common.typeinfo import Types
 from pyflink.datastream.data_stream import DataStream, KeyedStream
 from pyflink.java_gateway import get_gateway
 
+if TYPE_CHECKING:
+    from pyflink.table import StreamTableEnvironment
+
 SEED_TYPE = Types.ROW_NAMED(["shard", "tick", "last"], [Types.INT(), Types.LONG(), Types.BOOLEAN()])
 
 
 def keyed_seed(
-    t_env, n_shards: int, duration_s: float | None = None, name: str = "seed"
+    t_env: StreamTableEnvironment,
+    n_shards: int,
+    duration_s: float | None = None,
+    name: str = "seed",
 ) -> KeyedStream:
     """``Row(shard, tick, last)`` once a second per shard, keyed by shard; bounded (ticks 1..N, the
     row of tick N marked ``last``) when ``duration_s`` is given."""

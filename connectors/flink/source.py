@@ -31,16 +31,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.data_stream import DataStream
 from pyflink.datastream.state import MapStateDescriptor
 
-from connectors.binance.records import DeadLetter
+from connectors.binance.records import AggTrade, DeadLetter, Trade
 from connectors.binance.streams import normalize_symbols
 from connectors.settings import check_settings, setting
 from connectors.websocket.bridge import Bridge
@@ -54,17 +54,27 @@ from .rows import (
     DEAD_LETTER_TYPE,
     TRADE_FIELDS,
     TRADE_TYPE,
+    DeadLetterTuple,
+    TradeTuple,
     dead_letter_tuple,
     trade_tuple,
 )
 from .seed import keyed_seed
 from .watermarks import TradeWatermarks
 
+if TYPE_CHECKING:
+    from pyflink.common import Row
+    from pyflink.table import StreamTableEnvironment, Table
+
 log = logging.getLogger(__name__)
 
 DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER_TYPE)
 
-FeedFactory = Callable[[list[str]], Bridge]  # a shard's symbols -> its feed, not yet started
+# What a shard's feed drains: BinanceFeed, or a feed like it (the job's --feed-factory).
+Feed = Bridge[Trade | AggTrade | DeadLetter]
+FeedFactory = Callable[[list[str]], Feed]  # a shard's symbols -> its feed, not yet started
+# What the operator emits: a trade, or a dead letter into its side output.
+Emitted = TradeTuple | tuple[OutputTag, DeadLetterTuple]
 
 
 @dataclass(frozen=True)
@@ -87,13 +97,13 @@ class DrainConfig:
         minimum=0,
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)
 
 
 class TradeTables(NamedTuple):
-    trades: object  # Table: rows.TRADE_FIELDS and ``rowtime`` (event time, with its watermark)
-    dead_letters: object  # Table: rows.DEAD_LETTER_FIELDS
+    trades: Table  # rows.TRADE_FIELDS and ``rowtime`` (event time, with its watermark)
+    dead_letters: Table  # rows.DEAD_LETTER_FIELDS
 
 
 def plan_shards(
@@ -112,7 +122,7 @@ def plan_shards(
 
 
 def binance_trades(
-    t_env,
+    t_env: StreamTableEnvironment,
     symbols: Sequence[str],
     feed_factory: FeedFactory,
     watermarks: TradeWatermarks = TradeWatermarks(),
@@ -144,7 +154,7 @@ def binance_trades(
     return trade_tables(t_env, bridge, dead, watermarks)
 
 
-def in_own_task(python_operator, flush_interval: int):
+def in_own_task(python_operator: DataStream, flush_interval: int) -> DataStream:
     """The Python operator in a task of its own: it parses and emits while Flink's SQL runs on
     another core (about twice the throughput of one chain, bench/), its output handed over through
     a network buffer flushed every ``flush_interval`` ms. With 0 each record is handed over as it
@@ -154,7 +164,12 @@ def in_own_task(python_operator, flush_interval: int):
     return python_operator.disable_chaining()
 
 
-def trade_tables(t_env, trades, dead_letters, watermarks: TradeWatermarks) -> TradeTables:
+def trade_tables(
+    t_env: StreamTableEnvironment,
+    trades: DataStream,
+    dead_letters: DataStream,
+    watermarks: TradeWatermarks,
+) -> TradeTables:
     """Tables of a stream of TRADE_TYPE tuples (with event time by ``watermarks``) and of one of
     DEAD_LETTER_TYPE tuples."""
     watermarks.configure(t_env)
@@ -166,22 +181,26 @@ def trade_tables(t_env, trades, dead_letters, watermarks: TradeWatermarks) -> Tr
 
 
 class _BridgeFunction(KeyedProcessFunction):
-    def __init__(self, groups: list[list[str]], feed_factory: FeedFactory, drain: DrainConfig):
+    def __init__(
+        self, groups: list[list[str]], feed_factory: FeedFactory, drain: DrainConfig
+    ) -> None:
         self.groups = groups
         self.feed_factory = feed_factory
         self.interval = drain.drain_interval
         self.idle_interval = max(self.interval, drain.idle_drain_interval)
         self.max_batch = drain.max_batch
 
-    def open(self, runtime_context: RuntimeContext):
+    def open(self, runtime_context: RuntimeContext) -> None:
         self.runtime_context = runtime_context
-        self.feeds = {}  # shard -> feed (this subtask's shards only)
-        self.stopped = set()  # shards whose bounded run ended
-        self.next_timer = {}  # shard -> the one processing-time timer we keep armed
-        self.delay = {}  # shard -> ms until the next drain (backs off while the feed is quiet)
+        self.feeds: dict[int, Feed] = {}  # shard -> feed (this subtask's shards only)
+        self.stopped: set[int] = set()  # shards whose bounded run ended
+        self.next_timer: dict[int, int] = {}  # shard -> the one processing-time timer we keep armed
+        # shard -> ms until the next drain (backs off while the feed is quiet)
+        self.delay: dict[int, int] = {}
         self.last_state = runtime_context.get_map_state(
             MapStateDescriptor("last_trade_id", Types.STRING(), Types.LONG())
         )
+        self.subtask: int | str
         try:
             self.subtask = runtime_context.get_index_of_this_subtask()
         except Exception:  # thread mode (PEMJA) in 2.3: the Java context lacks this accessor
@@ -189,7 +208,7 @@ class _BridgeFunction(KeyedProcessFunction):
         self.metrics = SourceMetrics(runtime_context.get_metrics_group(), self.feeds)
         self.failure_log = RateLimitedLog(log)
 
-    def close(self):
+    def close(self) -> None:
         for shard, feed in list(self.feeds.items()):
             try:
                 feed.close()
@@ -198,7 +217,7 @@ class _BridgeFunction(KeyedProcessFunction):
         self.feeds.clear()
 
     # -- elements: the seed ticks --------------------------------------------------------------
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Emitted]:
         shard = ctx.get_current_key()
         if shard in self.stopped:
             return
@@ -209,7 +228,9 @@ class _BridgeFunction(KeyedProcessFunction):
         self._arm(shard, ctx)
 
     # -- the drain timer ------------------------------------------------------------------------
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+    def on_timer(
+        self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+    ) -> Iterator[Emitted]:
         shard = ctx.get_current_key()
         if shard in self.stopped:
             return
@@ -251,7 +272,7 @@ class _BridgeFunction(KeyedProcessFunction):
         self._arm(shard, ctx, delay)
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _ensure_feed(self, shard):
+    def _ensure_feed(self, shard: int) -> Feed:
         feed = self.feeds.get(shard)
         if feed is None:
             symbols = self.groups[shard]
@@ -271,7 +292,12 @@ class _BridgeFunction(KeyedProcessFunction):
             self.metrics.register_feed_stats(feed)
         return feed
 
-    def _arm(self, shard, ctx, delay=None):
+    def _arm(
+        self,
+        shard: int,
+        ctx: KeyedProcessFunction.Context | KeyedProcessFunction.OnTimerContext,
+        delay: int | None = None,
+    ) -> None:
         if shard in self.next_timer:
             return
         at = ctx.timer_service().current_processing_time() + (
@@ -280,7 +306,7 @@ class _BridgeFunction(KeyedProcessFunction):
         ctx.timer_service().register_processing_time_timer(at)
         self.next_timer[shard] = at
 
-    def _finish(self, shard):
+    def _finish(self, shard: int) -> Iterator[Emitted]:
         feed = self.feeds.get(shard)
         self.stopped.add(shard)
         if feed is None:
@@ -298,10 +324,11 @@ class _BridgeFunction(KeyedProcessFunction):
         log.info("shard %s: bounded run finished, feed stats %s", shard, dict(feed.stats))
         self.feeds.pop(shard, None)
 
-    def _emit(self, shard, batch):
+    def _emit(self, shard: int, batch: list[Trade | AggTrade | DeadLetter]) -> Iterator[Emitted]:
         """Trades out, dead letters to their side output, each symbol's highest id into state
         (the feed delivers a symbol's ids in order but for a rare live reordering)."""
-        last_ids, m, dead = {}, self.metrics, 0
+        last_ids: dict[str, int] = {}
+        m, dead = self.metrics, 0
         for rec in batch:
             if type(rec) is DeadLetter:
                 dead += 1

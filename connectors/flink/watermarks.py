@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyflink.table import Schema
+from pyflink.table import Schema, StreamTableEnvironment
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class TradeWatermarks:
             .build()
         )
 
-    def configure(self, t_env) -> None:
+    def configure(self, t_env: StreamTableEnvironment) -> None:
         """Idleness is a setting of the table environment, not of the schema."""
         t_env.get_config().set(
             "table.exec.source.idle-timeout",

@@ -11,17 +11,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
+import sys
 import threading
 
 from connectors.simulator.captures import DEMO_CAPTURES
-from connectors.simulator.market import GeneratedFeed, Market, replay_feeds
+from connectors.simulator.market import Feed, GeneratedFeed, Market, replay_feeds
 from connectors.simulator.server import ExchangeSimulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.simulator", description=__doc__.splitlines()[0]
+        prog=(
+            "binance-flink-sim"
+            if os.path.basename(sys.argv[0]) == "binance-flink-sim"
+            else "python -m connectors.simulator"
+        ),
+        description=__doc__.splitlines()[0],
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9443, help="0 picks a free port")
@@ -65,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_market(args: argparse.Namespace) -> Market:
-    feeds = []
+    feeds: list[Feed] = []
     if args.capture:
         symbols = args.symbols.split(",") if args.symbols else None
         feeds += replay_feeds(

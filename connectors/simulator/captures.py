@@ -19,12 +19,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-# The recorded trades shipped with the project (data/captures/README.md). Found beside the
-# package, which holds for a clone and an editable install; a wheel does not carry them.
-CAPTURES_DIR = Path(__file__).resolve().parents[2] / "data" / "captures"
+from connectors.shipped import shipped
+
+StrPath = str | PathLike[str]  # a capture file's path
+
+# The recorded trades shipped with the project (data/captures/README.md): in the repo, or where an
+# installed wheel put them.
+CAPTURES_DIR = shipped("data/captures")
 # The default market of the simulator and of the ``--demo`` job: BTCUSDT and ETHUSDT trades,
 # 2024-08-09 00:00:01 to 00:05:05 UTC.
 DEMO_CAPTURES = (CAPTURES_DIR / "btcusdt_20240809.gz", CAPTURES_DIR / "ethusdt_20240809.gz")
@@ -41,7 +46,7 @@ class CaptureEvent:
 
     recv_time_ns: int
     stream: str
-    data: dict
+    data: dict[str, Any]  # the ``data`` object, parsed
     raw: bytes  # the ``data`` object exactly as recorded
 
     @property
@@ -64,7 +69,7 @@ def stream_symbol(stream: str) -> str:
 
 
 def iter_capture(
-    path: str | PathLike, kinds: Iterable[str] | None = None, symbols: Iterable[str] | None = None
+    path: StrPath, kinds: Iterable[str] | None = None, symbols: Iterable[str] | None = None
 ) -> Iterator[CaptureEvent]:
     """Yield the stream events of one capture file in file order.
 
@@ -95,7 +100,7 @@ def iter_capture(
 
 
 def load_events(
-    paths: str | PathLike | Iterable[str | PathLike],
+    paths: StrPath | Iterable[StrPath],
     kinds: Iterable[str] | None = ("trade",),
     symbols: Iterable[str] | None = None,
 ) -> list[CaptureEvent]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import orjson
 
@@ -73,7 +74,7 @@ def result_reply(command: Command, result: list[str] | None = None) -> bytes:
     return orjson.dumps({"result": result, "id": command.id})
 
 
-def _valid_id(value: object) -> bool:
+def _valid_id(value: object) -> TypeGuard[int | str]:
     if isinstance(value, bool):
         return False
     return (isinstance(value, int) and value >= 0) or isinstance(value, str)

@@ -34,18 +34,31 @@ What a client sees:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from connectors.simulator.rest import RestApi
 from connectors.simulator.session import INJECTED, NOTICE, DropPlan, Frame, Session
 
-if TYPE_CHECKING:
-    from connectors.simulator.server import Exchange
+
+class FaultTarget(Protocol):
+    """What the faults act on: the exchange (``server.Exchange``), known only by these members, so
+    that this module does not import the server, which imports this one."""
+
+    speaking: asyncio.Event  # cleared: nothing is sent on any connection
+    rest: RestApi
+
+    async def listen(self) -> None: ...
+
+    def stop_listening(self) -> None: ...
+
+    def open_sessions(self) -> list[Session]: ...
 
 
 class Faults:
-    def __init__(self, exchange: Exchange, call: Callable) -> None:
+    def __init__(self, exchange: FaultTarget, call: Callable[..., Any]) -> None:
         self._exchange = exchange
         self._call = call  # runs a function or coroutine function on the loop, returns its result
         self._resets_left = 0
@@ -136,7 +149,7 @@ class Faults:
 
     def on_open(self, session: Session) -> None:
         if self._drop is not None and self._drops_left != 0:
-            self._give_drop(session)
+            self._give_drop(session, self._drop)
         session.limit_lifetime(self._lifetime)
 
     async def _accept(self) -> None:
@@ -152,10 +165,9 @@ class Faults:
         for session in self._exchange.open_sessions():
             if self._drops_left == 0:
                 break
-            self._give_drop(session)
+            self._give_drop(session, plan)
 
-    def _give_drop(self, session: Session) -> None:
-        plan = self._drop
+    def _give_drop(self, session: Session, plan: DropPlan) -> None:
         session.plan_drop(DropPlan(plan.remaining, plan.code, plan.reason, plan.reset))
         if self._drops_left is not None:
             self._drops_left -= 1

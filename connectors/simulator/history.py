@@ -7,19 +7,23 @@ published it, whether anyone was connected or not. Old entries are trimmed beyon
 from __future__ import annotations
 
 import bisect
+from abc import ABC, abstractmethod
 from decimal import Decimal
+from typing import Any
 
 import orjson
 
+Event = dict[str, Any]  # a stream event's JSON object, or a REST entry
 
-class Published:
+
+class Published(ABC):
     """Events of one stream in sequence order (trade ids, or aggregate ids for ``@aggTrade``)."""
 
     def __init__(self, limit: int | None) -> None:
         self._limit = limit
         self.ids: list[int] = []
         self.times: list[int] = []  # trade time T of each
-        self.events: list[dict] = []
+        self.events: list[Event] = []
 
     def append(self, seq: int, payload: bytes) -> None:
         event = orjson.loads(payload)
@@ -38,6 +42,18 @@ class Published:
     def index_of_time(self, time_ms: int) -> int:
         """Index of the first event with a trade time at or after ``time_ms``."""
         return bisect.bisect_left(self.times, time_ms)
+
+    @abstractmethod
+    def aggregates(
+        self, start: int, end_time: int | None, limit: int, hidden: set[int]
+    ) -> list[Event]:
+        """Up to ``limit`` aggregate trades (``aggTrades`` REST entries) from the one holding event
+        ``start`` on, none with a trade time after ``end_time``, none holding an id in
+        ``hidden``."""
+
+    @abstractmethod
+    def index_of_agg_id(self, agg_id: int) -> int:
+        """Index of the first event in an aggregate trade with an id at or after ``agg_id``."""
 
 
 class PublishedTrades(Published):
@@ -59,10 +75,10 @@ class PublishedTrades(Published):
 
     def aggregates(
         self, start: int, end_time: int | None, limit: int, hidden: set[int]
-    ) -> list[dict]:
+    ) -> list[Event]:
         """Aggregate trades from the one holding event ``start`` on. An aggregate holding a trade
         in ``hidden`` is left out whole: its ``f``..``l`` would otherwise claim the hidden ids."""
-        out: list[dict] = []
+        out: list[Event] = []
         dropped = None  # the aggregate id of the last hidden trade
         # begin at the first trade of the aggregate that index ``start`` belongs to
         while 0 < start < len(self.ids) and self.agg_ids[start - 1] == self.agg_ids[start]:
@@ -106,8 +122,8 @@ class PublishedAggTrades(Published):
 
     def aggregates(
         self, start: int, end_time: int | None, limit: int, hidden: set[int]
-    ) -> list[dict]:
-        out = []
+    ) -> list[Event]:
+        out: list[Event] = []
         for event in self.events[start:]:
             if (end_time is not None and event["T"] > end_time) or len(out) == limit:
                 break
@@ -118,7 +134,8 @@ class PublishedAggTrades(Published):
                 )
         return out
 
-    index_of_agg_id = Published.index_of_id
+    def index_of_agg_id(self, agg_id: int) -> int:
+        return self.index_of_id(agg_id)  # the events' ids are the aggregate ids
 
 
 def _sum8(a: str, b: str) -> str:

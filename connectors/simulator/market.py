@@ -21,12 +21,17 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from os import PathLike
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 
 import orjson
 
-from connectors.simulator.captures import CaptureEvent, load_events, stream_kind, stream_symbol
+from connectors.simulator.captures import (
+    CaptureEvent,
+    StrPath,
+    load_events,
+    stream_kind,
+    stream_symbol,
+)
 from connectors.simulator.history import Published, PublishedAggTrades, PublishedTrades
 
 # After this many events in a row the market yields to the event loop (and at speed 0
@@ -43,6 +48,14 @@ class Sink(Protocol):
 
     async def writable(self) -> None:
         """Return once every subscriber has room for more (speed 0 backpressure)."""
+
+
+class MarketOptions(TypedDict, total=False):
+    """``Market``'s keyword arguments, which ``Market.replay`` and ``Market.generated`` pass on."""
+
+    speed: float
+    pause_without_subscribers: bool
+    history_limit: int | None
 
 
 class Feed(ABC):
@@ -228,19 +241,19 @@ class Market:
             if history is not None:
                 self._published[(stream_symbol(feed.stream), kind)] = history
             self._clocks[feed.stream] = _Clock(feed, history)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by run(), with _wake
+        self._wake = asyncio.Event()  # binds to no loop until awaited; run() makes its own
         self._finished = False
 
     @classmethod
     def replay(
         cls,
-        paths: str | PathLike | Iterable[str | PathLike],
+        paths: StrPath | Iterable[StrPath],
         *,
         kinds: Iterable[str] = ("trade",),
         symbols: Iterable[str] | None = None,
         loop: bool = False,
-        **options,
+        **options: Unpack[MarketOptions],
     ) -> Market:
         """A market replaying captures; ``options`` are ``Market``'s keyword arguments."""
         return cls(replay_feeds(paths, kinds=kinds, symbols=symbols, loop=loop), **options)
@@ -253,7 +266,7 @@ class Market:
         rate: float = 100.0,
         count: int | None = None,
         seed: int | None = None,
-        **options,
+        **options: Unpack[MarketOptions],
     ) -> Market:
         """A market of random-walk trades, one ``GeneratedFeed`` per symbol."""
         feeds = [
@@ -304,9 +317,9 @@ class Market:
         self._loop = loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         now = loop.time()
-        for clock in self._clocks.values():
-            if clock.subscribers or not self.pause_without_subscribers:
-                clock.start(now)
+        for idle in self._clocks.values():
+            if idle.subscribers or not self.pause_without_subscribers:
+                idle.start(now)
         burst = 0
         while True:
             now = loop.time()
@@ -357,7 +370,7 @@ class Market:
 
 
 def replay_feeds(
-    paths: str | PathLike | Iterable[str | PathLike],
+    paths: StrPath | Iterable[StrPath],
     *,
     kinds: Iterable[str] = ("trade",),
     symbols: Iterable[str] | None = None,

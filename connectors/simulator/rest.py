@@ -19,10 +19,12 @@ import math
 import time
 from collections import defaultdict
 from decimal import Decimal
+from typing import overload
 from urllib.parse import parse_qs
 
 import orjson
 
+from connectors.simulator.history import Event
 from connectors.simulator.market import Market
 
 WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/aggTrades": 4}
@@ -124,7 +126,7 @@ class RestApi:
             return 400, error.body, headers
         return 200, orjson.dumps(body), headers
 
-    def _trades(self, params: dict) -> list[dict]:
+    def _trades(self, params: dict[str, str]) -> list[Event]:
         published = self.market.published(_symbol(params), "trade")
         if published is None:
             raise _BadRequest(-1121, "Invalid symbol.")
@@ -142,7 +144,7 @@ class RestApi:
             if event["t"] not in hidden
         ][:limit]
 
-    def _aggregates(self, params: dict) -> list[dict]:
+    def _aggregates(self, params: dict[str, str]) -> list[Event]:
         symbol = _symbol(params)
         published = self.market.published(symbol, "aggTrade") or self.market.published(
             symbol, "trade"
@@ -172,7 +174,7 @@ class RestApi:
         return published.aggregates(start, end_time, limit, self.hidden[symbol])
 
 
-def _symbol(params: dict) -> str:
+def _symbol(params: dict[str, str]) -> str:
     symbol = params.get("symbol")
     if not symbol:
         raise _BadRequest(
@@ -193,7 +195,7 @@ def _refusal(status: int, msg: str, retry_after: float) -> tuple[int, bytes, dic
     )
 
 
-def _rest_trade(event: dict) -> dict:
+def _rest_trade(event: Event) -> Event:
     price, quantity = event["p"], event["q"]
     return {
         "id": event["t"],
@@ -205,6 +207,14 @@ def _rest_trade(event: dict) -> dict:
         "isBuyerMaker": event["m"],
         "isBestMatch": event.get("M", True),
     }
+
+
+@overload
+def _integer(params: dict[str, str], name: str, default: int, *, minimum: int) -> int: ...
+
+
+@overload
+def _integer(params: dict[str, str], name: str, default: None, *, minimum: int) -> int | None: ...
 
 
 def _integer(params: dict[str, str], name: str, default: int | None, *, minimum: int) -> int | None:

@@ -27,7 +27,8 @@ import ssl
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any, TypedDict, cast
 from urllib.parse import parse_qs
 
 import orjson
@@ -74,7 +75,7 @@ class Exchange:
         rest_weight_limit: int,
         ssl_context: ssl.SSLContext | None,
         keep_frames: bool,
-        call: Callable,
+        call: Callable[..., Any],
     ) -> None:
         self.market = market
         self.host, self.port = host, port
@@ -94,7 +95,7 @@ class Exchange:
         self._servers: list[Server] = []
         self._listening: Server | None = None
         self._ids = itertools.count(1)
-        self._market_task: asyncio.Task | None = None
+        self._market_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.listen()
@@ -102,7 +103,8 @@ class Exchange:
         self._market_task.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
-        self._market_task.cancel()
+        if self._market_task is not None:
+            self._market_task.cancel()
         self.rest.close()
         for server in self._servers:
             server.close()
@@ -123,7 +125,8 @@ class Exchange:
             self.host,
             self.port,
             process_request=self._process_request,
-            create_connection=functools.partial(_Connection, self),
+            # a factory, as documented ("a wrapper or a subclass"); typed as a class only
+            create_connection=functools.partial(_Connection, self),  # type: ignore[arg-type]
             compression=None,
             ping_interval=None,
             ping_timeout=None,
@@ -186,14 +189,14 @@ class Exchange:
             return result_reply(command, list(session.record.streams))
         return result_reply(command)
 
-    def subscribe(self, session: Session, streams) -> None:
+    def subscribe(self, session: Session, streams: Iterable[str]) -> None:
         for stream in streams:
             if stream not in session.record.streams:
                 session.record.streams.append(stream)
                 self._subscribers[stream].add(session)
                 self.market.subscribe(stream)
 
-    def unsubscribe(self, session: Session, streams) -> None:
+    def unsubscribe(self, session: Session, streams: Iterable[str]) -> None:
         for stream in streams:
             if stream in session.record.streams:
                 session.record.streams.remove(stream)
@@ -210,7 +213,9 @@ class Exchange:
 
     # Connections.
 
-    async def _process_request(self, connection: _Connection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
         path, _, query = request.path.partition("?")
         if self.rest.routes(path):
             status, body, headers = await self.rest.answer(path, query)
@@ -234,7 +239,7 @@ class Exchange:
             headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
             body = orjson.dumps({"code": -1003, "msg": http.HTTPStatus(status).phrase})
             return self._http(connection, request, status, body, headers)
-        connection.route = route
+        _ours(connection).route = route
         return None
 
     def _http(
@@ -243,7 +248,7 @@ class Exchange:
         request: Request,
         status: int,
         body: bytes,
-        headers: dict | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         self.http_requests.append((request.path, status))
         response = connection.respond(status, body.decode())
@@ -253,7 +258,9 @@ class Exchange:
             response.headers[name] = value
         return response
 
-    async def _handle(self, ws: _Connection) -> None:
+    async def _handle(self, connection: ServerConnection) -> None:
+        ws = _ours(connection)
+        assert ws.request is not None  # the handler runs once the handshake has read it
         combined, streams = ws.route
         record = ConnectionRecord(next(self._ids), ws.request.path, combined, [], time.time())
         session = Session(ws, record, self)
@@ -267,7 +274,7 @@ class Exchange:
 class _Connection(ServerConnection):
     """Carries the route chosen during the handshake; can be reset right on accept."""
 
-    def __init__(self, exchange: Exchange, *args, **kwargs) -> None:
+    def __init__(self, exchange: Exchange, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.exchange = exchange
         self.route: tuple[bool, list[str]] = (False, [])
@@ -275,7 +282,23 @@ class _Connection(ServerConnection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         if self.exchange.faults.take_reset():
-            reset_transport(transport)
+            reset_transport(self.transport)  # the transport, as the TCP (or TLS) one it is
+
+
+def _ours(connection: ServerConnection) -> _Connection:
+    """What ``serve`` hands the handlers: a connection ``create_connection`` made, so ours."""
+    return cast(_Connection, connection)
+
+
+class _ExchangeOptions(TypedDict):
+    """``Exchange``'s settings, as ``ExchangeSimulator`` keeps them until its loop starts."""
+
+    ping_interval: float | None
+    pong_timeout: float | None
+    close_timeout: float
+    rest_weight_limit: int
+    ssl_context: ssl.SSLContext | None
+    keep_frames: bool
 
 
 class ExchangeSimulator:
@@ -304,7 +327,7 @@ class ExchangeSimulator:
         self.host = host
         self._port = port
         self._scheme = "s" if ssl_context is not None else ""
-        self._options = {
+        self._options: _ExchangeOptions = {
             "ping_interval": ping_interval,
             "pong_timeout": pong_timeout,
             "close_timeout": close_timeout,
@@ -323,7 +346,7 @@ class ExchangeSimulator:
         with self._lock:
             if self._thread is not None:
                 raise RuntimeError("a simulator starts only once")
-            started: concurrent.futures.Future = concurrent.futures.Future()
+            started: concurrent.futures.Future[None] = concurrent.futures.Future()
             self._thread = threading.Thread(
                 target=self._run, args=(started,), name="exchange-simulator", daemon=True
             )
@@ -337,13 +360,16 @@ class ExchangeSimulator:
                 return
             self._stop_requested = True
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stopped.set)
+            loop, stopped = self._loop, self._stopped
+            if loop is None or stopped is None:  # another thread is in start() still
+                raise RuntimeError("the simulator is still starting")
+            loop.call_soon_threadsafe(stopped.set)
             self._thread.join()
 
     def __enter__(self) -> ExchangeSimulator:
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     @property
@@ -382,7 +408,7 @@ class ExchangeSimulator:
         """Ids of the ``<symbol>@trade`` events written to any connection, connection by
         connection in opening order, each in send order."""
         stream = f"{symbol.lower()}@trade"
-        ids = []
+        ids: list[int] = []
         for record in self.connections:
             for frame in list(record.sent):
                 if frame.kind == MARKET and frame.stream == stream:
@@ -416,10 +442,10 @@ class ExchangeSimulator:
             raise RuntimeError("the simulator is not running")
         return self._exchange
 
-    def _run(self, started: concurrent.futures.Future) -> None:
+    def _run(self, started: concurrent.futures.Future[None]) -> None:
         asyncio.run(self._main(started))
 
-    async def _main(self, started: concurrent.futures.Future) -> None:
+    async def _main(self, started: concurrent.futures.Future[None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         try:
@@ -435,19 +461,20 @@ class ExchangeSimulator:
         await self._stopped.wait()
         await exchange.stop()
 
-    def _call(self, function: Callable, *args):
+    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run ``function(*args)`` (awaited if it is a coroutine) on the loop; its result."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("fault commands are for other threads than the simulator's")
 
-        async def run():
+        async def run() -> Any:
             result = function(*args)
             return await result if inspect.isawaitable(result) else result
 
         self._running()
+        assert self._loop is not None  # set before the exchange is
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(_THREAD_CALL_TIMEOUT)
 
 
-def _log_failure(task: asyncio.Task) -> None:
+def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("the market stopped", exc_info=task.exception())

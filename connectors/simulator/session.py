@@ -1,4 +1,9 @@
-"""One client connection: its outgoing queue, writer, pings, planned drop, and its record."""
+"""One client connection: its outgoing queue, writer, pings, planned drop, and its record.
+
+A session knows the exchange it belongs to only as a ``SessionHost``: the few settings and calls it
+uses. The exchange (``server.py``) satisfies it without naming it, so this module does not import
+the server, which imports this one.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,12 @@ import socket
 import struct
 import time
 from collections import deque
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-
-if TYPE_CHECKING:
-    from connectors.simulator.server import Exchange
 
 MARKET = "market"  # a market event
 REPLY = "reply"  # an answer to a client request
@@ -25,7 +28,7 @@ INJECTED = "injected"  # a frame from ``faults.send_frames``
 QUEUE_LOW = 256
 
 
-def reset_transport(transport: asyncio.BaseTransport) -> None:
+def reset_transport(transport: asyncio.Transport) -> None:
     """Close with RST: a zero linger time makes the kernel reset instead of FIN."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
@@ -81,8 +84,28 @@ class DropPlan:
     reset: bool
 
 
+class SessionHost(Protocol):
+    """What a session uses of the exchange that accepted it (``server.Exchange``)."""
+
+    ping_interval: float | None  # seconds between the server's pings; None: no pings
+    pong_timeout: float | None  # a ping unanswered this long closes with 1008; None: never
+    keep_frames: bool  # keep every frame sent in the record, not just the counts
+    speaking: asyncio.Event  # cleared while the exchange is silent (``faults.go_silent``)
+    room: asyncio.Event  # set when a writer's queue falls to QUEUE_LOW (speed-0 backpressure)
+
+    def answer(self, session: Session, message: str | bytes) -> bytes:
+        """The reply to a request the client sent (SUBSCRIBE, ...)."""
+        ...
+
+    def forget(self, session: Session) -> None:
+        """The session is closing: no more market data for it."""
+        ...
+
+
 class Session:
-    def __init__(self, ws: ServerConnection, record: ConnectionRecord, exchange: Exchange) -> None:
+    def __init__(
+        self, ws: ServerConnection, record: ConnectionRecord, exchange: SessionHost
+    ) -> None:
         self.ws = ws
         self.record = record
         self.exchange = exchange
@@ -94,7 +117,7 @@ class Session:
         self._ready = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
         self._lifetime: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def combined(self) -> bool:
@@ -144,7 +167,7 @@ class Session:
             )
         await self.ws.close(code, reason)
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -153,7 +176,7 @@ class Session:
         """Run the connection until it closes, then fill in the end of its record."""
         self.spawn(self._write())
         if self.exchange.ping_interval is not None:
-            self.spawn(self._ping())
+            self.spawn(self._ping(self.exchange.ping_interval))
         try:
             async for message in self.ws:
                 self.record.received.append(message)
@@ -203,15 +226,17 @@ class Session:
 
     async def _execute_drop(self) -> None:
         plan, self.drop = self.drop, None
+        if plan is None:  # plan_drop's task came after the writer had already dropped it
+            return
         if plan.reset:
             self.abort()
         else:
             await self.close(plan.code, plan.reason)
 
-    async def _ping(self) -> None:
+    async def _ping(self, interval: float) -> None:
         exchange = self.exchange
         while True:
-            await asyncio.sleep(exchange.ping_interval)
+            await asyncio.sleep(interval)
             await exchange.speaking.wait()
             payload = str(time.time_ns()).encode()
             try:
@@ -222,7 +247,7 @@ class Session:
             if exchange.pong_timeout is not None:
                 self.spawn(self._expect_pong(pong, payload, exchange.pong_timeout))
 
-    async def _expect_pong(self, pong: asyncio.Future, payload: bytes, timeout: float) -> None:
+    async def _expect_pong(self, pong: Awaitable[float], payload: bytes, timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(pong)

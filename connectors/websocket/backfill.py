@@ -24,8 +24,9 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from connectors.websocket.buffer import Barrier, BoundedBuffer
 from connectors.websocket.sequencing import SequenceTracker, Verdict
@@ -49,21 +50,30 @@ class HistoryUnavailable(Exception):
 
 
 class History(Protocol):
-    """What an exchange plugs in to fill gaps. Records carry ``key``, ``seq`` and ``time``."""
+    """What an exchange plugs in to fill gaps. Records carry ``key`` (a str), ``seq`` and ``time``
+    (ints); what they are besides is the exchange's, and passes through untouched."""
 
-    page_size: int
-    record_types: tuple[type, ...]  # anything else a page holds is a failure (a dead letter)
+    @property
+    def page_size(self) -> int: ...
 
-    def fetch(self, key, first_seq: int) -> list:
+    @property
+    def record_types(self) -> tuple[type, ...]:
+        """Anything else a page holds is a failure (a dead letter)."""
+        ...
+
+    def fetch(self, key: str, first_seq: int) -> Sequence[object]:
         """Up to ``page_size`` records of ``key`` with seq >= ``first_seq``, ascending (failures for
         entries it cannot read may come among them). Fewer: the history has nothing newer yet.
         Raises ``HistoryUnavailable``."""
+        ...
 
-    def seq_at(self, key, time_ms: int) -> int | None:
+    def seq_at(self, key: str, time_ms: int) -> int | None:
         """The first seq at or after ``time_ms`` (None: none yet). Raises ``HistoryUnavailable``."""
+        ...
 
-    def unfilled(self, key, first: int, last: int, why: str) -> object:
+    def unfilled(self, key: str, first: int, last: int, why: str) -> object:
         """The failure record reporting ids ``first..last`` of ``key`` as lost."""
+        ...
 
     @property
     def stats(self) -> dict[str, int]: ...
@@ -73,18 +83,19 @@ class History(Protocol):
 
 @dataclass(eq=False)
 class _Fill:
-    key: object
+    key: str
     cursor: int  # next seq to fetch
     target: int | None  # last seq to fetch; None: up to the newest the history has
     start: int = 0  # first seq of the range this fill answers for (unfilled reports)
-    pending: deque = field(default_factory=deque)  # fetched, accepted, not yet released
+    # fetched, accepted, not yet released: the history's records and failures
+    pending: deque[Any] = field(default_factory=deque)
     last_time: int | None = None  # time of the last record fetched: how far this fill has come
     done: bool = False
     retry_at: float = 0.0
     retry_delay: float = RETRY_INITIAL
     why: str = ""  # why ids are left over, if any
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.start = self.cursor
 
 
@@ -93,8 +104,12 @@ class _Episode:
     barrier: Barrier
     deadline: float
     started: float
-    fills: dict = field(default_factory=dict)  # key -> _Fill
-    seen_after: set = field(default_factory=set)  # keys delivered live after the barrier
+    fills: dict[str, _Fill] = field(default_factory=dict)  # key -> its fill
+    seen_after: set[str] = field(default_factory=set)  # keys delivered live after the barrier
+
+
+# What goes into the buffer, outside the lock: (barrier, records to add to it, close it after).
+_Action = tuple[Barrier, list[Any], bool]
 
 
 class Backfiller:
@@ -108,14 +123,15 @@ class Backfiller:
         lock: threading.Lock,
         timeout: float,
         name: str,
-    ):
+    ) -> None:
         self.history, self.buffer, self.sequencer, self.lock = history, buffer, sequencer, lock
         self.timeout, self.name = timeout, name
         self.episodes: list[_Episode] = []  # open ones, oldest first
         self.counts = dict.fromkeys(
             ("backfilled", "backfill_requests", "unfilled_ids", "backfill_ms"), 0
         )
-        self._gave_up: dict = {}  # key -> why its catch-up ended before its first live record came
+        # key -> why its catch-up ended before its first live record came
+        self._gave_up: dict[str, str] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"backfill-{name}", daemon=True)
@@ -156,7 +172,7 @@ class Backfiller:
                         fill.retry_at = now + CATCH_UP_GRACE
         self._wake.set()
 
-    def note_live(self, key, seq: int, verdict: Verdict, missing: int, out: list) -> None:
+    def note_live(self, key: str, seq: int, verdict: Verdict, missing: int, out: list[Any]) -> None:
         """A live record of ``key`` passed the sequencer: bounds the fill waiting for it, and for a
         gap appends to ``out`` (before the record) what the gap needs: a new barrier, or the
         failure reporting it when no fill can be made."""
@@ -237,10 +253,11 @@ class Backfiller:
             if not self.episodes:
                 return 1.0
             episode = self.episodes[0]
-            for fill in episode.fills.values():
-                if fill.target is not None and fill.cursor > fill.target:
-                    fill.done = True
+            for f in episode.fills.values():
+                if f.target is not None and f.cursor > f.target:
+                    f.done = True
             waiting = [f for f in episode.fills.values() if not f.done]
+            fill: _Fill | None
             if now >= episode.deadline or not waiting:
                 why = f"the backfill did not finish within {self.timeout:g}s" if waiting else ""
                 actions = self._end(episode, why)
@@ -269,7 +286,7 @@ class Backfiller:
         self._apply(actions)
         return None
 
-    def _take(self, fill: _Fill, page: list) -> None:
+    def _take(self, fill: _Fill, page: Sequence[Any]) -> None:
         """Passes a fetched page through the sequencer, up to the fill's target."""
         record_types, records, beyond = self.history.record_types, 0, False
         for item in page:
@@ -311,25 +328,26 @@ class Backfiller:
             delay,
         )
 
-    def _release(self, episode: _Episode) -> list:
+    def _release(self, episode: _Episode) -> list[_Action]:
         """What no unfinished fill can still precede, merged by time, as an action for the
         buffer."""
         open_fills = [f for f in episode.fills.values() if not f.done]
-        if any(f.last_time is None for f in open_fills):
+        times = [f.last_time for f in open_fills if f.last_time is not None]
+        if len(times) < len(open_fills):  # one of them has fetched nothing yet
             return []
-        horizon = min((f.last_time for f in open_fills), default=None)
+        horizon = min(times, default=None)
         out = _merge_by_time([f.pending for f in episode.fills.values()], horizon)
         if not out:
             return []
         self.counts["backfilled"] += sum(type(r) in self.history.record_types for r in out)
         return [(episode.barrier, out, False)]
 
-    def _end(self, episode: _Episode, why: str) -> list:
+    def _end(self, episode: _Episode, why: str) -> list[_Action]:
         """Releases what was fetched, reports what was not, and opens the barrier."""
         for fill in episode.fills.values():
             fill.done = True
         actions = self._release(episode)
-        failures = []
+        failures: list[object] = []
         for key, fill in episode.fills.items():
             reason = fill.why or why
             if fill.target is None and reason:
@@ -349,14 +367,14 @@ class Backfiller:
         log.info("%s: backfill done in %.2fs%s", self.name, elapsed, f" ({why})" if why else "")
         return actions
 
-    def _apply(self, actions: list) -> None:
+    def _apply(self, actions: list[_Action]) -> None:
         for barrier, records, close in actions:
             if records:
                 self.buffer.add_to_barrier(barrier, records)
             if close:
                 self.buffer.close_barrier(barrier)
 
-    def _unfilled(self, key, first: int, last: int, why: str):
+    def _unfilled(self, key: str, first: int, last: int, why: str) -> object:
         self.counts["unfilled_ids"] += last - first + 1
         log.warning("%s: %s ids %d..%d are lost: %s", self.name, key, first, last, why)
         return self.history.unfilled(key, first, last, why)
@@ -367,7 +385,7 @@ class Backfiller:
         self.episodes.append(episode)
         return episode
 
-    def _extend(self, episode: _Episode, key, first: int, last: int) -> None:
+    def _extend(self, episode: _Episode, key: str, first: int, last: int) -> None:
         fill = episode.fills.get(key)
         if fill is None or fill.done:
             episode.fills[key] = _Fill(key, first, last)
@@ -376,12 +394,12 @@ class Backfiller:
         self._wake.set()
 
 
-def _merge_by_time(queues: list[deque], horizon: int | None) -> list:
+def _merge_by_time(queues: list[deque[Any]], horizon: int | None) -> list[Any]:
     """Takes from the front of the queues, oldest first across them, every record not later than
     ``horizon`` (None: all). An item without a time (a failure) goes out when it is at a front."""
-    out = []
+    out: list[Any] = []
     while True:
-        oldest = None
+        oldest: deque[Any] | None = None
         for queue in queues:
             while queue and getattr(queue[0], "time", None) is None:
                 out.append(queue.popleft())

@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from connectors.settings import check_settings, setting
 from connectors.websocket.backfill import (
@@ -48,6 +49,10 @@ from connectors.websocket.ratelimited_log import RateLimitedLog
 from connectors.websocket.sequencing import SequenceTracker, Verdict
 
 log = logging.getLogger(__name__)
+
+# What a bridge delivers: its decoder's records and failures and its history's (the subclass for an
+# exchange names them: BinanceFeed's are Trade, AggTrade and DeadLetter).
+ItemT = TypeVar("ItemT")
 
 
 @dataclass(frozen=True)
@@ -118,16 +123,20 @@ class BridgeConfig:
         metavar="DIR",
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)  # refused at construction, not at first use
 
 
 class FrameDecoder(Protocol):
-    """What an exchange plugs in. Records carry ``key`` and ``seq``; failures ``reason`` and
-    ``error``; anything else is a control message with ``wants_reconnect``."""
+    """What an exchange plugs in. Records carry ``key`` (a str) and ``seq`` (an int); failures
+    ``reason`` and ``error``; anything else is a control message with ``wants_reconnect``. What
+    each is, of those three, is told by its type (``record_types``, ``failure_types``)."""
 
-    record_types: tuple[type, ...]
-    failure_types: tuple[type, ...]
+    @property
+    def record_types(self) -> tuple[type, ...]: ...
+
+    @property
+    def failure_types(self) -> tuple[type, ...]: ...
 
     def parse(self, payload: bytes, binary: bool) -> object: ...
 
@@ -141,13 +150,13 @@ class _Stopped(Exception):
 class _Reader(threading.Thread):
     """Reads one connection until it is lost or stopped."""
 
-    def __init__(self, bridge: Bridge, conn: Connection, number: int, stash: bool):
+    def __init__(self, bridge: Bridge[Any], conn: Connection, number: int, stash: bool) -> None:
         super().__init__(name=f"ws-reader-{bridge.name}-{number}", daemon=True)
         self.bridge, self.conn = bridge, conn
         # A handover's new connection keeps what it reads here until the old one has caught up
         # with it (``first_seen``: key -> its first seq); then it goes through the sequencer.
-        self.stash: list | None = [] if stash else None
-        self.first_seen: dict = {}
+        self.stash: list[object] | None = [] if stash else None  # decoded, not yet sequenced
+        self.first_seen: dict[str, int] = {}
         self.records = 0
         self.wants_handover = False
         self.lost: ConnectionLost | None = None
@@ -188,7 +197,9 @@ class _Reader(threading.Thread):
         self.join(timeout=5.0)
 
 
-class Bridge:
+class Bridge(Generic[ItemT]):
+    """See the module docstring. ``ItemT``: what ``drain`` hands over (see its definition)."""
+
     def __init__(
         self,
         url: str,
@@ -196,7 +207,7 @@ class Bridge:
         config: BridgeConfig = BridgeConfig(),
         name: str = "",
         history: History | None = None,
-    ):
+    ) -> None:
         self.url, self.decoder, self.config = url, decoder, config
         self.name = name or url
         self._buffer = BoundedBuffer(config.buffer_size, config.overflow)
@@ -217,7 +228,7 @@ class Bridge:
             if history is not None
             else None
         )
-        self._start_time: tuple[int, list] | None = None  # resume_at(): (time in ms, keys)
+        self._start_time: tuple[int, list[str]] | None = None  # resume_at(): (time in ms, keys)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._error: FeedError | None = None
@@ -246,7 +257,7 @@ class Bridge:
 
     # -- the consumer's side ------------------------------------------------------------------
 
-    def resume_after(self, positions: dict) -> Bridge:
+    def resume_after(self, positions: Mapping[str, int]) -> Self:
         """Continue after these last delivered sequence numbers (key -> seq), e.g. from a Flink
         checkpoint: anything at or below them is a duplicate; with a history, what came after them
         is fetched before the live stream goes on."""
@@ -255,7 +266,7 @@ class Bridge:
                 self._sequencer.restore(key, seq)
         return self
 
-    def resume_at(self, time_ms: int, keys) -> Bridge:
+    def resume_at(self, time_ms: int, keys: Iterable[str]) -> Self:
         """Start these keys (those without a ``resume_after`` position) at the first record at or
         after ``time_ms``, fetched from the history before the live stream goes on."""
         if self._history is None:
@@ -263,7 +274,7 @@ class Bridge:
         self._start_time = (time_ms, list(keys))
         return self
 
-    def start(self) -> Bridge:
+    def start(self) -> Self:
         if self._thread is None:
             if self._backfill is not None:
                 self._backfill.start()
@@ -273,7 +284,7 @@ class Bridge:
             self._thread.start()
         return self
 
-    def drain(self, max_items: int = 10_000) -> list:
+    def drain(self, max_items: int = 10_000) -> list[ItemT]:
         """What arrived, oldest first, without blocking. Raises the bridge's error once empty."""
         items = self._buffer.drain(max_items)
         if not items and self._error is not None:
@@ -318,10 +329,10 @@ class Bridge:
             self._backfill.join(timeout)
         self._rlog.flush(force=True)
 
-    def __enter__(self) -> Bridge:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- the supervisor thread ----------------------------------------------------------------
@@ -343,7 +354,7 @@ class Bridge:
                 reader.stop()
             self._open_connections = 0
 
-    def _supervise(self, readers: list) -> None:
+    def _supervise(self, readers: list[_Reader]) -> None:
         cfg = self.config
         backoff = Backoff(cfg.backoff_initial, cfg.backoff_max, cfg.backoff_jitter)
         self._resolve_start_time()
@@ -381,7 +392,8 @@ class Bridge:
     def _resolve_start_time(self) -> None:
         """``resume_at``: each key without a position starts before its first record at that
         time."""
-        if self._start_time is None:
+        history = self._history
+        if self._start_time is None or history is None:  # resume_at() refuses to go without
             return
         time_ms, keys = self._start_time
         deadline = time.monotonic() + self.config.backfill_timeout
@@ -389,7 +401,7 @@ class Bridge:
             with self._lock:
                 if key in self._sequencer.last_seqs:
                     continue  # a checkpointed position wins
-            seq = self._seq_at(key, time_ms, deadline)
+            seq = self._seq_at(history, key, time_ms, deadline)
             if seq is None:
                 log.info(
                     "%s: %s has no record at or after %d yet: it starts live",
@@ -403,11 +415,11 @@ class Bridge:
             )
             self.resume_after({key: seq - 1})
 
-    def _seq_at(self, key, time_ms: int, deadline: float) -> int | None:
+    def _seq_at(self, history: History, key: str, time_ms: int, deadline: float) -> int | None:
         delay = RETRY_INITIAL
         while True:
             try:
-                return self._history.seq_at(key, time_ms)
+                return history.seq_at(key, time_ms)
             except HistoryUnavailable as exc:
                 wait = exc.retry_after if exc.retry_after is not None else delay
                 if exc.permanent or time.monotonic() + wait > deadline:
@@ -496,7 +508,7 @@ class Bridge:
         )
         conn.close()
 
-    def _reconnect(self, backoff: Backoff, cause) -> _Reader:
+    def _reconnect(self, backoff: Backoff, cause: Exception | None) -> _Reader:
         max_attempts = self.config.max_reconnect_attempts
         while True:
             if backoff.attempts >= max_attempts:
@@ -519,7 +531,7 @@ class Bridge:
             self._count("reconnects")
             return reader
 
-    def _handover(self, readers: list, why: str) -> None:
+    def _handover(self, readers: list[_Reader], why: str) -> None:
         """Opens the next connection before closing the old: the new one's records wait until the
         old one has delivered up to where the new one began, so the switch loses nothing."""
         old = readers[-1]
@@ -568,7 +580,7 @@ class Bridge:
     def _flush_stash(self, reader: _Reader) -> None:
         with self._put_lock:
             with self._lock:
-                items, reader.stash = reader.stash, None
+                items, reader.stash = reader.stash or [], None
                 self._flushing_stash = True  # duplicates now are the overlap, expected
                 try:
                     out, barriers = self._decode(reader, items)
@@ -582,35 +594,36 @@ class Bridge:
 
     # -- reader threads -----------------------------------------------------------------------
 
-    def _ingest(self, reader: _Reader, messages: list[Message]) -> None:
+    def _ingest(self, reader: _Reader, messages: list[bytes | Message]) -> None:
         with self._put_lock:
-            if reader.stash is not None:
+            stash = reader.stash
+            if stash is not None:
                 with self._lock:
-                    self._keep(reader, messages)
+                    self._keep(reader, stash, messages)
                 return
             with self._lock:
                 out, barriers = self._decode(reader, messages)
             self._put(out, barriers)
 
-    def _keep(self, reader: _Reader, messages: list) -> None:
+    def _keep(self, reader: _Reader, stash: list[object], messages: list[bytes | Message]) -> None:
         """A handover's new connection: parsed now, sequenced when the old one has caught up."""
         record_types, first_seen = self.decoder.record_types, reader.first_seen
         for message in messages:
-            item = (
+            item: Any = (  # see _decode
                 self.decoder.parse(message, False)
                 if type(message) is bytes
                 else self._unusual(message)
             )
             if type(item) in record_types:
                 first_seen.setdefault(item.key, item.seq)
-            reader.stash.append(item)
+            stash.append(item)
 
-    def _put(self, out: list, barriers: bool) -> None:
+    def _put(self, out: list[Any], barriers: bool) -> None:
         """Into the buffer in order; barriers the batch opened go in where they stand."""
         if not barriers:
             self._buffer.put_many(out)
             return
-        chunk = []
+        chunk: list[Any] = []
         for item in out:
             if type(item) is Barrier:
                 self._buffer.put_many(chunk)
@@ -620,9 +633,14 @@ class Bridge:
                 chunk.append(item)
         self._buffer.put_many(chunk)
 
-    def _decode(self, reader: _Reader, messages: list) -> tuple[list, bool]:
+    def _decode(self, reader: _Reader, messages: Sequence[object]) -> tuple[list[Any], bool]:
         """Runs once per message: kept flat on purpose (bench/ profiles it). Returns what to put
-        into the buffer and whether a backfill barrier is among it."""
+        into the buffer and whether a backfill barrier is among it. ``messages``: what a connection
+        received (``bytes``, ``Message``) or a handover's stash (items it already decoded).
+
+        Items are ``Any`` here: what each is (record, failure, control) is told by its type's
+        membership in the decoder's tuples, which mypy cannot follow; a cast per item would cost a
+        call on the hot path."""
         parse, record_types, failure_types = (
             self.decoder.parse,
             self.decoder.record_types,
@@ -632,15 +650,16 @@ class Bridge:
         watching = backfill is not None and bool(
             backfill.episodes
         )  # a backfill wants to see live records
-        out, n_records, barriers = [], 0, False
+        out: list[Any] = []
+        n_records, barriers = 0, False
         for message in messages:
-            item = parse(message, False) if type(message) is bytes else self._unusual(message)
+            item: Any = parse(message, False) if type(message) is bytes else self._unusual(message)
             kind = type(item)
             if kind in record_types:
                 key, seq = item.key, item.seq
                 if last_seqs.get(key, seq - 1) + 1 == seq:  # the next id: the common case, inline
                     last_seqs[key] = seq
-                    if watching:
+                    if watching and backfill is not None:
                         backfill.note_live(key, seq, Verdict.NEXT, 0, out)
                 else:
                     verdict, missing = self._sequencer.accept(key, seq)
@@ -675,7 +694,7 @@ class Bridge:
         reader.records += n_records
         return out, barriers
 
-    def _unusual(self, message):
+    def _unusual(self, message: object) -> object:
         """An oversized, binary or fragmented ``Message``, or an item a handover already parsed."""
         if type(message) is not Message:
             return message
@@ -685,7 +704,7 @@ class Bridge:
             return self.decoder.oversized(message.payload, message.size, limit)
         return self.decoder.parse(message.payload, message.binary)
 
-    def _irregular(self, key, seq: int, verdict: Verdict, missing: int) -> None:
+    def _irregular(self, key: str, seq: int, verdict: Verdict, missing: int) -> None:
         """Logs what the sequencer counted; a handover's expected duplicates are counted apart."""
         if verdict is Verdict.GAP:
             self._rlog.warning(

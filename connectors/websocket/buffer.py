@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from enum import StrEnum
+from typing import Any
 
 from connectors.websocket.errors import BufferOverflow
 
@@ -32,20 +33,21 @@ class Barrier:
 
     __slots__ = ("closed", "items")
 
-    def __init__(self):
-        self.items: deque = deque()
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
         self.closed = False
 
 
 class BoundedBuffer:
-    """``capacity`` bounds the live records (held ones included) and, separately, each barrier's."""
+    """``capacity`` bounds the live records (held ones included) and, separately, each barrier's.
+    Records are the producers' (typed ``Any`` here): the buffer only moves them."""
 
     def __init__(self, capacity: int, overflow: Overflow | str = Overflow.BLOCK):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self.overflow = Overflow(overflow)
-        self._items: deque = deque()  # records and barriers, oldest first
+        self._items: deque[Any] = deque()  # records and barriers, oldest first
         self._barriers = 0  # how many of _items are barriers (0: the plain fast paths)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -58,7 +60,7 @@ class BoundedBuffer:
         with self._lock:
             return len(self._items) - self._barriers + self._barrier_items()
 
-    def put_many(self, items: list) -> int:
+    def put_many(self, items: list[Any]) -> int:
         """Adds records by the overflow policy; returns how many were dropped."""
         with self._lock:
             free = self.capacity - len(self._items)
@@ -87,7 +89,7 @@ class BoundedBuffer:
             self._items.append(barrier)
             self._barriers += 1
 
-    def add_to_barrier(self, barrier: Barrier, records: list) -> None:
+    def add_to_barrier(self, barrier: Barrier, records: list[Any]) -> None:
         """Backfilled records, drained before anything behind the barrier; waits while the
         barrier already holds ``capacity`` records (the consumer is behind)."""
         with self._lock:
@@ -99,7 +101,7 @@ class BoundedBuffer:
         with self._lock:
             barrier.closed = True
 
-    def drain(self, max_items: int) -> list:
+    def drain(self, max_items: int) -> list[Any]:
         """Never blocks. Stops at a barrier that is still open once its records are taken."""
         with self._lock:
             items = self._items
@@ -121,8 +123,9 @@ class BoundedBuffer:
             self._closed = True
             self._changed.notify_all()
 
-    def _drain_through_barriers(self, max_items: int) -> list:
-        items, out = self._items, []
+    def _drain_through_barriers(self, max_items: int) -> list[Any]:
+        items = self._items
+        out: list[Any] = []
         while items and len(out) < max_items:
             head = items[0]
             if type(head) is not Barrier:
@@ -136,7 +139,7 @@ class BoundedBuffer:
             self._barriers -= 1
         return out
 
-    def _put_blocking(self, items: list) -> None:
+    def _put_blocking(self, items: list[Any]) -> None:
         start = 0
         while start < len(items) and not self._closed:
             free = self.capacity - len(self._items)
@@ -154,7 +157,8 @@ class BoundedBuffer:
                 self._items.popleft()
             self.dropped += n
             return n
-        kept, dropped = deque(), 0
+        kept: deque[Any] = deque()
+        dropped = 0
         for item in self._items:
             if dropped < n and type(item) is not Barrier:
                 dropped += 1

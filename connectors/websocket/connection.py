@@ -20,6 +20,7 @@ from connectors.websocket.frames import (
     OP_CONTINUATION,
     OP_PING,
     OP_TEXT,
+    Frame,
     FrameReader,
     PeerClosed,
 )
@@ -53,8 +54,8 @@ class Connection:
         self._max = max_message_bytes
         self._ws: websocket.WebSocket | None = None
         self._reader: FrameReader | None = None
-        self._fragments: list = []  # frames of a fragmented message so far (their payloads only
-        self._fragments_size = 0  # while the message is within the limit: see _add_fragment)
+        self._fragments: list[Frame] = []  # a fragmented message's frames so far (their payloads
+        self._fragments_size = 0  # only while the message is within the limit: see _add_fragment)
         self._closed: ConnectionLost | None = None  # a close frame, raised after what preceded it
         self.opened_at = 0.0
         self.last_frame_at = 0.0
@@ -81,19 +82,24 @@ class Connection:
             ) from exc
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectFailed(self.url, _describe(exc)) from exc
-        ws.sock.settimeout(self._poll_interval)
+        sock = ws.sock
+        assert sock is not None  # create_connection returns it connected
+        sock.settimeout(self._poll_interval)
         self._ws = ws
-        self._reader = FrameReader(ws.sock, self._max)
+        self._reader = FrameReader(sock, self._max)
         self.opened_at = self.last_frame_at = time.monotonic()
 
-    def receive(self) -> list:
+    def receive(self) -> list[bytes | Message]:
         """What arrived within one poll interval, in order: payload ``bytes`` of each ordinary text
         message, a ``Message`` for anything else (binary, fragmented, oversized). Pings are
         answered here. Raises ConnectionLost."""
         if self._closed is not None:
             raise self._closed
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("receive() before open()")
         try:
-            frames = self._reader.read()
+            frames = reader.read()
         except PeerClosed:
             raise ConnectionLost("connection closed without a close frame (EOF)") from None
         except ssl.SSLError as exc:
@@ -103,9 +109,9 @@ class Connection:
         if not frames:
             return []
         self.last_frame_at = time.monotonic()
-        messages = []
+        messages: list[bytes | Message] = []
         for frame in frames:
-            if type(frame) is bytes:
+            if type(frame) is not Frame:  # bytes: a text message's payload, the common case
                 messages.append(frame)
                 continue
             op = frame.opcode
@@ -135,12 +141,14 @@ class Connection:
         # the peer may be gone already; closing must still finish
         with contextlib.suppress(Exception):
             ws.send_close(code)
-        with contextlib.suppress(OSError):
-            # wakes a reader blocked in recv; close() alone does not
-            ws.sock.shutdown(socket.SHUT_RDWR)
-        ws.shutdown()
+        sock = ws.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # wakes a reader blocked in recv; close() alone does not
+                sock.shutdown(socket.SHUT_RDWR)
+        ws.shutdown()  # type: ignore[no-untyped-call]  # websocket-client leaves it unannotated
 
-    def _add_fragment(self, frame) -> None:
+    def _add_fragment(self, frame: Frame) -> None:
         """Keeps a fragment; once the message is over the limit only its first bytes are kept, and
         nothing after a fragment that was itself cut (what follows would not be contiguous)."""
         if self._fragments_size <= self._max:
@@ -161,16 +169,21 @@ class Connection:
         return Message(b"".join(kept)[:EVIDENCE_BYTES], binary, size)
 
     def _send_pong(self, payload: bytes) -> None:
+        ws = self._ws
+        if ws is None:  # close() ran meanwhile, in the thread that stops this reader
+            raise ConnectionLost("connection closed here")
         try:
-            self._ws.pong(payload)
+            ws.pong(payload)
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectionLost(f"cannot answer ping: {_describe(exc)}") from exc
 
     def _answer_close(self, payload: bytes) -> ConnectionLost:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
         reason = payload[2:].decode("utf-8", "replace")
-        with contextlib.suppress(OSError, websocket.WebSocketException):
-            self._ws.send_close(code or websocket.STATUS_NORMAL)
+        ws = self._ws
+        if ws is not None:  # else close() ran meanwhile and has answered it
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                ws.send_close(code or websocket.STATUS_NORMAL)
         return ConnectionLost("server closed the connection", code, reason)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
+from typing import final
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -22,6 +23,7 @@ _FIN_TEXT = 0x80 | OP_TEXT
 _U16, _U64 = struct.Struct(">H"), struct.Struct(">Q")
 
 
+@final  # so that `type(item) is not Frame` tells mypy an item of read() is bytes
 @dataclass(slots=True)
 class Frame:
     opcode: int
@@ -65,7 +67,7 @@ class FrameReader:
         self._rest = b""  # bytes of an incomplete frame, kept for the next read
         self._skipping: _Skip | None = None  # an oversized frame being read past
 
-    def read(self) -> list:
+    def read(self) -> list[bytes | Frame]:
         """Blocks at most the socket's timeout; returns what is complete (maybe nothing)."""
         try:
             chunk = self._sock.recv(_RECV_SIZE)
@@ -76,8 +78,9 @@ class FrameReader:
         # bytes, not a bytearray: slicing bytes copies once, a bytearray slice twice
         return self._slice(self._rest + chunk if self._rest else chunk)
 
-    def _slice(self, buf: bytes) -> list:
-        out, pos, end_of_data = [], 0, len(buf)
+    def _slice(self, buf: bytes) -> list[bytes | Frame]:
+        out: list[bytes | Frame] = []
+        pos, end_of_data = 0, len(buf)
         skip = self._skipping
         if skip is not None:
             pos = min(skip.left, end_of_data)

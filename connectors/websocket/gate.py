@@ -13,7 +13,9 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 ATTEMPTS_PER_WINDOW = 300
@@ -29,7 +31,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 @contextmanager
-def _shared_state(path: str):
+def _shared_state(path: str) -> Iterator[dict[str, Any]]:
     """The JSON state in ``path``, exclusively locked; what the block leaves in it is saved."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     with os.fdopen(fd, "r+") as f:
@@ -70,7 +72,7 @@ class AttemptGate:
         with _shared_state(self.path) as state:
             now = time.time()
             recent = [t for t in state.get("attempts", []) if t > now - self.window]
-            start = max(now, state.get("not_before", 0.0))
+            start: float = max(now, state.get("not_before", 0.0))
             if len(recent) >= self.limit:
                 start = max(start, recent[-self.limit] + self.window)
             recent.append(start)
@@ -98,8 +100,9 @@ class WeightGate:
             minute = int(now // 60)
             if state.get("minute") != minute:
                 state["minute"], state["used"] = minute, 0
-            if now < state.get("not_before", 0.0):
-                return state["not_before"] - now
+            not_before: float = state.get("not_before", 0.0)
+            if now < not_before:
+                return not_before - now
             if state["used"] + weight > self.budget:
                 return (minute + 1) * 60 - now
             state["used"] += weight

@@ -22,7 +22,7 @@ class RateLimitedLog:
         self._windows: dict[str, _Window] = {}
         self.suppressed_total = 0
 
-    def log(self, level: int, kind: str, msg: str, *args) -> None:
+    def log(self, level: int, kind: str, msg: str, *args: object) -> None:
         now = time.monotonic()
         window = self._windows.get(kind)
         if window is None or now - window.start >= self._interval:
@@ -36,7 +36,7 @@ class RateLimitedLog:
             window.suppressed += 1
             self.suppressed_total += 1
 
-    def warning(self, kind: str, msg: str, *args) -> None:
+    def warning(self, kind: str, msg: str, *args: object) -> None:
         self.log(logging.WARNING, kind, msg, *args)
 
     def flush(self, force: bool = False) -> None:

@@ -24,20 +24,23 @@ class Verdict(Enum):
 
 
 class SequenceTracker:
-    def __init__(self):
+    """Keys name the sequences (Binance: a symbol), seqs are their integer ids."""
+
+    def __init__(self) -> None:
         # key -> last seq; public so a hot loop can take the common case inline
-        self.last_seqs: dict = {}
-        self._gaps: dict = {}  # key -> list of [first, last] missing ranges, oldest first
+        self.last_seqs: dict[str, int] = {}
+        # key -> list of [first, last] missing ranges, oldest first
+        self._gaps: dict[str, list[list[int]]] = {}
         self.gaps = 0  # gaps seen
         self.missing = 0  # ids those gaps lacked when seen
         self.duplicates = 0
         self.reordered = 0  # gap ids that arrived later (live or backfilled)
 
-    def restore(self, key, last_seq: int) -> None:
+    def restore(self, key: str, last_seq: int) -> None:
         """Resume after ``last_seq`` (from checkpointed state) with no memory of older gaps."""
         self.last_seqs[key] = last_seq
 
-    def accept(self, key, seq: int) -> tuple[Verdict, int]:
+    def accept(self, key: str, seq: int) -> tuple[Verdict, int]:
         """Returns the verdict and, for a GAP, how many ids are missing before ``seq``."""
         last = self.last_seqs.get(key)
         if last is None or seq == last + 1:
@@ -59,7 +62,7 @@ class SequenceTracker:
         self.duplicates += 1
         return Verdict.DUPLICATE, 0
 
-    def open_gaps(self, key, first: int, last: int) -> list[tuple[int, int]]:
+    def open_gaps(self, key: str, first: int, last: int) -> list[tuple[int, int]]:
         """The still missing ranges of ``key`` within ``first..last``, oldest first. A gap stays
         open after a backfill reported it unfillable: should its ids still come, they pass."""
         return [
@@ -68,7 +71,7 @@ class SequenceTracker:
             if a <= last and b >= first
         ]
 
-    def _fill(self, key, seq: int) -> bool:
+    def _fill(self, key: str, seq: int) -> bool:
         gaps = self._gaps.get(key)
         if not gaps:
             return False

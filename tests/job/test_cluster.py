@@ -1,7 +1,7 @@
 """`flink run -py job/main.py` against a standalone cluster started from the pip-installed Flink
 (site-packages/pyflink/bin) with the project's conf/ (bench/cluster.py: free ports, its own pid
-files and logs, every daemon stopped even when a test fails), reading the simulator on loopback;
-and the same job surviving the loss of its TaskManager."""
+files and logs, every daemon stopped even when a test fails), reading the simulator on loopback,
+with nothing listening beyond loopback; and the same job surviving the loss of its TaskManager."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -27,6 +28,7 @@ from helpers.flinkjob import (
     normalized_bars,
     read_output,
 )
+from helpers.listeners import beyond_loopback
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +37,9 @@ pytestmark = pytest.mark.slow
 def cluster(tmp_path):
     # a lost TaskManager is noticed in seconds rather than the default 50 s
     with StandaloneCluster(
-        tmp_path / "cluster", settings={"heartbeat": {"interval": 1000, "timeout": 5000}}
+        tmp_path / "cluster",
+        settings={"heartbeat": {"interval": 1000, "timeout": 5000}},
+        metrics_interval="1 s",
     ) as c:
         yield c
 
@@ -60,19 +64,39 @@ def flink_run(sim, out, duration: int) -> list[str]:
     ]
 
 
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
 def test_flink_run_on_a_standalone_cluster(cluster, simulator, capture_dir, tmp_path):
+    """The job's trades and bars exact; while it runs, nothing of the cluster or of the client
+    listens beyond loopback, and its metrics reach Prometheus through the loopback gateway."""
     capture = capture_trades(capture_dir)
     sim = simulator(Market.replay([capture_dir / c for c in CAPTURES], symbols=SYMBOLS, speed=0))
-    out = tmp_path / "out"
-    run = cluster.flink(
-        *flink_run(sim, out, 12),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output, _ = run.communicate(timeout=600)
-    assert run.returncode == 0, output[-4000:]
+    out, stdout = tmp_path / "out", tmp_path / "flink-run.txt"
+    with open(stdout, "wb") as sink:
+        run = cluster.flink(
+            *flink_run(sim, out, 12), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT
+        )
+    exposed: set[str] = set()
+
+    def bridge_metrics_pushed() -> bool:
+        exposed.update(beyond_loopback([*cluster.daemon_pids(), run.pid]))
+        metrics = scrape(cluster.metrics.scrape_url)
+        return "flink_jobmanager_numRegisteredTaskManagers" in metrics and re.search(
+            r"binance_source_numRecordsIn\{.*\} [1-9]", metrics
+        )
+
+    try:
+        wait_until(bridge_metrics_pushed, "the bridge's trades counted at the gateway", 300)
+        run.wait(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, stdout.read_text(errors="replace")[-4000:]
+    assert not exposed, f"listening beyond loopback: {exposed}"
 
     assert [j["state"] for j in cluster.jobs()] == ["FINISHED"]
     assert sim.market.finished

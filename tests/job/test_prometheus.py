@@ -52,15 +52,13 @@ def test_rules_and_scrape_config_pass_promtool():
 @pytest.fixture
 def prometheus(tmp_path):
     """A factory: Prometheus with the project's scrape config and rules, its targets narrowed to
-    the given reporter port; stopped when the test ends."""
+    the given metrics port; stopped when the test ends."""
     started = []
 
-    def start(reporter_port: int) -> str:
+    def start(metrics_port: int) -> str:
         config = yaml.safe_load((PROMETHEUS_CONF / "prometheus.yml").read_text())
         config["rule_files"] = [str(PROMETHEUS_CONF / name) for name in config["rule_files"]]
-        config["scrape_configs"][0]["static_configs"] = [
-            {"targets": [f"localhost:{reporter_port}"]}
-        ]
+        config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"]}]
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
         with open(tmp_path / "prometheus.log", "wb") as log:  # Prometheus holds its own copy
@@ -99,16 +97,16 @@ def test_prometheus_scrapes_the_job_and_sees_records_and_an_injected_gap(
     simulator, demo_captures, prometheus, tmp_path
 ):
     sim = simulator(Market.replay(demo_captures, speed=5, pause_without_subscribers=False))
-    reporter = free_port()
-    api = prometheus(reporter)
+    metrics_port = free_port()
+    api = prometheus(metrics_port)
     stdout = tmp_path / "stdout.txt"
     proc = start_job(
         job_command(
             sim,
             tmp_path / "out",
             tmp_path,
-            "--set",
-            f"metrics.reporter.prom.port={reporter}",
+            "--metrics-port",
+            str(metrics_port),
             duration=40,
         ),
         tmp_path / "log",
@@ -136,4 +134,6 @@ def test_prometheus_scrapes_the_job_and_sees_records_and_an_injected_gap(
         assert len(groups[0]["rules"]) == 6 and all(r["health"] == "ok" for r in groups[0]["rules"])
     finally:
         finish_job(proc, stdout)
-    assert f"metrics for Prometheus at http://localhost:{reporter}/metrics" in stdout.read_text()
+    assert (
+        f"metrics for Prometheus at http://127.0.0.1:{metrics_port}/metrics" in stdout.read_text()
+    )

@@ -4,7 +4,8 @@ run, latency at two rates followed by the idle cost of a feed that only pings.
 Throughput counts the lines reaching the trades sink over a window that opens ``warmup`` seconds
 after the first line (JVM, Python workers and the first bundles make a slow start) and ends
 ``window`` seconds later, or when a bounded input is used up. The job is then killed: what it wrote
-was measured, and waiting for its final commit would only cost time.
+was measured, and waiting for its final commit would only cost time. Each result carries the flags
+of ``bench.validity`` (input used up, window filled, warm-up ended) for the harness to require.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bench.data import REPO
 from bench.flink_job import FlinkJob
 from bench.loadserver import LoadServer
 from bench.source_probe import ENV as SOURCE_SAMPLES_ENV
+from bench.validity import flood_flags, sink_flags
 
 JOB = REPO / "job" / "main.py"
 FILESOURCE_JOB = REPO / "bench" / "filesource_job.py"
@@ -38,27 +40,39 @@ def _rate(job: FlinkJob, warmup: float, window: float, total: int | None = None)
     if total is not None and job.tail.lines >= total:
         end = times[bisect.bisect_left([n for _, n in job.tail.counts], total)]
     n_end = job.tail.lines_at(end)
-    if n_end <= n_start:
-        raise RuntimeError(f"no trades reached the sink in the window; see {job.work}")
-    return {
-        "trades_per_s": round((n_end - n_start) / (end - start)),
+    result = {
+        "trades_per_s": round((n_end - n_start) / (end - start)) if end > start else None,
         "window_s": round(end - start, 1),
         "lines": n_end - n_start,
+        "sink_lines_at_end": n_end,
         "input_used_up": total is not None and n_end >= total,
+        "window_start": start,
+        "window_end": end,
+        **sink_flags(job.tail, start, end, window),
     }
+    if total is not None:
+        result["input_lines"] = total
+    return result
 
 
 def bridge_throughput(server: LoadServer, work: Path, warmup: float, window: float) -> dict:
+    """The job against the flood. Its input lasted if the load server still had trades left for
+    the job's one connection at the window's end (``validity.flood_flags``)."""
+    opened = time.monotonic()
     job = FlinkJob(JOB, ["--symbols", "btcusdt", "--ws-url", server.url], work)
     try:
-        return _rate(job, warmup, window)
+        result = _rate(job, warmup, window)
     finally:
         job.stop()
+    result.update(flood_flags(server, opened, result["window_end"], expected=1))
+    return result
 
 
 def filesource_throughput(
     trades_file: Path, lines: int, work: Path, warmup: float, window: float
 ) -> dict:
+    """The FileSource twin. Its input lasted if the sink had fewer than all the file's lines at
+    the window's end (the window closes early when it has them all)."""
     job = FlinkJob(FILESOURCE_JOB, ["--file", str(trades_file), "--symbols", "btcusdt"], work)
     try:
         return _rate(job, warmup, window, total=lines)

@@ -4,14 +4,20 @@ GIL (or a core's time slice) with the client being measured.
     python -m bench.loadserver flood --count N [--symbol BTCUSDT --symbol ETHUSDT]
         every connection gets the same N pre-built frames of the symbol its path names (the first
         symbol by default), written in ~1 MiB batches as fast as the reader takes them; then
-        silence until the client leaves
+        silence until the client leaves. Pre-built, so that sending costs the server next to no
+        CPU during a measurement (generating a frame costs ~1 us of Python: at 100,000 trades/s a
+        tenth of one of the two cores the job runs on, and not of its FileSource twin's)
     python -m bench.loadserver paced --phases 1000:5,10000:10,0:60 [--ping-interval 20]
         per connection, phases of RATE:SECONDS (rate 0 = pings only); ``E`` and ``T`` of every
         trade are its send time in ms, which the latency benchmark measures from
 
 It prints one JSON line ``{"port": ..}`` once listening, and in paced mode a line at each phase's
 start (``conn, phase, rate, start_ms``) and end (``conn, phase, sent, end_ms``), so the harness can
-tell samples apart by ``E`` and knows how many trades each phase sent.
+tell samples apart by ``E`` and knows how many trades each phase sent. In flood mode, per
+connection: ``conn, symbol, count, connected_at`` after the handshake, ``conn, sent, ran_out_at``
+if it sends its last frame, ``conn, sent, ended_at`` when the client leaves (``sent``: frames
+handed to the socket; ``*_at``: ``time.monotonic()``, the system-wide clock the harness reads too),
+so the harness can tell whether an input lasted through a window.
 """
 
 from __future__ import annotations
@@ -136,32 +142,52 @@ class Peer:
                 self.sock.shutdown(socket.SHUT_RDWR)
 
 
-def batches(frames: list[bytes]) -> list[bytes]:
-    """Frames joined into ~1 MiB batches that end on frame boundaries."""
-    out, current, size = [], [], 0
-    for f in frames:
-        current.append(f)
-        size += len(f)
+def flood_batches(trades: Trades, count: int) -> tuple[list[tuple[bytes, int]], int]:
+    """The first ``count`` frames of ``trades`` joined into ~1 MiB batches that end on frame
+    boundaries, each with its number of frames, and their total size. Built batch by batch: the
+    frames are never all held twice."""
+    heads: dict[int, bytes] = {}
+    out: list[tuple[bytes, int]] = []
+    current: list[bytes] = []
+    size = total = 0
+    for payload in map(trades.payload, range(count)):
+        head = heads.get(len(payload))
+        if head is None:
+            head = heads[len(payload)] = frame(payload)[: -len(payload)]
+        current += (head, payload)
+        size += len(head) + len(payload)
         if size >= _BATCH_BYTES:
-            out.append(b"".join(current))
+            out.append((b"".join(current), len(current) // 2))
+            total += size
             current, size = [], 0
     if current:
-        out.append(b"".join(current))
-    return out
+        out.append((b"".join(current), len(current) // 2))
+        total += size
+    return out, total
 
 
 def serve_flood(
-    sock: socket.socket, _conn: int, loads: dict[str, tuple[list[bytes], int]], count: int
+    sock: socket.socket,
+    conn: int,
+    loads: dict[str, tuple[list[tuple[bytes, int]], int]],
+    count: int,
 ) -> None:
     key, path = read_upgrade(sock)
     symbol = next((s for s in loads if f"/{s.lower()}@" in path), next(iter(loads)))
     load, total_bytes = loads[symbol]
     handshake(sock, key, {"X-Bench-Messages": count, "X-Bench-Bytes": total_bytes})
     peer = Peer(sock)
-    for batch in load:
-        if not peer.send(batch):
-            return
-    peer.gone.wait()
+    announce(conn=conn, symbol=symbol, count=count, connected_at=time.monotonic())
+    sent = 0
+    try:
+        for batch, frames in load:
+            if not peer.send(batch):
+                return
+            sent += frames
+        announce(conn=conn, sent=sent, ran_out_at=time.monotonic())
+        peer.gone.wait()
+    finally:
+        announce(conn=conn, sent=sent, ended_at=time.monotonic())
 
 
 def serve_paced(
@@ -213,11 +239,7 @@ def main(argv=None) -> None:
 
     symbols = args.symbol or ["BTCUSDT"]
     if args.mode == "flood":
-        loads = {}
-        for symbol in symbols:
-            frames = [frame(payload) for payload in Trades(symbol).payloads(args.count)]
-            loads[symbol] = (batches(frames), sum(map(len, frames)))
-            del frames
+        loads = {symbol: flood_batches(Trades(symbol), args.count) for symbol in symbols}
         work = (loads, args.count)
         target = serve_flood
     else:
@@ -277,6 +299,24 @@ class LoadServer:
         raise TimeoutError(
             f"load server: no such event within {timeout:g}s; got {self.events[-5:]}"
         )
+
+    def connections(self, since: float, ended_within: float = 0.0) -> list[dict]:
+        """Flood mode: the connections opened at or after ``time.monotonic()`` ``since``, each its
+        events merged (``symbol, count, connected_at``, then ``sent`` and ``ran_out_at`` and/or
+        ``ended_at`` once known), in the order opened. ``ended_within``: seconds to wait for every
+        one of them to have ended (the client was just stopped), else whatever is known by then."""
+        deadline = time.monotonic() + ended_within
+        while True:
+            merged: dict[int, dict] = {}
+            for e in list(self.events):
+                if "connected_at" in e and e["connected_at"] >= since:
+                    merged[e["conn"]] = dict(e)
+                elif e.get("conn") in merged:
+                    merged[e["conn"]].update(e)
+            found = [merged[c] for c in sorted(merged)]
+            if all("ended_at" in c for c in found) or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -131,7 +131,8 @@ def markdown(r: dict, profile: dict | None) -> str:
         f"delivers {server_headroom:.0f}x what the fastest client takes, so no client figure is "
         f"the server's limit. The bridge reported {r['bridge_parse_failures']} parse failures and "
         f"{r['bridge_gaps']} gaps (ids are renumbered to stay consecutive across cycles of the "
-        "captures).",
+        "captures). Every client read for its full window: none reached the end of the server's "
+        f"{_n(r['client_count'])} messages (a run where one does fails, with no figure).",
         "",
     ]
     if profile:
@@ -174,6 +175,20 @@ def markdown(r: dict, profile: dict | None) -> str:
         "",
         f"Ratio (per round, median): **{r['flink_vs_filesource']:.2f}x**.",
         "",
+        "Each round's rate is checked before it counts (`bench/validity.py`; a round that fails "
+        "fails the run, with no figure): its input lasted through the window (the load server had "
+        f"{_n(r.get('flink_input_trades'))} trades for the job's connection, sized to outlast "
+        f"warm-up + window {r.get('input_margin')} times over at "
+        f"{_n(r.get('input_ceiling_trades_per_s'))} trades/s, and sent at most "
+        f"{_n(r.get('flink_input_sent_max'))} of them, never its last before the window's end; "
+        f"the file held {_n(r.get('flink_filesource_input_lines'))} lines, of which at most "
+        f"{_n(r.get('flink_filesource_sink_lines_max'))} were in the sink at the window's end), "
+        "the window ran its full length with the sink still growing in its last 2 s, and the "
+        "warm-up ended with the sink growing when the window opened. Used up: bridge "
+        f"{r.get('flink_input_used_up')}, FileSource {r.get('flink_filesource_input_used_up')}; "
+        f"windows filled: {r.get('flink_window_filled')}; warm-ups ended: "
+        f"{r.get('flink_warmup_ended')}.",
+        "",
         "### Scaling out",
         "",
         "`flink run` on a standalone cluster (`bench/scaleout.py`), every TaskManager with one "
@@ -187,7 +202,13 @@ def markdown(r: dict, profile: dict | None) -> str:
         f"| 1 TaskManager, 1 shard | {_n(r['flink_scaleout_1tm_trades_per_s'])} |",
         f"| 2 TaskManagers, 2 shards | {_n(r['flink_scaleout_2tm_trades_per_s'])} |",
         "",
-        f"Ratio: **{r['flink_scaleout_2tm_ratio']:.2f}x**.",
+        f"Ratio: **{r['flink_scaleout_2tm_ratio']:.2f}x**. Checked as above, every shard's "
+        f"connection to the same load server ({_n(r.get('flink_scaleout_input_trades'))} trades "
+        f"each, at most {_n(r.get('flink_scaleout_input_sent_max'))} sent): used up "
+        f"{r.get('flink_scaleout_input_used_up')}, windows filled "
+        f"{r.get('flink_scaleout_window_filled')}, warm-ups ended "
+        f"{r.get('flink_scaleout_warmup_ended')}, one connection per shard, the job running at the "
+        "end.",
         "",
         "## 3. Latency",
         "",

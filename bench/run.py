@@ -6,6 +6,10 @@
                                    # checks the harness (the test suite runs it), its figures
                                    # are not worth quoting
 
+Every rate is checked before it counts (``bench/validity.py``): its input lasted through its
+window, the window ran in full with the work flowing at its end, the warm-up ended with the work
+flowing. A run that fails a check exits with 2, naming the run and why, and writes no results.
+
 Needs Java 17 (Flink), psutil and, for the bridge's profile, py-spy
 (``pip install .[bench] py-spy``).
 Captures: the trades-only extracts in data/captures.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -32,54 +37,54 @@ sys.path.insert(
 from bench import bridge_profile, flink_runs, report, scaleout
 from bench.data import REPO, Trades
 from bench.loadserver import LoadServer
+from bench.validity import SERVER_HEADROOM, InvalidRun, require
 
 PLANS = {
     "full": {
-        "count": 2_000_000,
         "seconds": 4.0,
         "rounds": 3,
         "stalled_seconds": 10.0,
         "flink_rounds": 2,
         "flink_warmup": 10.0,
         "flink_window": 30.0,
-        "file_lines": 3_000_000,
         "latency_warmup": 10.0,
         "latency_phase": 30.0,
         "idle_settle": 10.0,
         "idle": 60.0,
-        "scaleout_count": 3_000_000,
     },
     "quick": {
-        "count": 600_000,
         "seconds": 2.0,
         "rounds": 2,
         "stalled_seconds": 4.0,
         "flink_rounds": 1,
         "flink_warmup": 8.0,
         "flink_window": 12.0,
-        "file_lines": 1_000_000,
         "latency_warmup": 5.0,
         "latency_phase": 10.0,
         "idle_settle": 3.0,
         "idle": 15.0,
-        "scaleout_count": 1_000_000,
     },
     "smoke": {
-        "count": 200_000,
         "seconds": 1.0,
         "rounds": 1,
         "stalled_seconds": 3.0,
         "flink_rounds": 1,
         "flink_warmup": 2.0,
         "flink_window": 3.0,
-        "file_lines": 300_000,
         "latency_warmup": 2.0,
         "latency_phase": 3.0,
         "idle_settle": 1.0,
         "idle": 6.0,
-        "scaleout_count": 300_000,
     },
 }
+# Every flood input (the load server's trades per connection, the FileSource twin's lines) is
+# sized to outlast its window: INPUT_MARGIN times what a consumer at a rate well above the best
+# measured would take, over the Flink runs' warm-up + window and the clients' seconds. The load
+# server pre-builds its frames so that sending costs it next to no CPU (bench/loadserver.py); so
+# the input is finite, and every run checks that it lasted (bench/validity.py).
+JOB_CEILING_TRADES_PER_S = 120_000  # the job's best measured: 100,280/s
+CLIENT_CEILING_MSGS_PER_S = 600_000  # the fastest client's (picows) best: 443,746 msg/s
+INPUT_MARGIN = 2.5
 # module under bench.clients -> result key prefix
 CLIENTS = {
     "raw": "load_server",
@@ -89,6 +94,13 @@ CLIENTS = {
     "websockets_sync": "websockets",
     "picows_orjson": "picows",
 }
+
+
+def input_size(plan: dict) -> int:
+    """Trades per connection of the flood, and lines of the FileSource twin's file."""
+    job = JOB_CEILING_TRADES_PER_S * (plan["flink_warmup"] + plan["flink_window"])
+    clients = CLIENT_CEILING_MSGS_PER_S * plan["seconds"]
+    return math.ceil(INPUT_MARGIN * max(job, clients))
 
 
 def log(message: str) -> None:
@@ -124,16 +136,41 @@ def median_of(rounds: list[dict], key: str):
     return statistics.median(values) if values else None
 
 
-def bridge_benchmarks(plan: dict, server: LoadServer, results: dict) -> None:
+def bridge_benchmarks(plan: dict, server: LoadServer, count: int, results: dict) -> None:
+    """Every client reads for ``seconds``; one that reached the end of the server's ``count``
+    messages first ran out of input (the raw reader takes them all by design: it measures how fast
+    the server empties its frames, the ceiling every client figure must stay well below)."""
     by_client: dict[str, list[dict]] = {name: [] for name in CLIENTS.values()}
     for n in range(plan["rounds"]):
         for module, name in CLIENTS.items():  # alternated, so load changes hit every client alike
-            result = run_client(module, server.url, plan["count"], plan["seconds"])
+            result = run_client(module, server.url, count, plan["seconds"])
+            if module != "raw":
+                require(f"client {name}, round {n + 1}", {**result, "input_trades": count})
             by_client[name].append(result)
             log(f"round {n + 1}: {name} {result['msgs_per_s']:,} msg/s")
     for name, rounds in by_client.items():
         results[f"{name}_msgs_per_s"] = round(median_of(rounds, "msgs_per_s"))
         results[f"{name}_cpu_s_per_million"] = median_of(rounds, "cpu_s_per_million")
+    fastest = max(
+        r["msgs_per_s"]
+        for name, rounds in by_client.items()
+        if name != "load_server"
+        for r in rounds
+    )
+    headroom = min(r["msgs_per_s"] for r in by_client["load_server"]) / max(1, fastest)
+    if headroom < SERVER_HEADROOM:
+        raise InvalidRun(
+            f"clients: the load server alone delivered only {headroom:.1f}x what the fastest "
+            f"client took ({fastest:,} msg/s; at least {SERVER_HEADROOM:g}x needed): a client "
+            "figure may be the server's limit. No rate is reported."
+        )
+    results["load_server_headroom"] = round(headroom, 1)
+    results["client_input_used_up"] = any(
+        r["input_used_up"]
+        for name, rounds in by_client.items()
+        if name != "load_server"
+        for r in rounds
+    )
     pairs = list(
         zip(by_client["bridge"], by_client["seed_style"], by_client["picows"], strict=True)
     )
@@ -152,7 +189,7 @@ def bridge_benchmarks(plan: dict, server: LoadServer, results: dict) -> None:
     )
     results["bridge_parse_failures"] = sum(r["parse_failures"] for r in by_client["bridge"])
     results["bridge_gaps"] = sum(r["gaps"] for r in by_client["bridge"])
-    results["client_count"], results["client_seconds"] = plan["count"], plan["seconds"]
+    results["client_count"], results["client_seconds"] = count, plan["seconds"]
 
 
 def stalled_benchmark(plan: dict, server: LoadServer, results: dict) -> None:
@@ -189,28 +226,52 @@ def stalled_benchmark(plan: dict, server: LoadServer, results: dict) -> None:
     log(f"stalled consumer: peak RSS {stalled['peak_rss_mb']} MB, buffered {stalled['buffered']:,}")
 
 
-def flink_throughput(plan: dict, server: LoadServer, scratch: Path, results: dict) -> None:
+def write_trades_file(path: Path, lines: int) -> None:
+    """The very messages the load server sends, one per line, written in slices."""
+    trades = Trades()
+    with open(path, "wb") as f:
+        for first in range(0, lines, 100_000):
+            f.write(b"\n".join(map(trades.payload, range(first, min(lines, first + 100_000)))))
+            f.write(b"\n")
+
+
+def flink_throughput(
+    plan: dict, server: LoadServer, count: int, scratch: Path, results: dict
+) -> None:
     trades_file = scratch / "trades.jsonl"
-    with open(trades_file, "wb") as f:  # the very messages the load server sends, one per line
-        f.writelines(payload + b"\n" for payload in Trades().payloads(plan["file_lines"]))
+    write_trades_file(trades_file, count)
     bridge, files = [], []
-    for n in range(plan["flink_rounds"]):
-        bridge.append(
-            flink_runs.bridge_throughput(
-                server, scratch / f"flink-bridge-{n}", plan["flink_warmup"], plan["flink_window"]
+    try:
+        for n in range(plan["flink_rounds"]):
+            bridge.append(
+                flink_runs.bridge_throughput(
+                    server,
+                    scratch / f"flink-bridge-{n}",
+                    plan["flink_warmup"],
+                    plan["flink_window"],
+                )
             )
-        )
-        log(f"round {n + 1}: Flink job {bridge[-1]['trades_per_s']:,} trades/s")
-        files.append(
-            flink_runs.filesource_throughput(
-                trades_file,
-                plan["file_lines"],
-                scratch / f"flink-file-{n}",
-                plan["flink_warmup"],
-                plan["flink_window"],
+            require(f"Flink job via the bridge, round {n + 1}", bridge[-1])
+            log(
+                f"round {n + 1}: Flink job {bridge[-1]['trades_per_s']:,} trades/s (the server "
+                f"sent {bridge[-1]['input_sent']:,} of {count:,} trades)"
             )
-        )
-        log(f"round {n + 1}: FileSource twin {files[-1]['trades_per_s']:,} trades/s")
+            files.append(
+                flink_runs.filesource_throughput(
+                    trades_file,
+                    count,
+                    scratch / f"flink-file-{n}",
+                    plan["flink_warmup"],
+                    plan["flink_window"],
+                )
+            )
+            require(f"Flink job via the FileSource twin, round {n + 1}", files[-1])
+            log(
+                f"round {n + 1}: FileSource twin {files[-1]['trades_per_s']:,} trades/s "
+                f"({files[-1]['sink_lines_at_end']:,} of {count:,} lines in the sink)"
+            )
+    finally:
+        trades_file.unlink()  # up to gigabytes; the rest of the scratch stays for its logs
     results["flink_trades_per_s"] = round(median_of(bridge, "trades_per_s"))
     results["flink_filesource_trades_per_s"] = round(median_of(files, "trades_per_s"))
     results["flink_vs_filesource"] = round(
@@ -220,6 +281,15 @@ def flink_throughput(plan: dict, server: LoadServer, scratch: Path, results: dic
         3,
     )
     results["flink_filesource_input_used_up"] = any(f["input_used_up"] for f in files)
+    results["flink_input_used_up"] = any(b["input_used_up"] for b in bridge)
+    results["flink_window_filled"] = all(r["window_filled"] for r in bridge + files)
+    results["flink_warmup_ended"] = all(r["warmup_ended"] for r in bridge + files)
+    results["flink_input_trades"] = count
+    results["input_ceiling_trades_per_s"] = JOB_CEILING_TRADES_PER_S
+    results["input_margin"] = INPUT_MARGIN
+    results["flink_input_sent_max"] = max(b["input_sent"] for b in bridge)
+    results["flink_filesource_input_lines"] = count
+    results["flink_filesource_sink_lines_max"] = max(f["sink_lines_at_end"] for f in files)
     results["flink_warmup_s"], results["flink_window_s"] = (
         plan["flink_warmup"],
         plan["flink_window"],
@@ -244,9 +314,9 @@ def python_operators(results: dict) -> None:
     log(f"job graph: {results['flink_python_operators']} Python operator(s) of {len(operators)}")
 
 
-def scale_out(plan: dict, scratch: Path, results: dict) -> None:
+def scale_out(plan: dict, server: LoadServer, scratch: Path, results: dict) -> None:
     found = scaleout.compare(
-        scratch / "scaleout", plan["scaleout_count"], plan["flink_warmup"], plan["flink_window"]
+        scratch / "scaleout", server, plan["flink_warmup"], plan["flink_window"]
     )
     results.update(found)
     log(
@@ -264,6 +334,16 @@ def latency_and_idle(plan: dict, scratch: Path, results: dict) -> None:
         plan["idle_settle"],
         plan["idle"],
     )
+    # The paced server keeps its schedule by the ms; a phase it sent short of was not at its rate.
+    for label, rate in (("1k", 1000), ("10k", 10_000)):
+        planned = rate * plan["latency_phase"]
+        if paced[f"sent_{label}"] < 0.95 * planned:
+            raise InvalidRun(
+                f"latency at {rate:,}/s: the paced load server sent {paced[f'sent_{label}']:,} "
+                f"trades of the {planned:,.0f} its phase plans: the phase was not at its rate. "
+                "No latency is reported for it."
+            )
+    paced["latency_load_delivered"] = True
     results.update(paced)
     results["latency_warmup_s"], results["latency_phase_s"] = (
         plan["latency_warmup"],
@@ -274,6 +354,28 @@ def latency_and_idle(plan: dict, scratch: Path, results: dict) -> None:
         f"latency p99 {paced['latency_ms_p99_1k']} ms at 1k/s, {paced['latency_ms_p99_10k']} ms at "
         f"10k/s; idle {paced['idle_cpu_pct']}% of a core"
     )
+
+
+def measure(plan: dict, scratch: Path, results: dict) -> dict | None:
+    """Every benchmark in turn, into ``results``; the bridge's profile if py-spy is there. Raises
+    ``InvalidRun`` at the first measurement that is not a figure."""
+    count = input_size(plan)
+    log(f"flood: {count:,} trades per connection, BTCUSDT and ETHUSDT; building")
+    profiled = None
+    with LoadServer(
+        "flood", "--count", str(count), *(f"--symbol={s.upper()}" for s in scaleout.SYMBOLS)
+    ) as server:
+        bridge_benchmarks(plan, server, count, results)
+        stalled_benchmark(plan, server, results)
+        if bridge_profile.available():
+            profiled = bridge_profile.profile_bridge(server.url, count, plan["seconds"], scratch)
+        else:
+            log("py-spy not installed: no profile of the bridge")
+        flink_throughput(plan, server, count, scratch, results)
+        python_operators(results)
+        scale_out(plan, server, scratch, results)
+    latency_and_idle(plan, scratch, results)
+    return profiled
 
 
 def main(argv=None) -> int:
@@ -300,20 +402,11 @@ def main(argv=None) -> int:
         "flink_rounds": plan["flink_rounds"],
     }
     log(f"scratch {scratch}")
-    profiled = None
-    with LoadServer("flood", "--count", str(plan["count"])) as server:
-        bridge_benchmarks(plan, server, results)
-        stalled_benchmark(plan, server, results)
-        if bridge_profile.available():
-            profiled = bridge_profile.profile_bridge(
-                server.url, plan["count"], plan["seconds"], scratch
-            )
-        else:
-            log("py-spy not installed: no profile of the bridge")
-        flink_throughput(plan, server, scratch, results)
-    python_operators(results)
-    scale_out(plan, scratch, results)
-    latency_and_idle(plan, scratch, results)
+    try:
+        profiled = measure(plan, scratch, results)
+    except InvalidRun as invalid:
+        log(f"INVALID RUN, no results written: {invalid}")
+        return 2
     results["load_avg_end"] = round(os.getloadavg()[0], 2)
     results["run_seconds"] = round(time.monotonic() - started)
     report.judge(results)

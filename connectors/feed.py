@@ -5,7 +5,7 @@ from __future__ import annotations
 from connectors.binance.history import BinanceHistory, RestConfig
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, Trade
-from connectors.binance.streams import DEFAULT_BASE_URL, normalize_symbols, stream_url
+from connectors.binance.streams import DEFAULT_BASE_URL, describe, normalize_symbols, stream_url
 from connectors.websocket.bridge import Bridge, BridgeConfig
 
 
@@ -42,7 +42,7 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
             stream_url(base_url, self.symbols, stream),
             BinanceDecoder(kinds=(stream,), symbols=self.symbols),
             config,
-            name=",".join(self.symbols) + "@" + stream,
+            name=describe(self.symbols, stream),
             history=history,
         )
         if since_ms is not None:

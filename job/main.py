@@ -37,6 +37,7 @@ DEFAULT_CONFIG = "conf/config.yaml"  # connectors.shipped finds it, in a clone o
 EMBEDDED_JVM_ARGS = "-Xms1g"  # see flink_config
 DEFAULT_LOG_ROOT = "/tmp/binance-flink/log"  # embedded runs log to a folder of their own in here
 DEFAULT_METRICS_PORT = 9249
+PRINTED_BARS_UP_TO = 10  # symbols; more print one market summary a minute instead of every bar
 
 log = logging.getLogger("job")
 
@@ -146,7 +147,12 @@ def _settings(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from connectors.binance.history import RestConfig
-    from connectors.binance.streams import DEFAULT_BASE_URL, STREAM_KINDS, normalize_symbols
+    from connectors.binance.streams import (
+        DEFAULT_BASE_URL,
+        DEFAULT_STREAMS_PER_CONNECTION,
+        STREAM_KINDS,
+        normalize_symbols,
+    )
     from connectors.flink.source import DrainConfig
     from connectors.websocket.bridge import BridgeConfig
 
@@ -157,7 +163,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     g = p.add_argument_group("what to read")
     g.add_argument(
-        "--symbols", help="comma-separated symbols (default: btcusdt; with --demo: btcusdt,ethusdt)"
+        "--symbols",
+        help="comma-separated symbols, or `all`: every spot symbol that trades, read from"
+        " exchangeInfo at start (default: btcusdt; with --demo: btcusdt,ethusdt)",
+    )
+    g.add_argument(
+        "--quote",
+        metavar="ASSETS",
+        help="with --symbols all: only symbols quoted in these, e.g. USDT,FDUSD",
+    )
+    g.add_argument(
+        "--exclude", metavar="SYMBOLS", help="with --symbols all: leave these out, e.g. btcusdt"
     )
     g.add_argument(
         "--stream",
@@ -175,8 +191,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--shards",
         type=_at_least(1),
         default=1,
-        help="WebSocket connections: symbols are split round-robin into this many, spread over "
-        "--parallelism subtasks (default: 1)",
+        help="WebSocket connections, at least: symbols are split round-robin into this many, or"
+        " more where --streams-per-connection needs it, spread over --parallelism subtasks"
+        " (default: 1)",
+    )
+    g.add_argument(
+        "--streams-per-connection",
+        type=_at_least(1),
+        default=DEFAULT_STREAMS_PER_CONNECTION,
+        metavar="N",
+        help="most streams one connection carries (Binance allows 1024; default: %(default)s,"
+        " which keeps the URL far from the ~8,000 bytes Binance refuses)",
     )
     g.add_argument(
         "--since",
@@ -304,10 +329,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.symbols is None:
         args.symbols = "btcusdt,ethusdt" if args.demo else "btcusdt"
-    try:
-        args.symbol_list = normalize_symbols(args.symbols.split(","))
-    except ValueError as exc:
-        p.error(f"--symbols: {exc}")
+    args.symbol_list = args.shard_plan = None  # for --symbols all: after exchangeInfo (main)
+    if args.symbols.strip().lower() != "all":
+        if args.quote or args.exclude:
+            p.error(f"--{'quote' if args.quote else 'exclude'} goes with --symbols all")
+        try:
+            args.symbol_list = normalize_symbols(args.symbols.split(","))
+        except ValueError as exc:
+            p.error(f"--symbols: {exc}")
+        plan_shards(args, p.error)
+    elif args.demo:
+        p.error("--symbols all: the demo's exchange trades btcusdt and ethusdt only")
     if args.since is not None and args.no_backfill:
         p.error("--since needs the REST history: leave out --no-backfill")
     for item in args.set:
@@ -317,6 +349,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.drain = _settings(p, DrainConfig, args)
     args.rest = None if args.no_backfill else _settings(p, RestConfig, args)
     return args
+
+
+def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
+    """The connections as the job will open them (``args.shard_plan``), checked before Flink
+    starts rather than after submitting."""
+    from connectors.binance.streams import plan_connections, stream_url
+
+    try:
+        args.shard_plan = plan_connections(
+            args.symbol_list, args.shards, args.streams_per_connection
+        )
+        for group in args.shard_plan:
+            stream_url(args.ws_url, group, args.stream)
+    except ValueError as exc:
+        refuse(f"--streams-per-connection: {exc}")
+
+
+def whole_market(args: argparse.Namespace) -> None:
+    """``--symbols all``: the symbols that trade now, and their connections; a failure ends the
+    command with one line."""
+    from connectors.binance.exchange_info import ExchangeInfoUnavailable, trading_symbols
+    from connectors.binance.history import RestConfig
+
+    try:
+        args.symbol_list = trading_symbols(
+            args.rest or RestConfig(),
+            quotes=(args.quote or "").replace(" ", "").split(",") if args.quote else (),
+            exclude=(args.exclude or "").replace(" ", "").split(",") if args.exclude else (),
+            gate_dir=args.bridge.gate_dir,
+            ca_file=args.bridge.ca_file,
+        )
+    except ExchangeInfoUnavailable as exc:
+        raise SystemExit(f"job/main.py: error: --symbols all: {exc}") from None
+
+    def refuse(message: str) -> NoReturn:
+        print(f"job/main.py: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    plan_shards(args, refuse)
+    largest = max(map(len, args.shard_plan))
+    log.info(
+        "--symbols all: %d symbols trade, over %d connections of at most %d streams",
+        len(args.symbol_list),
+        len(args.shard_plan),
+        largest,
+    )
 
 
 def feed_factory(
@@ -441,7 +519,7 @@ def build(
     """
     from pyflink.table import StreamTableEnvironment
 
-    from connectors.flink.bars import late_trades, minute_bars
+    from connectors.flink.bars import late_trades, market_summary, minute_bars
     from connectors.flink.outputs import (
         add_file_output,
         bar_lines,
@@ -464,14 +542,15 @@ def build(
         args.symbol_list,
         feed_factory(args, ws_url, rest_url),
         TradeWatermarks(args.out_of_orderness),
-        shards=args.shards,
+        shards=args.shard_plan,
         duration_s=args.duration,
         parallelism=args.parallelism,
         drain=args.drain,
     )
     bars = bar_lines(t_env, minute_bars(t_env, trades))
     if not args.out:
-        print_lines(t_env, bars)
+        many = len(args.symbol_list) > PRINTED_BARS_UP_TO
+        print_lines(t_env, market_summary(t_env, trades) if many else bars)
         return
     # One statement set, planned as a whole: the three outputs share one watermark assigner (not
     # a copy each), so the late-trade filter sees the very watermarks the bars' windows do.
@@ -526,6 +605,8 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             "(or `pip install -e .`) and use that environment's python"
         )
     args = parse_args(argv)
+    if args.symbol_list is None:
+        whole_market(args)
     local = "PYFLINK_GATEWAY_PORT" not in os.environ  # set when `flink run -py` drives this script
     reporter = None
     if local:
@@ -554,11 +635,16 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
     ws_url, rest_url = (sim.ws_url, sim.http_url) if sim else (args.ws_url, None)
     try:
         build(env, args, ws_url, rest_url, trades_source)
-        name = f"binance {args.stream} {','.join(args.symbol_list)}"
+        symbols = args.symbol_list
+        name = f"binance {args.stream} " + (
+            ",".join(symbols) if len(symbols) <= 3 else f"{len(symbols)} symbols"
+        )
         log.info(
-            "submitting %r reading %s%s",
+            "submitting %r reading %s over %d connection%s%s",
             name,
             ws_url,
+            len(args.shard_plan),
+            "s" if len(args.shard_plan) > 1 else "",
             f" for {args.duration:g}s" if args.duration else "",
         )
         env.execute(name)

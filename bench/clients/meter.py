@@ -1,7 +1,9 @@
 """Counting messages, wall time and this process's CPU time (all its threads) over one window.
 
 The window opens at the first message, so connecting and the handshake are not timed, and closes
-after ``count`` messages or ``seconds``, whichever comes first.
+after ``count`` messages or ``seconds``, whichever comes first. Given the load server's whole count,
+a window closed by the count is one whose input ran out (``input_used_up``): the harness sizes the
+server's input so that no client gets there (bench/run.py) and fails a run where one did.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Meter:
             "msgs_per_s": round(counted / wall) if wall else 0,
             "cpu_s": round(self._cpu_used or 0.0, 4),
             "cpu_s_per_million": round(self._cpu_used / counted * 1e6, 3) if counted else None,
+            "input_used_up": self.n >= self.limit,
             **extra,
         }
 

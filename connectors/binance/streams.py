@@ -7,13 +7,20 @@ Stream names are lower case (``btcusdt@trade``); records carry the symbol upper 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from connectors.settings import check_url
 
 DEFAULT_BASE_URL = "wss://stream.binance.com:9443"
 STREAM_KINDS = ("trade", "aggTrade")
-MAX_STREAMS_PER_CONNECTION = 1024
+MAX_STREAMS_PER_CONNECTION = 1024  # Binance's limit
+# What one connection carries unless told otherwise. Binance refuses a combined-stream URL past
+# about 8,000 bytes (measured by unicorn-binance-websocket-api; not documented) with HTTP 414: 200
+# streams of the longest names (``1000satsfdusd@aggtrade``, 22 bytes and a slash) make about 4,600.
+# nautilus_trader keeps 200 streams a connection too; and a lost connection then costs at most 200
+# symbols' gaps, not 1,024.
+DEFAULT_STREAMS_PER_CONNECTION = 200
+MAX_URL_BYTES = 8_000
 
 
 def normalize_symbols(symbols: Iterable[str]) -> list[str]:
@@ -51,4 +58,38 @@ def stream_url(base_url: str, symbols: Iterable[str], kind: str) -> str:
     base = base_url.rstrip("/")
     if len(streams) == 1:
         return f"{base}/ws/{streams[0]}"
-    return f"{base}/stream?streams={'/'.join(streams)}"
+    url = f"{base}/stream?streams={'/'.join(streams)}"
+    if len(url) > MAX_URL_BYTES:
+        raise ValueError(
+            f"{len(streams)} streams make a URL of {len(url)} bytes, over the {MAX_URL_BYTES}"
+            " Binance accepts: fewer streams per connection"
+        )
+    return url
+
+
+def plan_connections(
+    symbols: Sequence[str],
+    connections: int = 1,
+    per_connection: int = DEFAULT_STREAMS_PER_CONNECTION,
+) -> list[list[str]]:
+    """Symbols grouped into connections: at least ``connections`` of them, more where needed so
+    that none carries over ``per_connection`` streams; round-robin, so that busy symbols (which
+    users tend to list first) spread over the connections."""
+    symbols = normalize_symbols(symbols)
+    if connections < 1:
+        raise ValueError(f"connections must be at least 1, not {connections}")
+    if not 1 <= per_connection <= MAX_STREAMS_PER_CONNECTION:
+        raise ValueError(
+            f"streams per connection must be from 1 to Binance's {MAX_STREAMS_PER_CONNECTION},"
+            f" not {per_connection}"
+        )
+    n = min(max(connections, -(-len(symbols) // per_connection)), len(symbols))
+    return [symbols[i::n] for i in range(n)]
+
+
+def describe(symbols: Sequence[str], kind: str) -> str:
+    """How a log line names a connection's streams: the symbols when they are few, else their
+    count with the first and the last."""
+    if len(symbols) <= 3:
+        return f"{','.join(symbols)}@{kind}"
+    return f"{len(symbols)} symbols@{kind} ({symbols[0]}..{symbols[-1]})"

@@ -91,6 +91,22 @@ _LATE = f"""
 <= CURRENT_WATERMARK(rowtime)"""
 
 
+# One line a minute for a whole market, where a bar per symbol would flood the console.
+_SUMMARY = """
+  SELECT MIN(trade_time) - MOD(MIN(trade_time), {window_ms}) AS `minute`,
+    COUNT(DISTINCT symbol) AS symbols,
+    SUM(last_trade_id - first_trade_id + 1) AS trades, MIN(trade_time) AS first_trade_time,
+    MAX(trade_time) AS last_trade_time
+  FROM TABLE(TUMBLE(TABLE {trades}, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
+  GROUP BY window_start, window_end"""
+
+
+def market_summary(t_env: StreamTableEnvironment, trades: Table) -> Table:
+    """Per event-time minute (``minute``: its start, ms): how many symbols traded and how many
+    trades, emitted as the bars are."""
+    return t_env.sql_query(_SUMMARY.format(trades=trades, window_ms=WINDOW_MS))
+
+
 def minute_bars(t_env: StreamTableEnvironment, trades: Table) -> Table:
     """The bars (BAR_FIELDS; decimals as plain strings) of a trades table with ``rowtime``."""
     windows = _WINDOWS.format(id_key=_ID_KEY, price_key=_PRICE_KEY, decimal=DECIMAL, trades=trades)

@@ -30,8 +30,12 @@ TRADE_FIELDS = [
     "buyer_is_maker",
     "first_trade_id",
     "last_trade_id",
+    # How far this trade may move the watermark: its trade time, or less while another shard of
+    # the same bridge subtask is disconnected or backfilling (source.py). Not written anywhere.
+    "watermark_time",
 ]
-TradeTuple = tuple[str, int, str, str, int, int, bool, int, int]  # TRADE_FIELDS' values
+TradeTuple = tuple[str, int, str, str, int, int, bool, int, int, int]  # TRADE_FIELDS' values
+NO_CAP = 2**63 - 1  # a watermark cap that caps nothing
 TRADE_TYPE = Types.TUPLE(
     [
         Types.STRING(),
@@ -41,6 +45,7 @@ TRADE_TYPE = Types.TUPLE(
         Types.LONG(),
         Types.LONG(),
         Types.BOOLEAN(),
+        Types.LONG(),
         Types.LONG(),
         Types.LONG(),
     ]
@@ -55,19 +60,22 @@ DEAD_LETTER_TYPE = Types.TUPLE(
 )
 
 
-def trade_tuple(rec: Trade | AggTrade) -> TradeTuple:
-    """A ``Trade`` or ``AggTrade`` as a TRADE_TYPE tuple."""
+def trade_tuple(rec: Trade | AggTrade, watermark_cap: int = NO_CAP) -> TradeTuple:
+    """A ``Trade`` or ``AggTrade`` as a TRADE_TYPE tuple; its ``watermark_time`` is its trade time
+    or ``watermark_cap``, whichever is less."""
+    t = rec.trade_time
     if isinstance(rec, AggTrade):
         return (
             rec.symbol,
             rec.agg_id,
             rec.price,
             rec.quantity,
-            rec.trade_time,
+            t,
             rec.event_time,
             rec.buyer_is_maker,
             rec.first_trade_id,
             rec.last_trade_id,
+            t if t < watermark_cap else watermark_cap,
         )
     tid = rec.trade_id
     return (
@@ -75,11 +83,12 @@ def trade_tuple(rec: Trade | AggTrade) -> TradeTuple:
         tid,
         rec.price,
         rec.quantity,
-        rec.trade_time,
+        t,
         rec.event_time,
         rec.buyer_is_maker,
         tid,
         tid,
+        t if t < watermark_cap else watermark_cap,
     )
 
 

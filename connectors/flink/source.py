@@ -41,7 +41,11 @@ from pyflink.datastream.data_stream import DataStream
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.binance.records import AggTrade, DeadLetter, Trade
-from connectors.binance.streams import normalize_symbols
+from connectors.binance.streams import (
+    DEFAULT_STREAMS_PER_CONNECTION,
+    normalize_symbols,
+    plan_connections,
+)
 from connectors.settings import check_settings, setting
 from connectors.websocket.bridge import Bridge
 from connectors.websocket.errors import FeedError
@@ -52,6 +56,7 @@ from .metrics import SourceMetrics
 from .rows import (
     DEAD_LETTER_FIELDS,
     DEAD_LETTER_TYPE,
+    NO_CAP,
     TRADE_FIELDS,
     TRADE_TYPE,
     DeadLetterTuple,
@@ -107,17 +112,14 @@ class TradeTables(NamedTuple):
 
 
 def plan_shards(
-    symbols: Sequence[str], shards: int | Sequence[Sequence[str]] | None
+    symbols: Sequence[str],
+    shards: int | Sequence[Sequence[str]] | None,
+    streams_per_connection: int = DEFAULT_STREAMS_PER_CONNECTION,
 ) -> list[list[str]]:
-    """Symbols grouped into shards: None -> one shard; int N -> round-robin; lists -> as given."""
-    symbols = normalize_symbols(symbols)
-    if shards is None:
-        return [symbols]
-    if isinstance(shards, int):
-        if shards < 1:
-            raise ValueError(f"shards must be at least 1, not {shards}")
-        n = min(shards, len(symbols))
-        return [symbols[i::n] for i in range(n)]
+    """Symbols grouped into shards, one WebSocket connection each: None -> as few as
+    ``streams_per_connection`` allows; int N -> at least N, round-robin; lists -> as given."""
+    if shards is None or isinstance(shards, int):
+        return plan_connections(symbols, 1 if shards is None else shards, streams_per_connection)
     return [normalize_symbols(g) for g in shards]
 
 
@@ -129,6 +131,7 @@ def binance_trades(
     name: str = "binance",
     *,
     shards: int | Sequence[Sequence[str]] | None = None,
+    streams_per_connection: int = DEFAULT_STREAMS_PER_CONNECTION,
     duration_s: float | None = None,
     parallelism: int | None = None,
     drain: DrainConfig = DrainConfig(),
@@ -139,7 +142,7 @@ def binance_trades(
     ``feed_factory(symbols)`` builds a shard's feed, e.g. ``functools.partial(BinanceFeed,
     stream="trade", rest=RestConfig())``; it travels to the TaskManagers pickled.
     """
-    groups = plan_shards(symbols, shards)
+    groups = plan_shards(symbols, shards, streams_per_connection)
     seed = keyed_seed(t_env, len(groups), duration_s, name=f"{name}_seed")
     bridge = (
         seed.process(_BridgeFunction(groups, feed_factory, drain), output_type=TRADE_TYPE)
@@ -174,7 +177,8 @@ def trade_tables(
     DEAD_LETTER_TYPE tuples."""
     watermarks.configure(t_env)
     time_column = f"f{TRADE_FIELDS.index('trade_time')}"  # tuple fields are f0, f1, ...
-    table = t_env.from_data_stream(trades, watermarks.schema(time_column)).alias(
+    watermark_column = f"f{TRADE_FIELDS.index('watermark_time')}"
+    table = t_env.from_data_stream(trades, watermarks.schema(time_column, watermark_column)).alias(
         *TRADE_FIELDS, "rowtime"
     )
     return TradeTables(table, t_env.from_data_stream(dead_letters).alias(*DEAD_LETTER_FIELDS))
@@ -193,6 +197,9 @@ class _BridgeFunction(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.runtime_context = runtime_context
         self.feeds: dict[int, Feed] = {}  # shard -> feed (this subtask's shards only)
+        self.newest_trade_time = 0  # the newest trade time this subtask has emitted
+        # shard -> the newest trade time when it began to hold the watermark (see _watermark_cap)
+        self.held_since: dict[int, int] = {}
         self.stopped: set[int] = set()  # shards whose bounded run ended
         self.next_timer: dict[int, int] = {}  # shard -> the one processing-time timer we keep armed
         # shard -> ms until the next drain (backs off while the feed is quiet)
@@ -242,23 +249,24 @@ class _BridgeFunction(KeyedProcessFunction):
             batch = feed.drain(self.max_batch)
         except FeedError as e:
             self.metrics.feed_errors.inc()
+            self.metrics.publish(force=True)
             if e.permanent:
                 log.error(
-                    "shard %s %s: feed failed for good, failing the job without restarts: %s",
+                    "shard %s (%s): feed failed for good, failing the job without restarts: %s",
                     shard,
-                    self.groups[shard],
+                    feed.name,
                     e,
                 )
                 fail_for_good(self.runtime_context, str(e))
             else:
                 log.error(
-                    "shard %s %s: feed failed, failing the job so Flink restarts it: %s",
+                    "shard %s (%s): feed failed, failing the job so Flink restarts it: %s",
                     shard,
-                    self.groups[shard],
+                    feed.name,
                     e,
                 )
             raise
-        yield from self._emit(shard, batch)
+        yield from self._emit(shard, batch, self._watermark_cap())
         # A full batch means more is waiting: come back at once. A quiet feed is drained less and
         # less often, up to idle_interval: each timer is a JVM-Python round trip, and at a steady
         # 10 ms they cost an idle job a third of a core (bench/).
@@ -272,6 +280,21 @@ class _BridgeFunction(KeyedProcessFunction):
         self._arm(shard, ctx, delay)
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _watermark_cap(self) -> int:
+        """How far the trades emitted now may move the watermark. All shards of this subtask feed
+        one watermark: while one of them is disconnected or backfilling, the trades it will
+        deliver later are older than what the others deliver meanwhile, and would be late for
+        windows those close. So the watermark stays where it stood when that began, until the
+        shard has delivered them (its barrier drained)."""
+        self.held_since = {
+            shard: self.held_since.get(shard, self.newest_trade_time)
+            for shard, feed in self.feeds.items()
+            if feed.holding
+        }
+        self.metrics.watermark_held(bool(self.held_since))
+        self.metrics.publish()
+        return min(self.held_since.values(), default=NO_CAP)
+
     def _ensure_feed(self, shard: int) -> Feed:
         feed = self.feeds.get(shard)
         if feed is None:
@@ -284,8 +307,8 @@ class _BridgeFunction(KeyedProcessFunction):
                 self.subtask,
                 shard,
                 feed.name,
-                feed.url,
-                last_ids,
+                feed.where,
+                last_ids if len(last_ids) <= 3 else f"of {len(last_ids)} symbols",
             )
             # The feed drops what was delivered before a restart and fetches what came since.
             feed.resume_after(last_ids).start()
@@ -322,13 +345,17 @@ class _BridgeFunction(KeyedProcessFunction):
                 break
             yield from self._emit(shard, batch)
         log.info("shard %s: bounded run finished, feed stats %s", shard, dict(feed.stats))
+        self.metrics.publish(force=True)  # the final counts, while the feed still counts in them
         self.feeds.pop(shard, None)
 
-    def _emit(self, shard: int, batch: list[Trade | AggTrade | DeadLetter]) -> Iterator[Emitted]:
-        """Trades out, dead letters to their side output, each symbol's highest id into state
-        (the feed delivers a symbol's ids in order but for a rare live reordering)."""
+    def _emit(
+        self, shard: int, batch: list[Trade | AggTrade | DeadLetter], watermark_cap: int = NO_CAP
+    ) -> Iterator[Emitted]:
+        """Trades out (their watermark time at most ``watermark_cap``), dead letters to their side
+        output, each symbol's highest id into state (the feed delivers a symbol's ids in order but
+        for a rare live reordering)."""
         last_ids: dict[str, int] = {}
-        m, dead = self.metrics, 0
+        m, dead, newest = self.metrics, 0, self.newest_trade_time
         for rec in batch:
             if type(rec) is DeadLetter:
                 dead += 1
@@ -344,8 +371,11 @@ class _BridgeFunction(KeyedProcessFunction):
             else:
                 if rec.seq > last_ids.get(rec.symbol, -1):
                     last_ids[rec.symbol] = rec.seq
-                m.last_event_time = rec.trade_time
-                yield trade_tuple(rec)
+                m.last_event_time = t = rec.trade_time
+                if t > newest:
+                    newest = t
+                yield trade_tuple(rec, watermark_cap)
+        self.newest_trade_time = newest
         if dead:
             m.records_in_errors.inc(dead)
         if len(batch) > dead:

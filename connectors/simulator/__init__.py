@@ -1,9 +1,15 @@
-"""A Binance-compatible exchange on loopback: replayed or generated trades, live
-subscriptions, pings, REST trade history with Binance's weight limits, and faults on command.
+"""A Binance-compatible exchange on loopback: replayed or generated trades (a whole market of
+them, too), live subscriptions, pings, Binance's per-connection limits, REST trade history,
+exchangeInfo and the 24 h ticker with Binance's weight limits, faults and listings on command, and
+a log of what it answered.
 
     market = Market.replay(DEMO_CAPTURES, speed=0)
     with ExchangeSimulator(market) as sim:
         url = f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade"
+
+    with ExchangeSimulator(whole_market(1500, rate=5000, pause_without_subscribers=False)) as sim:
+        ...
+        assert not sim.log.statuses[429] and not sim.log.close_codes[1008]
 
 Run standalone with ``python -m connectors.simulator --help``.
 """
@@ -15,27 +21,41 @@ from connectors.simulator.captures import (
     iter_capture,
     load_events,
 )
+from connectors.simulator.exchange_log import ExchangeLog, LogEntry
 from connectors.simulator.faults import Faults
-from connectors.simulator.history import Published, PublishedAggTrades, PublishedTrades
+from connectors.simulator.history import Published, PublishedAggTrades, PublishedTrades, Totals
 from connectors.simulator.market import GeneratedFeed, Market, ReplayFeed, replay_feeds
 from connectors.simulator.server import ExchangeSimulator
 from connectors.simulator.session import ConnectionRecord, Frame
+from connectors.simulator.symbols import BREAK, HALT, TRADING, Pair, market_pairs
+from connectors.simulator.whole_market import whole_market, whole_market_feeds, zipf_rates
 
 __all__ = [
+    "BREAK",
     "CAPTURES_DIR",
     "DEMO_CAPTURES",
+    "HALT",
+    "TRADING",
     "CaptureEvent",
     "ConnectionRecord",
+    "ExchangeLog",
     "ExchangeSimulator",
     "Faults",
     "Frame",
     "GeneratedFeed",
+    "LogEntry",
     "Market",
+    "Pair",
     "Published",
     "PublishedAggTrades",
     "PublishedTrades",
     "ReplayFeed",
+    "Totals",
     "iter_capture",
     "load_events",
+    "market_pairs",
     "replay_feeds",
+    "whole_market",
+    "whole_market_feeds",
+    "zipf_rates",
 ]

@@ -2,8 +2,10 @@
 
     python -m connectors.simulator --port 9443 --capture PATH [--capture PATH] --speed 1
     python -m connectors.simulator --generate btcusdt --rate 100
+    python -m connectors.simulator --market-symbols 1500 --rate 5000 --live
 
-Without ``--capture`` or ``--generate`` it replays the demo captures (data/captures).
+Without ``--capture``, ``--generate`` or ``--market-symbols`` it replays the demo captures
+(data/captures).
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import sys
 import threading
 
 from connectors.simulator.captures import DEMO_CAPTURES
+from connectors.simulator.limits import MAX_INCOMING_PER_SECOND, MAX_STREAMS, MAX_URL_BYTES
 from connectors.simulator.market import Feed, GeneratedFeed, Market, replay_feeds
 from connectors.simulator.server import ExchangeSimulator
+from connectors.simulator.whole_market import WHOLE_MARKET_HISTORY_SECONDS, whole_market
+
+_SHOWN = 5  # streams and symbols printed at start; a whole market has too many to list
+_GENERATED_RATE = 100.0  # --rate's default with --generate, trades/s a symbol
+_MARKET_RATE = 5000.0  # --rate's default with --market-symbols, trades/s in all
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=9443, help="0 picks a free port")
     parser.add_argument(
         "--capture",
@@ -60,25 +68,97 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="random-walk trades (repeatable)",
     )
     parser.add_argument(
-        "--rate", type=float, default=100.0, help="generated trades per second and symbol"
+        "--market-symbols",
+        type=int,
+        metavar="N",
+        help="a generated whole market of N symbols (real busy pairs first, then made-up ones), "
+        "activity spread by Zipf's law; not with --capture or --generate",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help=f"generated trades per second: per symbol with --generate (default "
+        f"{_GENERATED_RATE:g}), in all with --market-symbols (default {_MARKET_RATE:g})",
+    )
+    parser.add_argument(
+        "--zipf-exponent",
+        type=float,
+        default=1.0,
+        help="--market-symbols: the symbol of rank k trades in proportion to k**-exponent "
+        "(default 1: the busiest gets about 13%% of 1,500 symbols' trades)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="--market-symbols: the same seed makes the same symbols, prices and ids",
+    )
+    parser.add_argument(
+        "--history-seconds",
+        type=float,
+        default=WHOLE_MARKET_HISTORY_SECONDS,
+        help="--market-symbols: how far back REST serves each symbol's trades (memory: ~700 "
+        "bytes a trade, kept up to twice this long; default %(default)g)",
     )
     parser.add_argument("--live", action="store_true", help="markets run without subscribers too")
-    parser.add_argument("--ping-interval", type=float, default=20.0)
-    parser.add_argument("--pong-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--ping-interval", type=float, default=20.0, help="seconds between the server's pings"
+    )
+    parser.add_argument(
+        "--pong-timeout",
+        type=float,
+        default=60.0,
+        help="a ping unanswered this long closes the connection with 1008",
+    )
+    parser.add_argument(
+        "--max-url-bytes",
+        type=int,
+        default=MAX_URL_BYTES,
+        help="longer request targets get HTTP 414 (0: no limit of ours; default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=MAX_STREAMS,
+        help="streams a connection may have (0: no limit; default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-incoming-per-second",
+        type=int,
+        default=MAX_INCOMING_PER_SECOND,
+        help="messages a client may send within a second before it is closed with 1008 "
+        "(0: no limit; default %(default)s)",
+    )
     args = parser.parse_args(argv)
-    if not args.capture and not args.generate:
+    if args.market_symbols is not None:
+        if args.capture or args.generate:
+            parser.error("--market-symbols makes the whole market: no --capture or --generate")
+        if args.market_symbols < 1:
+            parser.error("--market-symbols must be at least 1")
+    elif not args.capture and not args.generate:
         args.capture = list(DEMO_CAPTURES)
     return args
 
 
 def build_market(args: argparse.Namespace) -> Market:
+    if args.market_symbols is not None:
+        return whole_market(
+            args.market_symbols,
+            _MARKET_RATE if args.rate is None else args.rate,
+            zipf_exponent=args.zipf_exponent,
+            seed=args.seed,
+            speed=args.speed,
+            pause_without_subscribers=not args.live,
+            history_seconds=args.history_seconds,
+        )
     feeds: list[Feed] = []
     if args.capture:
         symbols = args.symbols.split(",") if args.symbols else None
         feeds += replay_feeds(
             args.capture, kinds=args.kinds.split(","), symbols=symbols, loop=args.loop
         )
-    feeds += [GeneratedFeed(symbol, rate=args.rate) for symbol in args.generate]
+    rate = _GENERATED_RATE if args.rate is None else args.rate
+    feeds += [GeneratedFeed(symbol, rate=rate) for symbol in args.generate]
     return Market(feeds, speed=args.speed, pause_without_subscribers=not args.live)
 
 
@@ -99,12 +179,19 @@ def main(argv: list[str] | None = None) -> None:
         args.port,
         ping_interval=args.ping_interval,
         pong_timeout=args.pong_timeout,
+        max_url_bytes=args.max_url_bytes or None,
+        max_streams=args.max_streams or None,
+        max_incoming_per_second=args.max_incoming_per_second or None,
     ) as sim:
-        print(f"streams: {', '.join(market.streams)}")
-        print(f"combined: {sim.ws_url}/stream?streams={'/'.join(market.streams)}")
-        print(f"raw:      {sim.ws_url}/ws/{market.streams[0]}")
-        for symbol in market.symbols:
+        streams = market.streams[:_SHOWN]
+        more = len(market.streams) - len(streams)
+        print(f"streams: {', '.join(streams)}" + (f" and {more} more" if more else ""))
+        print(f"combined: {sim.ws_url}/stream?streams={'/'.join(streams)}")
+        print(f"raw:      {sim.ws_url}/ws/{streams[0]}")
+        for symbol in market.symbols[:_SHOWN]:
             print(f"REST:     {sim.http_url}/api/v3/historicalTrades?symbol={symbol}")
+        print(f"symbols:  {sim.http_url}/api/v3/exchangeInfo")
+        print(f"ticker:   {sim.http_url}/api/v3/ticker/24hr")
         print("Ctrl-C to stop", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()

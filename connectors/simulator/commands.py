@@ -2,7 +2,8 @@
 
 ``{"method": "SUBSCRIBE"|"UNSUBSCRIBE"|"LIST_SUBSCRIPTIONS", "params": [...], "id": N}``
 is answered ``{"result": null|[...], "id": N}``; a malformed request gets
-``{"error": {"code": 2|3, "msg": "..."}, "id": N|null}`` (3 for bad JSON, 2 otherwise).
+``{"error": {"code": 2|3, "msg": "..."}, "id": N|null}`` (3 for bad JSON, 2 otherwise), and so
+does a ``SUBSCRIBE`` beyond the streams a connection may have (``limits.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class InvalidRequest(Exception):
 
     def __init__(self, code: int, msg: str, request_id: int | str | None) -> None:
         super().__init__(msg)
-        self.reply = orjson.dumps({"error": {"code": code, "msg": msg}, "id": request_id})
+        self.reply = error_reply(code, msg, request_id)
 
 
 def parse_command(message: str | bytes) -> Command:
@@ -72,6 +73,10 @@ def valid_stream_name(name: str) -> bool:
 
 def result_reply(command: Command, result: list[str] | None = None) -> bytes:
     return orjson.dumps({"result": result, "id": command.id})
+
+
+def error_reply(code: int, msg: str, request_id: int | str | None) -> bytes:
+    return orjson.dumps({"error": {"code": code, "msg": msg}, "id": request_id})
 
 
 def _valid_id(value: object) -> TypeGuard[int | str]:

@@ -30,6 +30,14 @@ What a client sees:
   shorter timeout gives up).
 - ``hide_history(symbol, ids)``: REST answers leave out these trade ids (aggregate ids for an
   ``@aggTrade`` market), as if Binance had skipped them.
+
+And the market's own events, which a whole-market client must follow:
+
+- ``list_symbol(symbol, rate, ...)``: a new symbol starts trading (random-walk trades, ids from
+  ``first_id``) and is listed ``TRADING`` in exchangeInfo; a client already subscribed to its
+  stream gets its trades from the first.
+- ``halt_symbol(symbol, status)``: its status becomes ``HALT`` or ``BREAK`` and its streams go
+  quiet; ``resume_symbol(symbol)``: ``TRADING`` again, ids going on where they stopped.
 """
 
 from __future__ import annotations
@@ -39,8 +47,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from connectors.simulator.market import GeneratedFeed, Market
 from connectors.simulator.rest import RestApi
 from connectors.simulator.session import INJECTED, NOTICE, DropPlan, Frame, Session
+from connectors.simulator.symbols import HALT
 
 
 class FaultTarget(Protocol):
@@ -49,6 +59,7 @@ class FaultTarget(Protocol):
 
     speaking: asyncio.Event  # cleared: nothing is sent on any connection
     rest: RestApi
+    market: Market
 
     async def listen(self) -> None: ...
 
@@ -131,6 +142,26 @@ class Faults:
 
     def hide_history(self, symbol: str, ids: Iterable[int]) -> None:
         self._call(self._exchange.rest.hidden[symbol.upper()].update, list(ids))
+
+    def list_symbol(
+        self,
+        symbol: str,
+        rate: float = 10.0,
+        *,
+        start_price: str | None = None,
+        tick: str = "0.01",
+        first_id: int = 1,
+    ) -> None:
+        feed = GeneratedFeed(
+            symbol, rate=rate, start_price=start_price, tick=tick, first_id=first_id
+        )
+        self._call(self._exchange.market.list_feed, feed)
+
+    def halt_symbol(self, symbol: str, status: str = HALT) -> None:
+        self._call(self._exchange.market.halt, symbol, status)
+
+    def resume_symbol(self, symbol: str) -> None:
+        self._call(self._exchange.market.resume, symbol)
 
     # Loop side, used by the exchange.
 

@@ -1,7 +1,9 @@
 """What a market published, per symbol and stream kind: what its REST side answers from.
 
 Only what was already emitted is there, as on Binance: a trade is in the history once the market
-published it, whether anyone was connected or not. Old entries are trimmed beyond a limit.
+published it, whether anyone was connected or not. Old entries are trimmed beyond a count or an age
+(memory: a whole market at 5,000 trades/s fills gigabytes in minutes otherwise); the totals that
+the 24 h ticker reports are kept for everything.
 """
 
 from __future__ import annotations
@@ -15,25 +17,89 @@ import orjson
 
 Event = dict[str, Any]  # a stream event's JSON object, or a REST entry
 
+_ZERO = Decimal(0)
+_QUOTE_STEP = Decimal("0.00000001")  # Binance prints quote quantities with 8 decimals
+
+
+class Totals:
+    """One symbol's trades since the market started, as the 24 h ticker reports them: a simulator
+    runs for less than a day, so Binance's rolling window would hold all of it. Decimals, so that
+    sums are exact; ids are -1 and prices 0 until the first trade, as Binance shows a symbol that
+    did not trade."""
+
+    __slots__ = (
+        "count",
+        "first_id",
+        "high",
+        "last",
+        "last_id",
+        "last_qty",
+        "low",
+        "open",
+        "quote_volume",
+        "volume",
+    )
+
+    def __init__(self) -> None:
+        self.first_id = self.last_id = -1
+        self.count = 0
+        self.open = self.high = self.low = self.last = self.last_qty = _ZERO
+        self.volume = self.quote_volume = _ZERO
+
+    def add(self, first_id: int, last_id: int, price: str, quantity: str) -> None:
+        """Count trades ``first_id``..``last_id`` (one aggregate), done at one price."""
+        p, q = Decimal(price), Decimal(quantity)
+        if self.count == 0:
+            self.first_id, self.open, self.high, self.low = first_id, p, p, p
+        elif p > self.high:
+            self.high = p
+        elif p < self.low:
+            self.low = p
+        self.last_id, self.last, self.last_qty = last_id, p, q
+        self.count += last_id - first_id + 1
+        self.volume += q
+        # Quantized per trade, as Binance sums its trades' quote quantities: the sum then has 8
+        # decimals and stays within Decimal's 28 digits.
+        self.quote_volume += (p * q).quantize(_QUOTE_STEP)
+
 
 class Published(ABC):
-    """Events of one stream in sequence order (trade ids, or aggregate ids for ``@aggTrade``)."""
+    """Events of one stream in sequence order (trade ids, or aggregate ids for ``@aggTrade``).
 
-    def __init__(self, limit: int | None) -> None:
+    ``limit`` bounds how many are kept, ``seconds`` how old (by trade time, behind the newest)
+    they may grow; ``None``: no bound of that kind.
+    """
+
+    def __init__(self, limit: int | None, seconds: float | None = None) -> None:
         self._limit = limit
+        self._window_ms = None if seconds is None else round(seconds * 1000)
         self.ids: list[int] = []
         self.times: list[int] = []  # trade time T of each
         self.events: list[Event] = []
+        self.totals = Totals()
 
     def append(self, seq: int, payload: bytes) -> None:
         event = orjson.loads(payload)
         self.ids.append(seq)
         self.times.append(event["T"])
         self.events.append(event)
-        # Trimming in halves keeps appends amortised O(1).
+        self.totals.add(*self._trade_ids(event), event["p"], event["q"])
+        # Trimming in halves (by count, or once the oldest is twice the window old) keeps appends
+        # amortised O(1).
         if self._limit is not None and len(self.ids) >= 2 * self._limit:
-            for column in (self.ids, self.times, self.events):
-                del column[: -self._limit]
+            self._trim(len(self.ids) - self._limit)
+        elif self._window_ms is not None and self.times[0] < event["T"] - 2 * self._window_ms:
+            self._trim(self.index_of_time(event["T"] - self._window_ms))
+
+    def _trim(self, drop: int) -> None:
+        """Forget the ``drop`` oldest events."""
+        for column in (self.ids, self.times, self.events):
+            del column[:drop]
+
+    @staticmethod
+    @abstractmethod
+    def _trade_ids(event: Event) -> tuple[int, int]:
+        """The first and last trade id an event stands for."""
 
     def index_of_id(self, seq: int) -> int:
         """Index of the first event with an id at or after ``seq``."""
@@ -61,9 +127,13 @@ class PublishedTrades(Published):
     taker order at one price (here: same trade time, price and side) are one aggregate, numbered
     from 1 in the order they were published."""
 
-    def __init__(self, limit: int | None) -> None:
-        super().__init__(limit)
+    def __init__(self, limit: int | None, seconds: float | None = None) -> None:
+        super().__init__(limit, seconds)
         self.agg_ids: list[int] = []
+
+    @staticmethod
+    def _trade_ids(event: Event) -> tuple[int, int]:
+        return event["t"], event["t"]
 
     def append(self, seq: int, payload: bytes) -> None:
         previous = self.events[-1] if self.events else None
@@ -119,6 +189,10 @@ class PublishedTrades(Published):
 
 class PublishedAggTrades(Published):
     """``@aggTrade`` events, served as they were published."""
+
+    @staticmethod
+    def _trade_ids(event: Event) -> tuple[int, int]:
+        return event["f"], event["l"]
 
     def aggregates(
         self, start: int, end_time: int | None, limit: int, hidden: set[int]

@@ -9,11 +9,16 @@ With ``pause_without_subscribers`` a feed's clock only runs while its stream has
 subscriber, so a client that reconnects finds the market where it left it. Without it the
 market is live: events nobody is subscribed to are emitted all the same, and only the
 published history (``history.py``, what the REST side answers from) keeps them.
+
+Symbols can be listed while the market runs, halted and resumed (``list_feed``, ``halt``,
+``resume``). The next event is taken from a heap of the running feeds by due time, so that a
+market of thousands of feeds costs O(log n) an event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import random
 import time
@@ -33,6 +38,7 @@ from connectors.simulator.captures import (
     stream_symbol,
 )
 from connectors.simulator.history import Published, PublishedAggTrades, PublishedTrades
+from connectors.simulator.symbols import HALT, HALTED_STATUSES, START_PRICES, TRADING
 
 # After this many events in a row the market yields to the event loop (and at speed 0
 # waits for slow subscribers), so writers and request handlers keep running.
@@ -40,7 +46,6 @@ _BURST = 256
 # Replays with ``loop=True`` leave this much virtual time between two passes.
 _LOOP_GAP_NS = 1_000_000_000
 _UNITS = 10**8  # Binance prints prices and quantities with 8 decimals
-_DEFAULT_START_PRICES = {"BTCUSDT": "60000.00", "ETHUSDT": "2600.00"}
 
 
 class Sink(Protocol):
@@ -56,6 +61,7 @@ class MarketOptions(TypedDict, total=False):
     speed: float
     pause_without_subscribers: bool
     history_limit: int | None
+    history_seconds: float | None
 
 
 class Feed(ABC):
@@ -137,8 +143,10 @@ class GeneratedFeed(Feed):
     """Random-walk ``@trade`` events for one symbol at ``rate`` events per virtual second
     (0: unpaced, every event due at once, i.e. as fast as the market goes).
 
-    Ids are consecutive from ``first_id``; prices move by one 0.01 tick at most between
-    trades; event and trade times are the wall clock at emission.
+    Ids are consecutive from ``first_id``; prices move by one ``tick`` at most between trades;
+    event and trade times are the wall clock at emission. Trades come evenly spaced, or with
+    ``poisson`` at random (exponential) intervals averaging ``1/rate``, as independent traders'
+    orders do: a whole market's symbols then neither start nor tick in step.
     """
 
     def __init__(
@@ -148,26 +156,33 @@ class GeneratedFeed(Feed):
         rate: float = 100.0,
         count: int | None = None,
         start_price: str | None = None,
+        tick: str = "0.01",
         first_id: int = 1,
+        poisson: bool = False,
         seed: int | None = None,
     ) -> None:
         if rate < 0:
             raise ValueError("rate must be >= 0")
         self.stream = f"{symbol.lower()}@trade"
         self._symbol = symbol.upper()
+        self._rate = rate
         self._interval_ns = 1e9 / rate if rate else 0.0
         self._count = count
-        start = start_price or _DEFAULT_START_PRICES.get(self._symbol, "100.00")
-        self._price = int(Decimal(start) * _UNITS)
-        self._tick = _UNITS // 100
+        self._tick = _units(tick)
+        if self._tick <= 0:
+            raise ValueError(f"tick {tick} is not a positive multiple of 0.00000001")
+        start = start_price or START_PRICES.get(self._symbol, "100.00")
+        self._price = _units(start)
         self._next_id = first_id
         self._emitted = 0
         self._random = random.Random(seed)
+        self._poisson = poisson and rate > 0
+        self._offset_ns = self._gap_ns() if self._poisson else 0
 
     def next_offset_ns(self) -> int | None:
         if self._count is not None and self._emitted >= self._count:
             return None
-        return round(self._emitted * self._interval_ns)
+        return self._offset_ns
 
     def pop(self) -> tuple[bytes, int]:
         # One draw per trade (it is the generator's hot path): 2 bits for the price step
@@ -185,24 +200,47 @@ class GeneratedFeed(Feed):
         ).encode()
         self._next_id += 1
         self._emitted += 1
+        if self._poisson:
+            self._offset_ns += self._gap_ns()
+        else:
+            # From the count, not summed, so that rounding never drifts the pace.
+            self._offset_ns = round(self._emitted * self._interval_ns)
         return payload, trade_id
+
+    def _gap_ns(self) -> int:
+        return round(self._random.expovariate(self._rate) * 1e9)
 
 
 class _Clock:
     """Where a feed stands on its virtual timeline against the loop's clock."""
 
-    __slots__ = ("feed", "history", "running", "subscribers", "virtual_ns", "wall")
+    __slots__ = (
+        "feed",
+        "generation",
+        "halted",
+        "history",
+        "order",
+        "running",
+        "subscribers",
+        "virtual_ns",
+        "wall",
+    )
 
-    def __init__(self, feed: Feed, history: Published | None) -> None:
+    def __init__(self, feed: Feed, history: Published | None, order: int) -> None:
         self.feed = feed
         self.history = history
+        self.order = order  # breaks ties between feeds due at once: the first added goes first
         self.subscribers = 0
         self.running = False
+        self.halted = False  # its symbol does not trade (``Market.halt``)
+        # Bumped on every start and pause: schedule entries of an older generation are stale.
+        self.generation = 0
         self.virtual_ns = 0.0  # virtual time at ``wall``
         self.wall = 0.0
 
     def start(self, now: float) -> None:
         self.running, self.wall = True, now
+        self.generation += 1
 
     def pause(self, now: float, speed: float) -> None:
         nxt = self.feed.next_offset_ns()
@@ -211,13 +249,20 @@ class _Clock:
         # of the following ones is kept.
         self.virtual_ns = virtual if nxt is None else min(virtual, nxt)
         self.running = False
+        self.generation += 1
 
     def due(self, offset_ns: int, speed: float) -> float:
         return self.wall + (offset_ns - self.virtual_ns) / (speed * 1e9)
 
 
 class Market:
-    """Feeds played on one clock; see the module docstring."""
+    """Feeds played on one clock; see the module docstring.
+
+    Thread contract: ``subscribe``, ``unsubscribe``, ``list_feed``, ``halt`` and ``resume`` run on
+    the market's event loop (the simulator's commands get them there); the read-only members
+    (``streams``, ``symbols``, ``published``, ``status``) may be read from any thread, because
+    the tables behind them are replaced, never changed in place.
+    """
 
     def __init__(
         self,
@@ -226,24 +271,26 @@ class Market:
         speed: float = 1.0,
         pause_without_subscribers: bool = True,
         history_limit: int | None = 100_000,
+        history_seconds: float | None = None,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.speed = speed
         self.pause_without_subscribers = pause_without_subscribers
+        self._history_limit, self._history_seconds = history_limit, history_seconds
         self._clocks: dict[str, _Clock] = {}
         self._published: dict[tuple[str, str], Published] = {}  # (symbol, kind) -> history
-        for feed in feeds:
-            if feed.stream in self._clocks:
-                raise ValueError(f"two feeds for {feed.stream}")
-            kind = stream_kind(feed.stream)
-            history = _HISTORIES[kind](history_limit) if kind in _HISTORIES else None
-            if history is not None:
-                self._published[(stream_symbol(feed.stream), kind)] = history
-            self._clocks[feed.stream] = _Clock(feed, history)
+        self._status: dict[str, str] = {}  # symbol -> TRADING, HALT or BREAK
+        # Subscribers of streams no feed serves yet: a symbol listed later starts with them.
+        self._waiting: dict[str, int] = defaultdict(int)
+        # Running feeds by due time (their offset at speed 0): (due, order, generation, clock).
+        self._schedule: list[tuple[float, int, int, _Clock]] = []
+        self._unfinished = 0  # feeds with events left, running or not
         self._loop: asyncio.AbstractEventLoop | None = None  # set by run(), with _wake
         self._wake = asyncio.Event()  # binds to no loop until awaited; run() makes its own
         self._finished = False
+        for feed in feeds:
+            self.list_feed(feed)
 
     @classmethod
     def replay(
@@ -281,7 +328,8 @@ class Market:
 
     @property
     def symbols(self) -> tuple[str, ...]:
-        """Symbols with a published history (a ``@trade`` or ``@aggTrade`` stream)."""
+        """Symbols with a published history (a ``@trade`` or ``@aggTrade`` stream), in the order
+        they were listed."""
         return tuple(dict.fromkeys(symbol for symbol, _ in self._published))
 
     @property
@@ -293,46 +341,92 @@ class Market:
         stream)."""
         return self._published.get((symbol.upper(), kind))
 
+    def status(self, symbol: str) -> str | None:
+        """``TRADING``, ``HALT`` or ``BREAK``; None for a symbol the market does not list."""
+        return self._status.get(symbol.upper())
+
+    def list_feed(self, feed: Feed) -> None:
+        """Add a feed: its symbol is listed (``TRADING``) and it plays like the others, at once
+        when the market runs already."""
+        if self._finished:
+            raise RuntimeError("the market has finished: a feed listed now would never play")
+        if feed.stream in self._clocks:
+            raise ValueError(f"two feeds for {feed.stream}")
+        kind, symbol = stream_kind(feed.stream), stream_symbol(feed.stream)
+        history = (
+            _HISTORIES[kind](self._history_limit, self._history_seconds)
+            if kind in _HISTORIES
+            else None
+        )
+        clock = _Clock(feed, history, len(self._clocks))
+        clock.subscribers = self._waiting.pop(feed.stream, 0)
+        clock.halted = self._status.get(symbol, TRADING) != TRADING
+        # Replaced, not changed in place: other threads read these tables (class docstring).
+        if history is not None:
+            self._published = {**self._published, (symbol, kind): history}
+            self._status = {**self._status, symbol: self._status.get(symbol, TRADING)}
+        self._clocks = {**self._clocks, feed.stream: clock}
+        if feed.next_offset_ns() is not None:
+            self._unfinished += 1
+        self._reschedule(clock)
+
+    def halt(self, symbol: str, status: str = HALT) -> None:
+        """Stop trading ``symbol``: its streams go quiet, its status becomes ``status``."""
+        if status not in HALTED_STATUSES:
+            raise ValueError(f"a halt is one of {HALTED_STATUSES}, not {status!r}")
+        self._set_status(symbol, status)
+
+    def resume(self, symbol: str) -> None:
+        """Trade a halted symbol again, its feeds going on where they stopped."""
+        self._set_status(symbol, TRADING)
+
     def subscribe(self, stream: str) -> None:
         """Count a subscriber of ``stream`` (call from the market's event loop)."""
         clock = self._clocks.get(stream)
         if clock is None:
+            self._waiting[stream] += 1
             return
         clock.subscribers += 1
-        if clock.subscribers == 1 and self.pause_without_subscribers and self._loop is not None:
-            clock.start(self._loop.time())
-            self._wake.set()
+        self._reschedule(clock)
 
     def unsubscribe(self, stream: str) -> None:
         clock = self._clocks.get(stream)
         if clock is None:
+            self._waiting[stream] -= 1
+            if not self._waiting[stream]:
+                del self._waiting[stream]
             return
         clock.subscribers -= 1
-        if clock.subscribers == 0 and self.pause_without_subscribers and self._loop is not None:
-            clock.pause(self._loop.time(), self.speed)
-            self._wake.set()
+        self._reschedule(clock)
 
     async def run(self, sink: Sink) -> None:
         """Play the feeds into ``sink`` until all are exhausted (forever for endless ones)."""
         self._loop = loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        now = loop.time()
-        for idle in self._clocks.values():
-            if idle.subscribers or not self.pause_without_subscribers:
-                idle.start(now)
+        for clock in self._clocks.values():
+            self._reschedule(clock)
+        schedule = self._schedule
         burst = 0
-        while True:
-            now = loop.time()
-            clock, when, pending = self._next(now)
-            if not pending:
-                break
-            if clock is None or (self.speed and when > now):
-                await self._sleep(None if clock is None else when - now)
+        while self._unfinished:
+            if not schedule:
+                await self._sleep(None)
                 continue
+            when, _, generation, clock = schedule[0]
+            if generation != clock.generation:
+                heapq.heappop(schedule)
+                continue
+            if self.speed:
+                now = loop.time()
+                if when > now:
+                    await self._sleep(when - now)
+                    continue
+            heapq.heappop(schedule)
             payload, seq = clock.feed.pop()
             if clock.history is not None:
                 clock.history.append(seq, payload)
             sink.publish(clock.feed.stream, payload)
+            if not self._enqueue(clock):
+                self._unfinished -= 1
             burst += 1
             if burst == _BURST:
                 burst = 0
@@ -341,23 +435,38 @@ class Market:
                 await asyncio.sleep(0)
         self._finished = True
 
-    def _next(self, now: float) -> tuple[_Clock | None, float, bool]:
-        """The running feed to emit from next, with its due time (its offset at speed 0),
-        and whether any feed, running or paused, has events left."""
-        best: _Clock | None = None
-        best_when = 0.0
-        pending = False
+    def _set_status(self, symbol: str, status: str) -> None:
+        symbol = symbol.upper()
+        if symbol not in self._status:
+            raise ValueError(f"{symbol} is not listed")
+        self._status = {**self._status, symbol: status}
         for clock in self._clocks.values():
-            offset = clock.feed.next_offset_ns()
-            if offset is None:
-                continue
-            pending = True
-            if not clock.running:
-                continue
-            when = offset if self.speed == 0 else clock.due(offset, self.speed)
-            if best is None or when < best_when:
-                best, best_when = clock, when
-        return best, best_when, pending
+            if stream_symbol(clock.feed.stream) == symbol:
+                clock.halted = status != TRADING
+                self._reschedule(clock)
+
+    def _reschedule(self, clock: _Clock) -> None:
+        """Start or pause ``clock`` as its symbol's status and its subscribers now say. Before
+        ``run`` this only records them: ``run`` starts what should run."""
+        wanted = not clock.halted and (clock.subscribers > 0 or not self.pause_without_subscribers)
+        if self._loop is None or wanted == clock.running:
+            return
+        now = self._loop.time()
+        if wanted:
+            clock.start(now)
+            self._enqueue(clock)
+        else:
+            clock.pause(now, self.speed)
+        self._wake.set()
+
+    def _enqueue(self, clock: _Clock) -> bool:
+        """Schedule a running clock's next event; False once its feed is exhausted."""
+        offset = clock.feed.next_offset_ns()
+        if offset is None:
+            return False
+        when = offset if self.speed == 0 else clock.due(offset, self.speed)
+        heapq.heappush(self._schedule, (when, clock.order, clock.generation, clock))
+        return True
 
     async def _sleep(self, seconds: float | None) -> None:
         """Sleep until ``seconds`` pass or a subscription changes the schedule."""
@@ -394,3 +503,11 @@ _HISTORIES = {"trade": PublishedTrades, "aggTrade": PublishedAggTrades}
 
 def _decimal(units: int) -> str:
     return f"{units // _UNITS}.{units % _UNITS:08d}"
+
+
+def _units(decimal: str) -> int:
+    """``"0.01"`` -> 1_000_000 (units of 10^-8); ValueError if it has more than 8 decimals."""
+    units = Decimal(decimal) * _UNITS
+    if units != units.to_integral_value():
+        raise ValueError(f"{decimal} has more than 8 decimals")
+    return int(units)

@@ -1,8 +1,10 @@
-"""Binance's REST trade history, answered from what the market published, with its limits.
+"""Binance's REST market data, answered from what the market published, with its limits.
 
 - ``GET /api/v3/historicalTrades?symbol=&fromId=&limit=`` (weight 25): ``@trade`` history;
 - ``GET /api/v3/aggTrades?symbol=&fromId=|startTime=&endTime=&limit=`` (weight 4): aggregate
   trades, from the ``@aggTrade`` history or made of the ``@trade`` one;
+- ``GET /api/v3/exchangeInfo`` (weight 20) and ``GET /api/v3/ticker/24hr`` (weight 80 for all
+  symbols, 2 for one): the symbols and their day (``market_info.py``);
 - request weight per calendar minute for the whole server (one IP, as Binance counts it): every
   answer carries ``X-MBX-USED-WEIGHT-1M``; over the limit, 429 with ``Retry-After`` (seconds to the
   next minute); asking again before that is a violation, and the third bans the "IP": 418 with
@@ -19,26 +21,27 @@ import math
 import time
 from collections import defaultdict
 from decimal import Decimal
-from typing import overload
+from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
 from connectors.simulator.history import Event
 from connectors.simulator.market import Market
+from connectors.simulator.market_info import exchange_info, ticker_24hr, ticker_weight
+from connectors.simulator.rest_params import BadRequest, integer_param, symbol_param
 
-WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/aggTrades": 4}
+HISTORICAL_TRADES = "/api/v3/historicalTrades"
+AGG_TRADES = "/api/v3/aggTrades"
+EXCHANGE_INFO = "/api/v3/exchangeInfo"
+TICKER_24HR = "/api/v3/ticker/24hr"
+# Weights as of 2026; the ticker's depends on the symbols asked for (market_info.ticker_weight).
+WEIGHTS = {HISTORICAL_TRADES: 25, AGG_TRADES: 4, EXCHANGE_INFO: 20}
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000  # spot clamps larger limits instead of refusing them
 MAX_WINDOW_MS = 3_600_000  # aggTrades: startTime and endTime less than an hour apart
 VIOLATIONS_BEFORE_BAN = 3
 _QUOTE_STEP = Decimal("0.00000001")
-
-
-class _BadRequest(Exception):
-    def __init__(self, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.body = orjson.dumps({"code": code, "msg": msg})
 
 
 class RestApi:
@@ -68,7 +71,7 @@ class RestApi:
         self._closing.set()
 
     def routes(self, path: str) -> bool:
-        return path in WEIGHTS
+        return path in WEIGHTS or path == TICKER_24HR
 
     async def answer(self, path: str, query: str) -> tuple[int, bytes, dict[str, str]]:
         if self.stalls:
@@ -94,8 +97,10 @@ class RestApi:
             return _refusal(
                 429, "Too many requests; current limit is exceeded", self._retry_at - now
             )
+        params = {name: values[-1] for name, values in parse_qs(query).items()}
+        weight = ticker_weight(params) if path == TICKER_24HR else WEIGHTS[path]
         minute = int(now // 60)
-        used = self._used[minute] + WEIGHTS[path]
+        used = self._used[minute] + weight
         if used > self.weight_limit:
             self._retry_at = (minute + 1) * 60
             return _refusal(
@@ -116,22 +121,26 @@ class RestApi:
                 headers,
             )
         try:
-            params = {name: values[-1] for name, values in parse_qs(query).items()}
-            body = (
-                self._trades(params)
-                if path == "/api/v3/historicalTrades"
-                else self._aggregates(params)
-            )
-        except _BadRequest as error:
+            body = self._body(path, params)
+        except BadRequest as error:
             return 400, error.body, headers
         return 200, orjson.dumps(body), headers
 
+    def _body(self, path: str, params: dict[str, str]) -> Any:
+        if path == HISTORICAL_TRADES:
+            return self._trades(params)
+        if path == AGG_TRADES:
+            return self._aggregates(params)
+        if path == EXCHANGE_INFO:
+            return exchange_info(self.market, params, self.weight_limit)
+        return ticker_24hr(self.market, params)
+
     def _trades(self, params: dict[str, str]) -> list[Event]:
-        published = self.market.published(_symbol(params), "trade")
+        published = self.market.published(symbol_param(params), "trade")
         if published is None:
-            raise _BadRequest(-1121, "Invalid symbol.")
-        limit = min(_integer(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
-        from_id = _integer(params, "fromId", None, minimum=0)
+            raise BadRequest(-1121, "Invalid symbol.")
+        limit = min(integer_param(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
+        from_id = integer_param(params, "fromId", None, minimum=0)
         start = (
             max(0, len(published.ids) - limit)
             if from_id is None
@@ -145,24 +154,24 @@ class RestApi:
         ][:limit]
 
     def _aggregates(self, params: dict[str, str]) -> list[Event]:
-        symbol = _symbol(params)
+        symbol = symbol_param(params)
         published = self.market.published(symbol, "aggTrade") or self.market.published(
             symbol, "trade"
         )
         if published is None:
-            raise _BadRequest(-1121, "Invalid symbol.")
-        limit = min(_integer(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
-        from_id = _integer(params, "fromId", None, minimum=0)
-        start_time = _integer(params, "startTime", None, minimum=0)
-        end_time = _integer(params, "endTime", None, minimum=0)
+            raise BadRequest(-1121, "Invalid symbol.")
+        limit = min(integer_param(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
+        from_id = integer_param(params, "fromId", None, minimum=0)
+        start_time = integer_param(params, "startTime", None, minimum=0)
+        end_time = integer_param(params, "endTime", None, minimum=0)
         if from_id is not None and (start_time is not None or end_time is not None):
-            raise _BadRequest(-1128, "Combination of optional parameters invalid.")
+            raise BadRequest(-1128, "Combination of optional parameters invalid.")
         if (
             start_time is not None
             and end_time is not None
             and end_time - start_time >= MAX_WINDOW_MS
         ):
-            raise _BadRequest(-1127, "More than 1 hours between startTime and endTime.")
+            raise BadRequest(-1127, "More than 1 hours between startTime and endTime.")
         if from_id is not None:
             start = published.index_of_agg_id(from_id)
         elif start_time is not None:
@@ -172,19 +181,6 @@ class RestApi:
         else:
             start = max(0, len(published.ids) - limit)
         return published.aggregates(start, end_time, limit, self.hidden[symbol])
-
-
-def _symbol(params: dict[str, str]) -> str:
-    symbol = params.get("symbol")
-    if not symbol:
-        raise _BadRequest(
-            -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
-        )
-    if symbol != symbol.upper():
-        raise _BadRequest(
-            -1121, "Invalid symbol."
-        )  # REST symbols are upper case, unlike stream names
-    return symbol
 
 
 def _refusal(status: int, msg: str, retry_after: float) -> tuple[int, bytes, dict[str, str]]:
@@ -207,27 +203,3 @@ def _rest_trade(event: Event) -> Event:
         "isBuyerMaker": event["m"],
         "isBestMatch": event.get("M", True),
     }
-
-
-@overload
-def _integer(params: dict[str, str], name: str, default: int, *, minimum: int) -> int: ...
-
-
-@overload
-def _integer(params: dict[str, str], name: str, default: None, *, minimum: int) -> int | None: ...
-
-
-def _integer(params: dict[str, str], name: str, default: int | None, *, minimum: int) -> int | None:
-    text = params.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise _BadRequest(
-            -1100,
-            f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",
-        ) from None
-    if value < minimum:
-        raise _BadRequest(-1130, f"Data sent for parameter '{name}' is not valid.")
-    return value

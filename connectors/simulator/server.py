@@ -6,8 +6,12 @@ Routes, as on ``stream.binance.com`` (over TLS, ``wss://`` and ``https://``, giv
 - ``/ws/<stream>[/<stream>...]``: raw events; ``/ws``: nothing until a SUBSCRIBE;
 - ``/stream?streams=a/b/c``: events wrapped ``{"stream": ..., "data": ...}``;
 - live ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` on any of them;
-- ``GET /api/v3/historicalTrades`` and ``/api/v3/aggTrades`` over plain HTTP, from what the
-  market published, with Binance's request weight limit (``rest.py``).
+- Binance's limits on each connection (URL length, streams, incoming messages a second), each
+  answered as Binance answers it (``limits.py``);
+- ``GET /api/v3/historicalTrades``, ``/api/v3/aggTrades``, ``/api/v3/exchangeInfo`` and
+  ``/api/v3/ticker/24hr`` over plain HTTP, from what the market published, with Binance's
+  request weight limit (``rest.py``);
+- a log of every HTTP status answered and every close the server sent (``exchange_log.py``).
 
 The server pings every ``ping_interval`` seconds (payload: the send time in ns) and closes
 with 1008 when a ping is not answered by a matching pong within ``pong_timeout``. Pings
@@ -33,16 +37,28 @@ from urllib.parse import parse_qs
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
+from websockets.protocol import Event, State
 
 from connectors.simulator.commands import (
     InvalidRequest,
+    error_reply,
     parse_command,
     result_reply,
     valid_stream_name,
 )
+from connectors.simulator.exchange_log import HTTP, ExchangeLog
 from connectors.simulator.faults import Faults
+from connectors.simulator.limits import (
+    MAX_INCOMING_PER_SECOND,
+    MAX_STREAMS,
+    MAX_URL_BYTES,
+    TOO_MANY_REQUESTS,
+    ConnectionLimits,
+    IncomingRate,
+)
 from connectors.simulator.market import Market
 from connectors.simulator.rest import RestApi
 from connectors.simulator.session import (
@@ -58,6 +74,16 @@ logger = logging.getLogger(__name__)
 # A speed-0 market waits while any connection has more than this many frames queued.
 QUEUE_HIGH = 1024
 _THREAD_CALL_TIMEOUT = 10.0
+# Messages the rate limit counts: each text or binary message (its first frame), ping and pong.
+_COUNTED = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG))
+_DATA = frozenset((Opcode.CONT, Opcode.TEXT, Opcode.BINARY))
+# Requests websockets refuses itself, before ``process_request`` sees them: the exception it notes,
+# by class name (older releases have no such classes, and answer nothing), and the status it sends.
+_REFUSED_BY_WEBSOCKETS = {
+    "RequestLineTooLong": 414,
+    "HeaderLineTooLong": 431,
+    "TooManyHeaders": 431,
+}
 
 
 class Exchange:
@@ -73,11 +99,13 @@ class Exchange:
         pong_timeout: float | None,
         close_timeout: float,
         rest_weight_limit: int,
+        limits: ConnectionLimits,
         ssl_context: ssl.SSLContext | None,
         keep_frames: bool,
         call: Callable[..., Any],
     ) -> None:
         self.market = market
+        self.limits = limits
         self.host, self.port = host, port
         self.ping_interval, self.pong_timeout = ping_interval, pong_timeout
         self.close_timeout = close_timeout
@@ -89,7 +117,7 @@ class Exchange:
         self.rest = RestApi(market, rest_weight_limit)
         self.faults = Faults(self, call)
         self.records: list[ConnectionRecord] = []
-        self.http_requests: list[tuple[str, int]] = []
+        self.log = ExchangeLog()
         self._sessions: dict[int, Session] = {}
         self._subscribers: dict[str, set[Session]] = defaultdict(set)
         self._servers: list[Server] = []
@@ -125,6 +153,7 @@ class Exchange:
             self.host,
             self.port,
             process_request=self._process_request,
+            process_response=self._process_response,
             # a factory, as documented ("a wrapper or a subclass"); typed as a class only
             create_connection=functools.partial(_Connection, self),  # type: ignore[arg-type]
             compression=None,
@@ -182,6 +211,10 @@ class Exchange:
         except InvalidRequest as error:
             return error.reply
         if command.method == "SUBSCRIBE":
+            current = set(session.record.streams)
+            total = len(current) + len({name for name in command.params if name not in current})
+            if self._too_many_streams(total):
+                return error_reply(2, self._too_many_streams_msg(total), command.id)
             self.subscribe(session, command.params)
         elif command.method == "UNSUBSCRIBE":
             self.unsubscribe(session, command.params)
@@ -190,8 +223,10 @@ class Exchange:
         return result_reply(command)
 
     def subscribe(self, session: Session, streams: Iterable[str]) -> None:
+        current = set(session.record.streams)  # a set: SUBSCRIBE may name a thousand
         for stream in streams:
-            if stream not in session.record.streams:
+            if stream not in current:
+                current.add(stream)
                 session.record.streams.append(stream)
                 self._subscribers[stream].add(session)
                 self.market.subscribe(stream)
@@ -213,44 +248,65 @@ class Exchange:
 
     # Connections.
 
+    def _too_many_streams(self, count: int) -> bool:
+        return self.limits.max_streams is not None and count > self.limits.max_streams
+
+    def _too_many_streams_msg(self, count: int) -> str:
+        return (
+            f"Invalid request: {count} streams, more than the {self.limits.max_streams} "
+            "a connection may have"
+        )
+
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        max_url = self.limits.max_url_bytes
+        if max_url is not None and len(request.path.encode()) > max_url:
+            return self._http(connection, 414, b'{"code":-1,"msg":"URI Too Long"}')
         path, _, query = request.path.partition("?")
         if self.rest.routes(path):
             status, body, headers = await self.rest.answer(path, query)
-            return self._http(connection, request, status, body, headers)
+            return self._http(connection, status, body, headers)
         if path == "/ws" or path.startswith("/ws/"):
             route = (False, [name for name in path[4:].split("/") if name])
         elif path == "/stream":
             names = parse_qs(query).get("streams", [""])[-1]
             route = (True, [name for name in names.split("/") if name])
         else:
-            return self._http(connection, request, 404, b'{"code":-1,"msg":"Not found."}')
+            return self._http(connection, 404, b'{"code":-1,"msg":"Not found."}')
         invalid = [name for name in route[1] if not valid_stream_name(name)]
         if invalid:
             body = orjson.dumps(
                 {"code": 2, "msg": f"Invalid request: invalid stream name {invalid[0]!r}"}
             )
-            return self._http(connection, request, 400, body)
+            return self._http(connection, 400, body)
+        streams = len(set(route[1]))
+        if self._too_many_streams(streams):
+            body = orjson.dumps({"code": 2, "msg": self._too_many_streams_msg(streams)})
+            return self._http(connection, 400, body)
         rejection = self.faults.take_rejection()
         if rejection is not None:
             status, retry_after = rejection
             headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
             body = orjson.dumps({"code": -1003, "msg": http.HTTPStatus(status).phrase})
-            return self._http(connection, request, status, body, headers)
+            return self._http(connection, status, body, headers)
         _ours(connection).route = route
         return None
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> None:
+        # Every answer to a request websockets parsed passes here, just before it is sent: a
+        # client that has read it finds it in the log.
+        self.log.answered(request.path, response.status_code)
 
     def _http(
         self,
         connection: ServerConnection,
-        request: Request,
         status: int,
         body: bytes,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        self.http_requests.append((request.path, status))
         response = connection.respond(status, body.decode())
         del response.headers["Content-Type"]
         response.headers["Content-Type"] = "application/json;charset=UTF-8"
@@ -266,23 +322,57 @@ class Exchange:
         session = Session(ws, record, self)
         self.records.append(record)
         self._sessions[record.id] = session
+        ws.session = session
         self.subscribe(session, streams)
         self.faults.on_open(session)
+        if ws.flooded:  # too many messages before the handler ran
+            session.close_soon(*TOO_MANY_REQUESTS)
         await session.serve()
 
 
 class _Connection(ServerConnection):
-    """Carries the route chosen during the handshake; can be reset right on accept."""
+    """Carries the route chosen during the handshake; can be reset right on accept; counts the
+    client's messages against the rate limit as they arrive, before any is handled."""
 
     def __init__(self, exchange: Exchange, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.exchange = exchange
         self.route: tuple[bool, list[str]] = (False, [])
+        self.session: Session | None = None  # set by the handler
+        self.flooded = False  # the client went over the rate limit: closing with 1008
+        self._incoming = IncomingRate(exchange.limits.max_incoming_per_second)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         if self.exchange.faults.take_reset():
             reset_transport(self.transport)  # the transport, as the TCP (or TLS) one it is
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        await super().handshake(*args, **kwargs)
+        refusal = type(self.protocol.handshake_exc).__name__
+        if self.request is None and refusal in _REFUSED_BY_WEBSOCKETS:
+            self.exchange.log.answered("", _REFUSED_BY_WEBSOCKETS[refusal])
+
+    def process_event(self, event: Event) -> None:
+        if (
+            isinstance(event, WireFrame)
+            and event.opcode in _COUNTED
+            and not self.flooded
+            and not self._answers_our_ping(event)
+            and not self._incoming.admit(time.monotonic())
+        ):
+            self.flooded = True
+            if self.session is not None:
+                self.session.close_soon(*TOO_MANY_REQUESTS)
+        # The message over the limit, and any after it, go unanswered.
+        if self.flooded and isinstance(event, WireFrame) and event.opcode in _DATA:
+            return
+        super().process_event(event)
+
+    def _answers_our_ping(self, frame: WireFrame) -> bool:
+        """A pong to one of the server's own pings is not counted. On Binance they come every 20 s
+        and cannot matter; tests ping ten times a second, which would make them matter."""
+        return frame.opcode is Opcode.PONG and bytes(frame.data) in self.pending_pings
 
 
 def _ours(connection: ServerConnection) -> _Connection:
@@ -297,6 +387,7 @@ class _ExchangeOptions(TypedDict):
     pong_timeout: float | None
     close_timeout: float
     rest_weight_limit: int
+    limits: ConnectionLimits
     ssl_context: ssl.SSLContext | None
     keep_frames: bool
 
@@ -309,6 +400,9 @@ class ExchangeSimulator:
     from any thread except the loop's own. Each connection's record keeps every frame sent
     (``sent``) and counts them by kind (``sent_counts``); ``keep_frames=False`` keeps the counts
     only, for runs long enough that the frames would fill the memory (the soak).
+
+    ``max_url_bytes``, ``max_streams`` and ``max_incoming_per_second`` are Binance's limits on a
+    connection, Binance's values by default, ``None`` for none (``limits.py``).
     """
 
     def __init__(
@@ -322,6 +416,9 @@ class ExchangeSimulator:
         rest_weight_limit: int = 6000,
         ssl_context: ssl.SSLContext | None = None,
         keep_frames: bool = True,
+        max_url_bytes: int | None = MAX_URL_BYTES,
+        max_streams: int | None = MAX_STREAMS,
+        max_incoming_per_second: int | None = MAX_INCOMING_PER_SECOND,
     ) -> None:
         self.market = market
         self.host = host
@@ -332,6 +429,7 @@ class ExchangeSimulator:
             "pong_timeout": pong_timeout,
             "close_timeout": close_timeout,
             "rest_weight_limit": rest_weight_limit,
+            "limits": ConnectionLimits(max_url_bytes, max_streams, max_incoming_per_second),
             "ssl_context": ssl_context,
             "keep_frames": keep_frames,
         }
@@ -395,9 +493,18 @@ class ExchangeSimulator:
         return list(self._running().records)
 
     @property
+    def log(self) -> ExchangeLog:
+        """Every HTTP status answered and every close the server sent (``exchange_log.py``)."""
+        return self._running().log
+
+    @property
     def http_requests(self) -> list[tuple[str, int]]:
         """``(path, status)`` of every request answered without an upgrade."""
-        return list(self._running().http_requests)
+        return [
+            (entry.path, entry.code)
+            for entry in self.log.entries
+            if entry.kind == HTTP and entry.code != 101
+        ]
 
     @property
     def rest_requests(self) -> list[tuple[str, int, float]]:

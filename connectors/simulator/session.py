@@ -19,6 +19,8 @@ from typing import Any, NamedTuple, Protocol
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from connectors.simulator.exchange_log import ExchangeLog
+
 MARKET = "market"  # a market event
 REPLY = "reply"  # an answer to a client request
 NOTICE = "notice"  # a serverShutdown event
@@ -92,6 +94,7 @@ class SessionHost(Protocol):
     keep_frames: bool  # keep every frame sent in the record, not just the counts
     speaking: asyncio.Event  # cleared while the exchange is silent (``faults.go_silent``)
     room: asyncio.Event  # set when a writer's queue falls to QUEUE_LOW (speed-0 backpressure)
+    log: ExchangeLog  # where the session notes how the server ended it
 
     def answer(self, session: Session, message: str | bytes) -> bytes:
         """The reply to a request the client sent (SUBSCRIBE, ...)."""
@@ -165,6 +168,8 @@ class Session:
                 reason,
                 "server",
             )
+            # Logged before the frame goes out: a client that has read it finds it in the log.
+            self.exchange.log.closed(self.record.id, self.record.path, code, reason)
         await self.ws.close(code, reason)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -195,6 +200,8 @@ class Session:
 
     def abort(self) -> None:
         """End the connection with a TCP reset (RST) instead of a close frame."""
+        if self.record.closed_by is None:
+            self.exchange.log.reset(self.record.id, self.record.path)
         self.record.reset, self.record.close_code, self.record.closed_by = True, 1006, "server"
         reset_transport(self.ws.transport)
 
@@ -265,11 +272,13 @@ class Session:
             return
         sent, received = protocol.close_sent, protocol.close_rcvd
         if sent is not None and (received is None or not protocol.close_rcvd_then_sent):
+            # Closed by websockets itself (the simulator stopping, a protocol error).
             record.close_code, record.close_reason, record.closed_by = (
                 sent.code,
                 sent.reason,
                 "server",
             )
+            self.exchange.log.closed(record.id, record.path, sent.code, sent.reason)
         elif received is not None:
             record.close_code, record.close_reason, record.closed_by = (
                 received.code,

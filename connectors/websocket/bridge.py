@@ -43,6 +43,7 @@ from connectors.websocket.errors import (
     FeedError,
     ReconnectsExhausted,
     SilenceTimeout,
+    short_url,
 )
 from connectors.websocket.gate import AttemptGate
 from connectors.websocket.ratelimited_log import RateLimitedLog
@@ -209,7 +210,8 @@ class Bridge(Generic[ItemT]):
         history: History | None = None,
     ) -> None:
         self.url, self.decoder, self.config = url, decoder, config
-        self.name = name or url
+        self.where = short_url(url)  # what log lines show of the URL
+        self.name = name or self.where
         self._buffer = BoundedBuffer(config.buffer_size, config.overflow)
         self._sequencer = SequenceTracker()
         self._gate = AttemptGate(url, config.gate_dir)
@@ -290,6 +292,14 @@ class Bridge(Generic[ItemT]):
         if not items and self._error is not None:
             raise self._error
         return items
+
+    @property
+    def holding(self) -> bool:
+        """Whether records older than what this feed has delivered may still come: while no
+        connection is open (what the exchange publishes meanwhile comes later, from the history)
+        and while a backfill's barrier is in the buffer. A consumer that merges this feed with
+        others keeps their event time from running ahead meanwhile (connectors/flink/source.py)."""
+        return self._open_connections == 0 or self._buffer.barriers > 0
 
     @property
     def stats(self) -> dict[str, int]:
@@ -373,6 +383,7 @@ class Bridge(Generic[ItemT]):
                 raise reader.fatal
             if reader.ended.is_set():
                 readers.remove(reader)
+                self._open_connections = sum(not r.ended.is_set() for r in readers)
                 self._on_lost(reader)
                 if reader.records:
                     backoff.reset()  # that connection worked: start the backoff afresh
@@ -458,12 +469,12 @@ class Bridge(Generic[ItemT]):
             log.info(
                 "waiting %.1fs before connecting to %s (attempt rate limit or Retry-After)",
                 delay,
-                self.url,
+                self.where,
             )
             if self._stop.wait(delay):
                 raise _Stopped()
         conn = Connection(
-            self.url,
+            self.where,
             self.config.connect_timeout,
             self.config.poll_interval,
             self.config.max_frame_bytes,
@@ -477,7 +488,7 @@ class Bridge(Generic[ItemT]):
                 self._gate.hold_off(exc.retry_after)
             log.warning(
                 "connect to %s (%s) failed: %s",
-                self.url,
+                self.where,
                 self.name,
                 exc.cause
                 + (
@@ -489,7 +500,7 @@ class Bridge(Generic[ItemT]):
             raise
         self._count("connects")
         self._readers_opened += 1
-        log.info("connected to %s (%s)", self.url, self.name)
+        log.info("connected to %s (%s)", self.where, self.name)
         reader = _Reader(self, conn, self._readers_opened, stash)
         reader.start()
         return reader
@@ -500,7 +511,7 @@ class Bridge(Generic[ItemT]):
         conn = reader.conn
         log.warning(
             "connection to %s (%s) lost after %.1fs and %d messages: %s",
-            self.url,
+            self.where,
             self.name,
             time.monotonic() - conn.opened_at,
             conn.messages,
@@ -516,7 +527,7 @@ class Bridge(Generic[ItemT]):
             delay = backoff.next_delay()
             log.info(
                 "reconnecting to %s in %.2fs (attempt %d of %d)",
-                self.url,
+                self.where,
                 delay,
                 backoff.attempts,
                 max_attempts,

@@ -55,6 +55,12 @@ class BoundedBuffer:
         self.dropped = 0
         self.high_water = 0
 
+    @property
+    def barriers(self) -> int:
+        """Barriers in the buffer now, open or not yet drained past (read without the lock: a
+        consumer's glance, which may be one put or drain behind)."""
+        return self._barriers
+
     def __len__(self) -> int:
         """Records waiting, those of barriers included."""
         with self._lock:

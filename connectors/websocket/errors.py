@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+_QUERY_SHOWN = 60  # characters of a URL's query a message keeps
+
+
+def short_url(url: str) -> str:
+    """A URL as a message shows it: a long query (a combined stream names up to 1024 streams,
+    some 20 KB) cut to its start and its length, so a line stays a line."""
+    base, sep, query = url.partition("?")
+    if not sep or len(query) <= _QUERY_SHOWN:
+        return url
+    return f"{base}?{query[:_QUERY_SHOWN]}...({len(query)} characters)"
+
 
 class FeedError(Exception):
     """The feed cannot go on by itself; raising it lets the caller (a Flink job) restart."""
@@ -25,7 +36,7 @@ class ConnectFailed(FeedError):
         detail = f"HTTP {status}" if status is not None else cause
         if retry_after is not None:
             detail += f", Retry-After {retry_after:g}s"
-        super().__init__(f"cannot connect to {url}: {detail}")
+        super().__init__(f"cannot connect to {short_url(url)}: {detail}")
 
     @property
     def permanent(self) -> bool:
@@ -38,7 +49,7 @@ class ReconnectsExhausted(FeedError):
     def __init__(self, url: str, attempts: int, last_cause: str):
         self.url, self.attempts, self.last_cause = url, attempts, last_cause
         super().__init__(
-            f"gave up on {url} after {attempts} reconnect attempts; last: {last_cause}"
+            f"gave up on {short_url(url)} after {attempts} reconnect attempts; last: {last_cause}"
         )
 
 

@@ -1,6 +1,8 @@
 """``bench/run.py --smoke`` runs every stage to the end and writes every result key (no timed
 assertions: the figures depend on the machine). Takes about four minutes: it starts Flink six
-times, two of them as standalone clusters."""
+times, two of them as standalone clusters. Its figures pass the same validity checks as any plan's
+(bench/validity.py: inputs sized to outlast the windows and checked to have lasted, windows filled,
+warm-ups ended), else the run exits with 2 and the test fails."""
 
 import json
 import subprocess
@@ -38,7 +40,26 @@ KEYS = [
     ),
     "idle_cpu_pct",
     "stalled_peak_rss_mb",
+    "flink_input_trades",
+    "flink_input_sent_max",
+    "flink_filesource_input_lines",
+    "flink_filesource_sink_lines_max",
+    "flink_scaleout_input_trades",
+    "flink_scaleout_input_sent_max",
+    "load_server_headroom",
 ]
+# Every one written, and as a valid run has them.
+VALIDITY = {
+    "client_input_used_up": False,
+    "flink_input_used_up": False,
+    "flink_filesource_input_used_up": False,
+    "flink_window_filled": True,
+    "flink_warmup_ended": True,
+    "flink_scaleout_input_used_up": False,
+    "flink_scaleout_window_filled": True,
+    "flink_scaleout_warmup_ended": True,
+    "latency_load_delivered": True,
+}
 
 
 def test_smoke_run_writes_every_key(tmp_path):
@@ -55,5 +76,7 @@ def test_smoke_run_writes_every_key(tmp_path):
     missing = [k for k in KEYS if results.get(k) is None]
     assert not missing, f"missing or empty: {missing}"
     assert all(isinstance(v, bool) for k, v in results.items() if k.startswith("target_"))
+    assert {k: results.get(k) for k in VALIDITY} == VALIDITY
+    assert results["flink_input_sent_max"] < results["flink_input_trades"]
     text = (tmp_path / "results.md").read_text()
     assert "## Targets" in text and "Idle cost" in text

@@ -24,7 +24,18 @@ EXACT = Context(prec=80)
 
 
 def trade(trade_id, price, quantity, at, first=None, last=None):
-    return ("BTCUSDT", trade_id, price, quantity, at, at, True, first or trade_id, last or trade_id)
+    return (
+        "BTCUSDT",
+        trade_id,
+        price,
+        quantity,
+        at,
+        at,
+        True,
+        first or trade_id,
+        last or trade_id,
+        at,
+    )
 
 
 def run(trades, what=minute_bars) -> list[dict]:

@@ -68,6 +68,43 @@ def test_resets_and_refused_upgrades_cost_nothing_and_since_starts_in_the_past(
     assert "catching up after" in log
 
 
+def test_one_shard_reset_while_the_other_trades_on_makes_no_late_trade(
+    simulator, demo_captures, tmp_path
+):
+    """Two shards, one connection each, in one bridge subtask: one watermark. Only one connection
+    is reset, seconds before a minute ends in market time, and refused for 3 s (20 s of market
+    time) while the other goes on delivering: the watermark waits until the reset shard has
+    fetched what it missed, so that minute's bar closes with its trades in it and none is late."""
+    sim = simulator(live_market(demo_captures))
+    out, logs = tmp_path / "out", tmp_path / "log"
+    proc = start_job(
+        job_command(sim, out, tmp_path, "--shards", "2", duration=40),
+        logs,
+        tmp_path / "stdout.txt",
+    )
+
+    def seconds_into_the_minute() -> float:
+        newest = max(sim.market.published(s).times[-1] for s in ("BTCUSDT", "ETHUSDT"))
+        return newest % 60_000 / 1000
+
+    try:
+        sim.wait_for(lambda: len(sim.connections) >= 2, timeout=300)
+        time.sleep(5)
+        sim.wait_for(lambda: 50 <= seconds_into_the_minute() <= 54, timeout=60)
+        sim.faults.refuse_connections()
+        sim.faults.drop_after(0, reset=True)  # one of the two connections
+        time.sleep(3)
+        sim.faults.accept_connections()
+    finally:
+        finish_job(proc, tmp_path / "stdout.txt")
+
+    trades = assert_every_published_trade_once(read_output(out, "trades"), sim)
+    assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
+    assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
+    log = flink_log(logs)
+    assert len(re.findall(r"connection to ws://\S+ \((btcusdt|ethusdt)@trade\) lost", log)) == 1
+
+
 def test_a_restart_resumes_after_the_checkpoint_and_fetches_what_it_missed(
     simulator, demo_captures, tmp_path
 ):

@@ -28,7 +28,7 @@ AWKWARD = 'a "quote", a line separator \u2028 and a backslash \\'
 
 
 def trade(n, at):
-    return ("BTCUSDT", n, "1.5", "2.00000000", at, at + 1, n % 2 == 0, n * 10, n * 10 + 2)
+    return ("BTCUSDT", n, "1.5", "2.00000000", at, at + 1, n % 2 == 0, n * 10, n * 10 + 2, at)
 
 
 # the third comes after the watermark (newest - 2 s) passed the end of its minute: late

@@ -28,7 +28,11 @@ def test_trade_tuples_keep_the_exact_strings_and_name_the_ids():
         "buyer_is_maker": True,
         "first_trade_id": 7,
         "last_trade_id": 7,
+        "watermark_time": 1000,
     }
+    held = trade_tuple(Trade("BTCUSDT", 8, "1.0", "1.0", 1000, 1001, True), watermark_cap=400)
+    assert held[TRADE_FIELDS.index("watermark_time")] == 400  # held back, the trade time kept
+    assert held[TRADE_FIELDS.index("trade_time")] == 1000
     agg = dict(
         zip(
             TRADE_FIELDS,
@@ -69,7 +73,11 @@ def test_plan_shards():
     assert plan_shards(["a", "b", "c"], 2) == [["a", "c"], ["b"]]
     assert plan_shards(["a", "b"], 5) == [["a"], ["b"]]
     assert plan_shards(["a", "b"], [["b"], ["a"]]) == [["b"], ["a"]]
+    assert plan_shards(["a", "b", "c"], None, streams_per_connection=2) == [["a", "c"], ["b"]]
+    assert plan_shards(["a", "b", "c"], 1, streams_per_connection=1) == [["a"], ["b"], ["c"]]
     with pytest.raises(ValueError):
         plan_shards([], None)
     with pytest.raises(ValueError):
         plan_shards(["a"], 0)
+    with pytest.raises(ValueError, match="1024"):
+        plan_shards(["a"], 1, streams_per_connection=1025)

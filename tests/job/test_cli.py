@@ -12,6 +12,9 @@ from connectors.binance.history import DEFAULT_REST_URL
 from helpers.flinkjob import MAIN, REPO
 from job.main import parse_args
 
+# 1,500 symbols of Binance's longest name length (1000SATSFDUSD: 13 characters)
+MARKET = ",".join(f"s{i:04d}xxxxusdt" for i in range(1500))
+
 
 def test_help_lists_every_option_with_its_default(capsys):
     with pytest.raises(SystemExit) as done:
@@ -85,6 +88,18 @@ def test_options_reach_the_settings():
     assert parse_args(["--no-backfill"]).rest is None
 
 
+def test_a_whole_market_is_planned_into_connections_binance_accepts():
+    """1,500 symbols: by default 8 connections of 187-188 streams; --shards asks for more, never
+    for fewer than the streams per connection allow."""
+    assert len(symbols := MARKET.split(",")) == 1500
+    plan = parse_args(["--symbols", MARKET]).shard_plan
+    assert [len(group) for group in plan] == [188] * 4 + [187] * 4
+    assert sorted(s for group in plan for s in group) == sorted(symbols)
+    assert len(parse_args(["--symbols", MARKET, "--shards", "2"]).shard_plan) == 8
+    assert len(parse_args(["--symbols", MARKET, "--shards", "12"]).shard_plan) == 12
+    assert len(parse_args(["--symbols", MARKET, "--streams-per-connection", "300"]).shard_plan) == 5
+
+
 @pytest.mark.parametrize(
     "argv, option",
     [
@@ -108,6 +123,8 @@ def test_options_reach_the_settings():
         (["--since", "2999-01-01"], "--since"),
         (["--since", "1723161600000", "--no-backfill"], "--since"),
         (["--set", "no-equals-sign"], "--set"),
+        (["--streams-per-connection", "1025"], "--streams-per-connection"),
+        (["--symbols", MARKET, "--streams-per-connection", "1024"], "--streams-per-connection"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_option(argv, option, capsys):

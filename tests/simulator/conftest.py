@@ -1,8 +1,11 @@
-"""A websocket-client side for the simulator tests: connections that are always closed."""
+"""A websocket-client side for the simulator tests: connections that are always closed; and a
+plain HTTP GET for its REST side."""
 
 from __future__ import annotations
 
 import struct
+import urllib.error
+import urllib.request
 
 import orjson
 import pytest
@@ -58,3 +61,17 @@ def clients(simulator):
     opened = Clients()
     yield opened
     opened.close_all()
+
+
+def _http_get(url: str, timeout: float = 5) -> tuple[int, dict, object]:
+    """Status, headers and JSON body, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, dict(response.headers), orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), orjson.loads(error.read())
+
+
+@pytest.fixture
+def http_get():
+    return _http_get

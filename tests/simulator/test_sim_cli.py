@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import websocket
 
 from connectors.simulator import load_events
@@ -44,3 +45,55 @@ def test_the_cli_replays_the_demo_captures_by_default_until_interrupted(demo_cap
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=5)
+
+
+def test_the_cli_runs_a_whole_market(http_get):
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "connectors.simulator", "--port", "0"),
+            *("--market-symbols", "1500", "--rate", "2000", "--seed", "3", "--live"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        while not (line := process.stdout.readline()).startswith("Ctrl-C"):
+            assert line, f"the simulator ended early: {process.stderr.read()}"
+            lines.append(line)
+        assert lines[0].startswith("streams: btcusdt@trade, ethusdt@trade, ")
+        assert lines[0].endswith(" and 1495 more\n")
+        url = next(line.split()[-1] for line in lines if line.startswith("symbols:"))
+        status, _, info = http_get(url)
+        assert status == 200 and len(info["symbols"]) == 1500
+        assert {s["status"] for s in info["symbols"]} == {"TRADING"}
+        combined = next(line.split()[-1] for line in lines if line.startswith("combined:"))
+        ws = websocket.create_connection(combined, timeout=5)
+        try:
+            assert ws.recv().startswith('{"stream":"')
+        finally:
+            ws.close()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=5)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--market-symbols", "10", "--generate", "btcusdt"], ["--market-symbols", "0"]],
+)
+def test_the_cli_refuses_a_whole_market_it_cannot_make(arguments):
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.simulator", *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2 and "--market-symbols" in result.stderr

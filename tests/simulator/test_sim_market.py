@@ -224,3 +224,23 @@ def test_aggregate_trades_group_one_order_at_one_price():
         (3, 3),
         (4, 4),
     ]
+
+
+def test_published_trades_forget_by_age_and_total_everything():
+    history = PublishedTrades(limit=None, seconds=10)
+    prices = ["1.00000000", "3.00000000", "0.50000000", "2.00000000"]
+    for trade_id in range(1, 101):  # one trade a second
+        history.append(trade_id, _trade(trade_id, 1_000 * trade_id, prices[trade_id % 4]))
+    # newest at 100 s: at least the last 10 s kept, nothing older than 20 s
+    assert history.ids[-1] == 100 and 80 <= history.ids[0] <= 90
+    assert history.agg_ids[-1] - history.agg_ids[0] == len(history.ids) - 1
+    totals = history.totals
+    assert (totals.first_id, totals.last_id, totals.count) == (1, 100, 100)
+    assert (totals.open, totals.high, totals.low, totals.last) == (
+        Decimal("3"),
+        Decimal("3"),
+        Decimal("0.5"),
+        Decimal("1"),
+    )
+    assert totals.volume == Decimal("10.00000000")  # 100 trades of 0.1
+    assert totals.quote_volume == Decimal("16.25000000")  # 25 each of 0.1, 0.3, 0.05, 0.2

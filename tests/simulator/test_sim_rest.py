@@ -1,25 +1,22 @@
-"""The simulator's REST side: trade history as Binance answers it, its weight limits, its faults."""
+"""The simulator's REST side: trade history, exchangeInfo and the 24 h ticker as Binance answers
+them, its weight limits, its faults."""
 
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from decimal import Decimal
 from itertools import pairwise
+from urllib.parse import quote
 
 import orjson
 import pytest
 
-from connectors.simulator import Market, load_events
+from connectors.simulator import Market, load_events, market_pairs, whole_market
 
 
-def http_get(url: str, timeout: float = 5) -> tuple[int, dict, object]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, dict(response.headers), orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), orjson.loads(error.read())
+def symbols(*names: str) -> str:
+    """The ``symbols`` parameter as Binance takes it: a JSON array, URL-encoded."""
+    return "symbols=" + quote(orjson.dumps(names).decode())
 
 
 @pytest.fixture
@@ -30,7 +27,7 @@ def published(simulator, demo_captures):
     return sim, {e.data["t"]: e.data for e in load_events(demo_captures, symbols=["BTCUSDT"])}
 
 
-def test_historical_trades_from_the_market_history(published):
+def test_historical_trades_from_the_market_history(published, http_get):
     sim, trades = published
     url = f"{sim.http_url}/api/v3/historicalTrades"
 
@@ -71,7 +68,7 @@ def test_historical_trades_from_the_market_history(published):
     assert ("/api/v3/historicalTrades?symbol=DOGEUSDT", 400) in sim.http_requests
 
 
-def test_aggregate_trades_by_id_and_by_time(published):
+def test_aggregate_trades_by_id_and_by_time(published, http_get):
     sim, trades = published
     url = f"{sim.http_url}/api/v3/aggTrades"
     status, headers, first_page = http_get(f"{url}?symbol=BTCUSDT&limit=1000&fromId=1")
@@ -104,7 +101,7 @@ def test_aggregate_trades_by_id_and_by_time(published):
     )  # no trade then
 
 
-def test_an_agg_trade_market_serves_its_own_aggregates(simulator, capture_dir):
+def test_an_agg_trade_market_serves_its_own_aggregates(simulator, capture_dir, http_get):
     capture = capture_dir / "cryptofeed_BINANCE-ee25be.0.gz"
     sim = simulator(
         Market.replay(capture, kinds=("aggTrade",), speed=0, pause_without_subscribers=False)
@@ -121,7 +118,9 @@ def test_an_agg_trade_market_serves_its_own_aggregates(simulator, capture_dir):
     assert (status, body["code"]) == (400, -1121)  # no @trade history behind aggregates
 
 
-def test_weight_over_the_limit_is_429_with_retry_after_then_418_for_who_ignores_it(simulator):
+def test_weight_over_the_limit_is_429_with_retry_after_then_418_for_who_ignores_it(
+    simulator, http_get
+):
     sim = simulator(
         Market.generated(["btcusdt"], rate=0, count=100, speed=0, pause_without_subscribers=False),
         rest_weight_limit=60,
@@ -142,7 +141,7 @@ def test_weight_over_the_limit_is_429_with_retry_after_then_418_for_who_ignores_
     assert http_get(f"{sim.http_url}/api/v3/aggTrades?symbol=BTCUSDT")[0] == 418
 
 
-def test_rest_faults_on_command(simulator):
+def test_rest_faults_on_command(simulator, http_get):
     # seed 1466: trades 2 to 6 share price and side, so (published in the same ms) one aggregate
     # holds the ids hidden below with visible ones on both sides
     sim = simulator(
@@ -162,3 +161,135 @@ def test_rest_faults_on_command(simulator):
     with pytest.raises(TimeoutError):
         http_get(url, timeout=0.5)
     assert http_get(url)[0] == 200
+
+
+def test_exchange_info_lists_every_symbol_as_binance_shapes_it(simulator, http_get):
+    sim = simulator(whole_market(50, rate=500, seed=6), rest_weight_limit=6000)
+    url = f"{sim.http_url}/api/v3/exchangeInfo"
+    if time.time() % 60 > 58:  # the weight counts per calendar minute: start a fresh one
+        time.sleep(61 - time.time() % 60)
+    status, headers, body = http_get(url)
+    assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "20"
+    assert list(body) == ["timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols"]
+    assert body["timezone"] == "UTC" and abs(body["serverTime"] - time.time() * 1000) < 5000
+    assert body["rateLimits"][0] == {
+        "rateLimitType": "REQUEST_WEIGHT",
+        "interval": "MINUTE",
+        "intervalNum": 1,
+        "limit": 6000,
+    }
+    assert [s["symbol"] for s in body["symbols"]] == [p.symbol for p in market_pairs(50, seed=6)]
+    btc = body["symbols"][0]
+    assert {k: btc[k] for k in ("symbol", "status", "baseAsset", "quoteAsset")} == {
+        "symbol": "BTCUSDT",
+        "status": "TRADING",
+        "baseAsset": "BTC",
+        "quoteAsset": "USDT",
+    }
+    assert btc["permissionSets"] == [["SPOT", "MARGIN"]] and btc["permissions"] == []
+    assert btc["isSpotTradingAllowed"] is True
+
+    one = http_get(f"{url}?symbol=ETHBTC")
+    assert one[1]["X-MBX-USED-WEIGHT-1M"] == "40"  # 20 whatever it asks for
+    assert [(s["symbol"], s["baseAsset"], s["quoteAsset"]) for s in one[2]["symbols"]] == [
+        ("ETHBTC", "ETH", "BTC")
+    ]
+    assert [
+        s["symbol"] for s in http_get(f"{url}?{symbols('BTCFDUSD', 'SOLUSDT')}")[2]["symbols"]
+    ] == [
+        "BTCFDUSD",
+        "SOLUSDT",
+    ]
+    assert "permissionSets" not in http_get(f"{url}?showPermissionSets=false")[2]["symbols"][0]
+    assert len(http_get(f"{url}?symbolStatus=TRADING")[2]["symbols"]) == 50
+    assert http_get(f"{url}?symbolStatus=BREAK")[2]["symbols"] == []
+    for query, code in [
+        ("symbol=NOPEUSDT", -1121),
+        (symbols("BTCUSDT", "NOPEUSDT"), -1121),
+        ("symbols=BTCUSDT", -1100),
+        ("symbol=BTCUSDT&symbolStatus=TRADING", -1128),
+        ("symbolStatus=OPEN", -1122),
+    ]:
+        status, _, body = http_get(f"{url}?{query}")
+        assert (status, body["code"]) == (400, code), query
+
+
+def test_ticker_24hr_counts_ids_and_prices_of_what_was_published(simulator, http_get):
+    market = Market.generated(
+        ["btcusdt", "ethusdt"], rate=0, count=100, seed=9, speed=0, pause_without_subscribers=False
+    )
+    sim = simulator(market)
+    sim.wait_until_idle()
+    url = f"{sim.http_url}/api/v3/ticker/24hr"
+    if time.time() % 60 > 58:
+        time.sleep(61 - time.time() % 60)
+    status, headers, ticker = http_get(f"{url}?symbol=BTCUSDT")
+    assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "2"
+    trades = market.published("BTCUSDT").events
+    prices = [Decimal(t["p"]) for t in trades]
+    quantities = [Decimal(t["q"]) for t in trades]
+    assert ticker == {
+        "symbol": "BTCUSDT",
+        "priceChange": f"{prices[-1] - prices[0]:.8f}",
+        "priceChangePercent": f"{(prices[-1] - prices[0]) * 100 / prices[0]:.3f}",
+        "weightedAvgPrice": ticker["weightedAvgPrice"],
+        "prevClosePrice": f"{prices[0]:.8f}",
+        "lastPrice": f"{prices[-1]:.8f}",
+        "lastQty": f"{quantities[-1]:.8f}",
+        "openPrice": f"{prices[0]:.8f}",
+        "highPrice": f"{max(prices):.8f}",
+        "lowPrice": f"{min(prices):.8f}",
+        "volume": f"{sum(quantities):.8f}",
+        "quoteVolume": f"{sum(p * q for p, q in zip(prices, quantities, strict=True)):.8f}",
+        "openTime": ticker["closeTime"] - 86_400_000,
+        "closeTime": ticker["closeTime"],
+        "firstId": 1,
+        "lastId": 100,
+        "count": 100,
+    }
+    assert min(prices) <= Decimal(ticker["weightedAvgPrice"]) <= max(prices)
+    status, headers, every = http_get(url)
+    assert headers["X-MBX-USED-WEIGHT-1M"] == "82" and [t["symbol"] for t in every] == [
+        "BTCUSDT",
+        "ETHUSDT",
+    ]
+    assert every[0] | {"closeTime": 0, "openTime": 0} == ticker | {"closeTime": 0, "openTime": 0}
+    _, headers, two = http_get(f"{url}?{symbols('ETHUSDT', 'BTCUSDT')}")
+    assert headers["X-MBX-USED-WEIGHT-1M"] == "84" and [t["symbol"] for t in two] == [
+        "ETHUSDT",
+        "BTCUSDT",
+    ]
+    status, _, body = http_get(f"{url}?symbol=NOPEUSDT")
+    assert (status, body["code"]) == (400, -1121)
+
+
+def test_ticker_weight_grows_with_the_symbols_asked_for(simulator, http_get):
+    sim = simulator(whole_market(120, rate=100, seed=2), rest_weight_limit=100_000)
+    pairs = [pair.symbol for pair in market_pairs(120, seed=2)]
+    url = f"{sim.http_url}/api/v3/ticker/24hr"
+    if time.time() % 60 > 58:
+        time.sleep(61 - time.time() % 60)
+    used = []
+    for query in (symbols(*pairs[:20]), symbols(*pairs[:21]), symbols(*pairs[:101]), ""):
+        status, headers, body = http_get(f"{url}?{query}")
+        assert status == 200
+        used.append(int(headers["X-MBX-USED-WEIGHT-1M"]))
+    assert [b - a for a, b in pairwise([0, *used])] == [2, 40, 80, 80]
+    # nothing traded: the market waits for subscribers; Binance's "no trade" values
+    assert len(body) == 120 and {(t["firstId"], t["lastId"], t["count"]) for t in body} == {
+        (-1, -1, 0)
+    }
+    assert {t["lastPrice"] for t in body} == {"0.00000000"}
+
+
+def test_market_info_weighs_on_the_same_limit_429_then_418(simulator, http_get):
+    sim = simulator(whole_market(30, rate=100, seed=3), rest_weight_limit=100)
+    info, ticker = f"{sim.http_url}/api/v3/exchangeInfo", f"{sim.http_url}/api/v3/ticker/24hr"
+    if time.time() % 60 > 58:
+        time.sleep(61 - time.time() % 60)
+    assert http_get(info)[1]["X-MBX-USED-WEIGHT-1M"] == "20"
+    assert http_get(ticker)[1]["X-MBX-USED-WEIGHT-1M"] == "100"
+    status, headers, body = http_get(info)
+    assert status == 429 and body["code"] == -1003 and 0 < int(headers["Retry-After"]) <= 60
+    assert [http_get(ticker)[0] for _ in range(3)] == [429, 429, 418]  # asked again too soon
+    assert sim.log.statuses == {200: 2, 429: 3, 418: 1}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 DEFAULT_REST_URL = "https://api.binance.com"
 PAGE_SIZE = 1000  # the largest page both endpoints serve
 WEIGHTS = {"historicalTrades": 25, "aggTrades": 4}
+# ticker/24hr by how many symbols it is asked for: up to 20, up to 100, any number (all, 80)
+TICKER_WEIGHTS = ((20, 2), (100, 40))
+TICKER_ALL_WEIGHT = 80
 _HOUR_MS = 3_600_000
 
 
@@ -118,6 +122,23 @@ class BinanceHistory:
             start += _HOUR_MS
         return None
 
+    def newest_seqs(self, keys: Sequence[str]) -> dict[str, int] | None:
+        """Each symbol's newest trade id (``lastId`` of ``GET /api/v3/ticker/24hr``, weight 2 for
+        up to 20 symbols, 40 up to 100, 80 for the whole market): the cost of 1 to 4 pages of
+        history for any number of symbols. None for ``@aggTrade``, whose ids the ticker lacks."""
+        if self.kind != "trade":
+            return None
+        weight = next((w for most, w in TICKER_WEIGHTS if len(keys) <= most), TICKER_ALL_WEIGHT)
+        params: dict[str, str | int] = (
+            {} if weight == TICKER_ALL_WEIGHT else {"symbols": orjson.dumps(list(keys)).decode()}
+        )
+        entries = self._get("ticker/24hr", params, weight)
+        newest: dict[str, int] = {}
+        for entry in entries:
+            if type(entry) is dict and type(entry.get("lastId")) is int:
+                newest[str(entry.get("symbol"))] = entry["lastId"]
+        return newest
+
     def unfilled(self, key: str, first: int, last: int, why: str) -> DeadLetter:
         raw = orjson.dumps({"symbol": key, "first_id": first, "last_id": last})
         return Parser.failure(
@@ -131,9 +152,11 @@ class BinanceHistory:
     def close(self) -> None:
         self._session.close()
 
-    def _get(self, endpoint: str, params: dict[str, str | int]) -> list[Any]:
+    def _get(
+        self, endpoint: str, params: dict[str, str | int], weight: int | None = None
+    ) -> list[Any]:
         """The answer's JSON array (its entries unchecked); raises HistoryUnavailable."""
-        weight = WEIGHTS[endpoint]
+        weight = weight if weight is not None else WEIGHTS[endpoint]
         wait = self._gate.reserve(weight)
         if wait > 0:
             raise HistoryUnavailable(

@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -71,6 +71,11 @@ class History(Protocol):
         """The first seq at or after ``time_ms`` (None: none yet). Raises ``HistoryUnavailable``."""
         ...
 
+    def newest_seqs(self, keys: Sequence[str]) -> Mapping[str, int] | None:
+        """The newest seq the history has for each of ``keys``, in one request far cheaper than
+        a page per key (None: this history cannot tell). Raises ``HistoryUnavailable``."""
+        ...
+
     def unfilled(self, key: str, first: int, last: int, why: str) -> object:
         """The failure record reporting ids ``first..last`` of ``key`` as lost."""
         ...
@@ -106,6 +111,7 @@ class _Episode:
     started: float
     fills: dict[str, _Fill] = field(default_factory=dict)  # key -> its fill
     seen_after: set[str] = field(default_factory=set)  # keys delivered live after the barrier
+    screened: bool = False  # whether the history's newest seqs have been asked for
 
 
 # What goes into the buffer, outside the lock: (barrier, records to add to it, close it after).
@@ -128,7 +134,8 @@ class Backfiller:
         self.timeout, self.name = timeout, name
         self.episodes: list[_Episode] = []  # open ones, oldest first
         self.counts = dict.fromkeys(
-            ("backfilled", "backfill_requests", "unfilled_ids", "backfill_ms"), 0
+            ("backfilled", "backfill_requests", "backfill_screened", "unfilled_ids", "backfill_ms"),
+            0,
         )
         # key -> why its catch-up ended before its first live record came
         self._gave_up: dict[str, str] = {}
@@ -257,6 +264,7 @@ class Backfiller:
                 if f.target is not None and f.cursor > f.target:
                     f.done = True
             waiting = [f for f in episode.fills.values() if not f.done]
+            screen, unbounded = False, []
             fill: _Fill | None
             if now >= episode.deadline or not waiting:
                 why = f"the backfill did not finish within {self.timeout:g}s" if waiting else ""
@@ -266,11 +274,17 @@ class Backfiller:
                 ready = [f for f in waiting if f.retry_at <= now]
                 if not ready:
                     return min(min(f.retry_at for f in waiting) - now, 1.0)
+                unbounded = [f.key for f in waiting if f.target is None]
+                screen = not episode.screened and len(unbounded) > 1
+                episode.screened = True
                 # the fill that has come least far holds back the merge: it goes first
                 fill = min(ready, key=lambda f: (f.last_time is not None, f.last_time or 0))
                 key, cursor = fill.key, fill.cursor
         if fill is None:
             self._apply(actions)
+            return None
+        if screen:
+            self._screen(episode, unbounded)
             return None
         self.counts["backfill_requests"] += 1
         try:
@@ -285,6 +299,30 @@ class Backfiller:
             actions = self._release(episode)
         self._apply(actions)
         return None
+
+    def _screen(self, episode: _Episode, keys: list[str]) -> None:
+        """A catch-up of many keys: one question for the newest seq of each, so that the keys that
+        have nothing after their position (most, on a wide market after a short outage) cost no
+        request of their own. The connection was open before the question, so what came after
+        the answer arrives live."""
+        self.counts["backfill_requests"] += 1
+        try:
+            newest = self.history.newest_seqs(keys)
+        except HistoryUnavailable as exc:
+            log.info("%s: newest ids unknown (%s): fetching every key", self.name, exc)
+            return
+        if newest is None:
+            return
+        with self.lock:
+            quiet = [
+                f
+                for f in episode.fills.values()
+                if not f.done and f.target is None and newest.get(f.key, f.cursor) < f.cursor
+            ]
+            for fill in quiet:
+                fill.done = True
+            self.counts["backfill_screened"] += len(quiet)
+        log.info("%s: %d of %d keys have nothing to fetch", self.name, len(quiet), len(keys))
 
     def _take(self, fill: _Fill, page: Sequence[Any]) -> None:
         """Passes a fetched page through the sequencer, up to the fill's target."""

@@ -474,7 +474,7 @@ class Bridge(Generic[ItemT]):
             if self._stop.wait(delay):
                 raise _Stopped()
         conn = Connection(
-            self.where,
+            self.url,
             self.config.connect_timeout,
             self.config.poll_interval,
             self.config.max_frame_bytes,

@@ -15,7 +15,7 @@ import pytest
 from connectors.binance.history import RestConfig
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
 from connectors.feed import BinanceFeed
-from connectors.simulator import Market
+from connectors.simulator import Market, whole_market
 from connectors.websocket.bridge import BridgeConfig
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
@@ -191,8 +191,11 @@ def test_rate_limits_and_server_errors_are_waited_out(simulator, feeds):
     feed.start()
     items = drain_until(feed, all_published(sim))
     assert_exactly_once_in_order(items, sim, first_ids={"BTCUSDT": 11, "ETHUSDT": 11})
-    answers = [(status, at) for path, status, at in sim.rest_requests if "historicalTrades" in path]
+    # the first asks the newest ids of both symbols (ticker/24hr), which the 429 refuses: then
+    # each symbol's history is fetched
+    answers = [(status, at) for path, status, at in sim.rest_requests if "api/v3/" in path]
     assert [status for status, _ in answers[:4]] == [429, 503, 503, 200]
+    assert "ticker/24hr" in sim.rest_requests[0][0]
     assert answers[1][1] - answers[0][1] >= 0.99  # Retry-After: 1 s honoured
     assert feed.stats["rest_rate_limited"] == 1 and feed.stats["rest_errors"] == 2
 
@@ -251,3 +254,38 @@ def test_agg_trade_gaps_are_filled_from_agg_trades(simulator, feeds, capture_dir
             symbol, "aggTrade"
         ).ids[100:]
     assert any("/api/v3/aggTrades" in path for path, _, _ in sim.rest_requests)
+
+
+def test_a_wide_catch_up_asks_the_newest_ids_once_and_fetches_only_what_traded(simulator, feeds):
+    """120 symbols, most of them quiet: after a reset, one ticker/24hr request tells which of
+    those with a position traded while the connection was down; only those cost a page of
+    history each."""
+    sim = simulator(whole_market(120, rate=150, pause_without_subscribers=False, seed=3))
+    symbols = sorted(sim.market.symbols)
+    feed = feeds(sim, symbols=symbols)
+    items = drain_until(feed, lambda got: len(got) > 300)
+    sim.faults.refuse_connections()
+    time.sleep(0.2)  # what came meanwhile counts as delivered before the reset too
+    items += feed.drain(100_000)
+    positions = {r.symbol for r in items if isinstance(r, Trade)}
+    sim.faults.drop_after(0, reset=True)
+    time.sleep(1.0)
+    sim.faults.accept_connections()
+    feed_done = drain_until(
+        feed,
+        lambda got: (
+            feed.stats["reconnects"] == 1
+            and feed.stats["backfill_ms"] > 0
+            and not feed.stats["backfilling"]
+        ),
+    )
+    items += feed_done + feed.drain(100_000)
+    assert not [i for i in items if isinstance(i, DeadLetter)]
+    for symbol in symbols:  # every symbol's ids consecutive from its first delivered one
+        ids = [r.trade_id for r in records(items, symbol)]
+        assert ids == list(range(ids[0], ids[0] + len(ids))) if ids else True, symbol
+    fetched = {p for p, _, _ in sim.rest_requests if "historicalTrades" in p}
+    tickers = [p for p, _, _ in sim.rest_requests if "ticker/24hr" in p]
+    assert len(tickers) == 1  # the symbols without a live trade yet, in one request
+    screened = feed.stats["backfill_screened"]
+    assert screened > 0 and len(fetched) <= len(positions) - screened, (len(positions), screened)

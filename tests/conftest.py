@@ -9,12 +9,17 @@ Socket round trips vary with the machine's load, so neither profile has a deadli
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import Phase, settings
 
 from connectors.simulator import CAPTURES_DIR, DEMO_CAPTURES, ExchangeSimulator, Market
+
+# The MiniClusters the tests start in this process: without it PyFlink starts its loopback worker
+# pool here, on every interface (job/main.py does the same for its runs; README, Security).
+os.environ.setdefault("_python_worker_execution_mode", "process")
 
 # quick skips the explain phase: on a failure it reruns the example hundreds of times (seconds).
 settings.register_profile(

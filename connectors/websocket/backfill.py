@@ -163,7 +163,9 @@ class Backfiller:
         log.info(
             "%s: catching up after %s",
             self.name,
-            ", ".join(f"{k} {s}" for k, s in positions.items()),
+            ", ".join(f"{k} {s}" for k, s in positions.items())
+            if len(positions) <= 3
+            else f"the positions of {len(positions)} keys",
         )
         return episode.barrier
 

@@ -67,7 +67,9 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
     """1,500 symbols at 5,000 trades/s (Zipf: a few busy, a long quiet tail), the default plan
     (8 connections), one connection reset mid-run and refused for 2 s while the market trades on:
     every published trade written once, the bars exact, no late trade, no unfilled gap, and
-    nothing in the exchange's log that Binance would have refused or banned."""
+    nothing in the exchange's log that Binance would have refused or banned. (That a reset shard
+    makes no late trade whatever the timing is tests/flink/test_gap_free.py's to show: here the
+    catch-up is quick enough that, measured, it made none even without the watermark hold.)"""
     # the history keeps the whole run, so that every written trade can be checked against it
     sim = simulator(
         whole_market(1500, rate=5000, pause_without_subscribers=False, seed=11, history_seconds=600)
@@ -83,7 +85,11 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
         "--rest-url",
         sim.http_url,
         "--duration",
-        "60",
+        "50",
+        # a reset at 5,000 trades/s leaves most of the connection's 188 symbols with a gap: 25
+        # weight each (the redundancy issue takes REST out of this); Binance allows 6,000 a minute
+        "--rest-weight-budget",
+        "5000",
         "--out",
         str(out),
         "--checkpoint-interval",
@@ -94,7 +100,7 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
     proc = start_job(cmd, logs, stdout)
     try:
         sim.wait_for(lambda: len(sim.connections) >= 8, timeout=300)
-        time.sleep(20)
+        time.sleep(15)
         sim.faults.refuse_connections()
         sim.faults.drop_after(0, reset=True)  # one of the eight
         time.sleep(2)
@@ -104,7 +110,7 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
 
     symbols = sorted(sim.market.symbols)
     trades = assert_every_published_trade_once(read_output(out, "trades"), sim, symbols=symbols)
-    assert len(trades) > 100_000
+    assert len(trades) > 150_000
     assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
     assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
     assert sim.log.statuses[414] == sim.log.statuses[429] == sim.log.statuses[418] == 0

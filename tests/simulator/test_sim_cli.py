@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,12 @@ from connectors.simulator import load_events
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_cli_replays_the_demo_captures_by_default_until_interrupted(demo_captures):
+@contextlib.contextmanager
+def running_cli(*arguments: str) -> Iterator[list[str]]:
+    """The simulator's CLI, its lines up to "Ctrl-C to stop"; stopped with SIGINT (which must end
+    it with 0) when the block ends, killed if the block failed."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "connectors.simulator", "--port", "0", "--speed", "0"],
+        [sys.executable, "-m", "connectors.simulator", "--port", "0", *arguments],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -28,17 +33,7 @@ def test_the_cli_replays_the_demo_captures_by_default_until_interrupted(demo_cap
         while not (line := process.stdout.readline()).startswith("Ctrl-C"):
             assert line, f"the simulator ended early: {process.stderr.read()}"
             lines.append(line)
-        url = next(line.split()[-1] for line in lines if line.startswith("combined:"))
-        assert url.endswith("/stream?streams=btcusdt@trade/ethusdt@trade")
-        ws = websocket.create_connection(url, timeout=5)
-        try:
-            first = load_events(demo_captures)[0]
-            assert ws.recv().encode() == b'{"stream":"%s","data":%s}' % (
-                first.stream.encode(),
-                first.raw,
-            )
-        finally:
-            ws.close()
+        yield lines
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
     finally:
@@ -47,22 +42,29 @@ def test_the_cli_replays_the_demo_captures_by_default_until_interrupted(demo_cap
         process.communicate(timeout=5)
 
 
-def test_the_cli_runs_a_whole_market(http_get):
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "connectors.simulator", "--port", "0"),
-            *("--market-symbols", "1500", "--rate", "2000", "--seed", "3", "--live"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def first_message(url: str) -> str:
+    ws = websocket.create_connection(url, timeout=5)
     try:
-        lines = []
-        while not (line := process.stdout.readline()).startswith("Ctrl-C"):
-            assert line, f"the simulator ended early: {process.stderr.read()}"
-            lines.append(line)
+        return ws.recv()
+    finally:
+        ws.close()
+
+
+def test_the_cli_replays_the_demo_captures_by_default_until_interrupted(demo_captures):
+    with running_cli("--speed", "0") as lines:
+        url = next(line.split()[-1] for line in lines if line.startswith("combined:"))
+        assert url.endswith("/stream?streams=btcusdt@trade/ethusdt@trade")
+        first = load_events(demo_captures)[0]
+        assert first_message(url).encode() == b'{"stream":"%s","data":%s}' % (
+            first.stream.encode(),
+            first.raw,
+        )
+
+
+def test_the_cli_runs_a_whole_market(http_get):
+    with running_cli(
+        "--market-symbols", "1500", "--rate", "2000", "--seed", "3", "--live"
+    ) as lines:
         assert lines[0].startswith("streams: btcusdt@trade, ethusdt@trade, ")
         assert lines[0].endswith(" and 1495 more\n")
         url = next(line.split()[-1] for line in lines if line.startswith("symbols:"))
@@ -70,17 +72,7 @@ def test_the_cli_runs_a_whole_market(http_get):
         assert status == 200 and len(info["symbols"]) == 1500
         assert {s["status"] for s in info["symbols"]} == {"TRADING"}
         combined = next(line.split()[-1] for line in lines if line.startswith("combined:"))
-        ws = websocket.create_connection(combined, timeout=5)
-        try:
-            assert ws.recv().startswith('{"stream":"')
-        finally:
-            ws.close()
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=5)
+        assert first_message(combined).startswith('{"stream":"')
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ EMBEDDED_JVM_ARGS = "-Xms1g"  # see flink_config
 DEFAULT_LOG_ROOT = "/tmp/binance-flink/log"  # embedded runs log to a folder of their own in here
 DEFAULT_METRICS_PORT = 9249
 PRINTED_BARS_UP_TO = 10  # symbols; more print one market summary a minute instead of every bar
+DEMO_MARKET_SYMBOLS, DEMO_MARKET_RATE = 1500, 2000  # --demo --symbols all: symbols, trades/s
 
 log = logging.getLogger("job")
 
@@ -216,7 +217,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="start the embedded exchange simulator replaying the recorded trades in "
         "data/captures and read from it, WebSocket and REST (no network needed); overrides "
-        "--ws-url and --rest-url",
+        "--ws-url and --rest-url; with --symbols all, a generated market of 1,500 symbols",
     )
     g.add_argument(
         "--demo-speed",
@@ -338,8 +339,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         except ValueError as exc:
             p.error(f"--symbols: {exc}")
         plan_shards(args, p.error)
-    elif args.demo:
-        p.error("--symbols all: the demo's exchange trades btcusdt and ethusdt only")
     if args.since is not None and args.no_backfill:
         p.error("--since needs the REST history: leave out --no-backfill")
     for item in args.set:
@@ -366,15 +365,17 @@ def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
         refuse(f"--streams-per-connection: {exc}")
 
 
-def whole_market(args: argparse.Namespace) -> None:
-    """``--symbols all``: the symbols that trade now, and their connections; a failure ends the
-    command with one line."""
+def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
+    """``--symbols all``: the symbols that trade now (on ``rest_url``, else the REST options'),
+    and their connections; a failure ends the command with one line."""
     from connectors.binance.exchange_info import ExchangeInfoUnavailable, trading_symbols
     from connectors.binance.history import RestConfig
 
     try:
         args.symbol_list = trading_symbols(
-            args.rest or RestConfig(),
+            dataclasses.replace(
+                args.rest or RestConfig(), **({"rest_url": rest_url} if rest_url else {})
+            ),
             quotes=(args.quote or "").replace(" ", "").split(",") if args.quote else (),
             exclude=(args.exclude or "").replace(" ", "").split(",") if args.exclude else (),
             gate_dir=args.bridge.gate_dir,
@@ -574,11 +575,21 @@ def build(
 
 def start_demo(args: argparse.Namespace) -> ExchangeSimulator:
     """The embedded exchange simulator replaying the sample capture (BTCUSDT and ETHUSDT trades,
-    2024-08-09 00:00-00:04 UTC) in a loop, ids and times moving on with each pass."""
-    from connectors.simulator import DEMO_CAPTURES, ExchangeSimulator, Market
+    2024-08-09 00:00-00:04 UTC) in a loop, ids and times moving on with each pass; with
+    ``--symbols all``, a generated market of 1,500 symbols instead."""
+    from connectors.simulator import DEMO_CAPTURES, ExchangeSimulator, Market, whole_market
 
     if args.stream != "trade":
         raise SystemExit("--demo replays @trade events only: use --stream trade")
+    if args.symbol_list is None:
+        sim = ExchangeSimulator(whole_market(DEMO_MARKET_SYMBOLS, rate=DEMO_MARKET_RATE)).start()
+        log.info(
+            "demo: exchange simulator generating %d symbols at %d trades/s on %s",
+            DEMO_MARKET_SYMBOLS,
+            DEMO_MARKET_RATE,
+            sim.ws_url,
+        )
+        return sim
     market = Market.replay(
         DEMO_CAPTURES,
         symbols=[s.upper() for s in args.symbol_list],
@@ -605,8 +616,14 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             "(or `pip install -e .`) and use that environment's python"
         )
     args = parse_args(argv)
+    sim = start_demo(args) if args.demo else None
     if args.symbol_list is None:
-        whole_market(args)
+        try:
+            whole_market(args, sim.http_url if sim else None)
+        except BaseException:
+            if sim is not None:
+                sim.stop()
+            raise
     local = "PYFLINK_GATEWAY_PORT" not in os.environ  # set when `flink run -py` drives this script
     reporter = None
     if local:
@@ -631,7 +648,6 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             " default) opens none"
         )
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    sim = start_demo(args) if args.demo else None
     ws_url, rest_url = (sim.ws_url, sim.http_url) if sim else (args.ws_url, None)
     try:
         build(env, args, ws_url, rest_url, trades_source)

@@ -12,7 +12,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import col
 
-from connectors.flink.bars import late_trades, minute_bars
+from connectors.flink.bars import late_trades, market_summary, minute_bars
 from connectors.flink.rows import DEAD_LETTER_TYPE, TRADE_TYPE
 from connectors.flink.source import trade_tables
 from connectors.flink.watermarks import TradeWatermarks
@@ -134,3 +134,35 @@ def test_late_trades_are_exactly_those_whose_bar_was_emitted():
     assert [t["trade_id"] for t in run(trades, late_trades)] == [3]
     first, second = run(trades)
     assert (first["trade_count"], second["trade_count"]) == (1, 2)  # the late trade is in no bar
+
+
+def test_the_market_summary_counts_symbols_and_trades_per_minute():
+    def of(symbol, trade_id, at, first=None, last=None):
+        return (symbol, *trade(trade_id, "1.0", "1.0", at, first, last)[1:])
+
+    rows = run(
+        [
+            of("BTCUSDT", 1, MINUTE + 5),
+            of("ETHUSDT", 7, MINUTE + 10, 70, 72),  # an aggregate trade of three
+            of("BTCUSDT", 2, MINUTE + 59_999),
+            of("XRPUSDT", 9, MINUTE + 60_000),
+            of("BTCUSDT", 3, MINUTE + 125_000),  # moves the watermark past the second minute
+        ],
+        what=market_summary,
+    )
+    assert sorted(rows, key=lambda r: r["minute"])[:2] == [
+        {
+            "minute": MINUTE,
+            "symbols": 2,
+            "trades": 5,
+            "first_trade_time": MINUTE + 5,
+            "last_trade_time": MINUTE + 59_999,
+        },
+        {
+            "minute": MINUTE + 60_000,
+            "symbols": 1,
+            "trades": 1,
+            "first_trade_time": MINUTE + 60_000,
+            "last_trade_time": MINUTE + 60_000,
+        },
+    ]

@@ -23,7 +23,7 @@ from helpers.flinkjob import (
     read_output,
     start_job,
 )
-from job.main import parse_args
+from job.main import parse_args, start_demo
 from job.main import whole_market as resolve_whole_market
 
 
@@ -42,6 +42,17 @@ def test_all_symbols_come_from_exchange_info_filtered_and_planned(simulator):
     quoted = {split_symbol(s.upper())[1] for s in args.symbol_list}
     assert quoted <= {"USDT", "FDUSD"} and "USDT" in quoted
     assert "btcusdt" not in args.symbol_list and "ethusdt" not in args.symbol_list
+
+
+def test_the_demo_of_all_symbols_is_a_generated_whole_market():
+    args = parse_args(["--demo", "--symbols", "all"])
+    sim = start_demo(args)
+    try:
+        resolve_whole_market(args, sim.http_url)
+    finally:
+        sim.stop()
+    assert len(args.symbol_list) == 1500 and len(args.shard_plan) == 8
+    assert args.symbol_list[:2] == ["btcusdt", "ethusdt"]
 
 
 def test_filters_without_all_and_an_unreachable_exchange_are_one_line(capsys):

@@ -31,6 +31,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=5) as response:
         return orjson.loads(response.read())

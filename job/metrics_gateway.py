@@ -37,12 +37,17 @@ log = logging.getLogger(__name__)
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address as a socket reports it, e.g. Java's
+    ``::ffff:127.0.0.1`` or ``fe80::1%eth0``) is this machine's loopback."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 class _Pushes:

@@ -267,6 +267,7 @@ class _BridgeFunction(KeyedProcessFunction):
                 )
             raise
         yield from self._emit(shard, batch, self._watermark_cap())
+        self.metrics.publish()
         # A full batch means more is waiting: come back at once. A quiet feed is drained less and
         # less often, up to idle_interval: each timer is a JVM-Python round trip, and at a steady
         # 10 ms they cost an idle job a third of a core (bench/).
@@ -292,7 +293,6 @@ class _BridgeFunction(KeyedProcessFunction):
             if feed.holding
         }
         self.metrics.watermark_held(bool(self.held_since))
-        self.metrics.publish()
         return min(self.held_since.values(), default=NO_CAP)
 
     def _ensure_feed(self, shard: int) -> Feed:

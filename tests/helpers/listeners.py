@@ -3,10 +3,11 @@ nothing the job starts is reachable from another machine."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 
 import psutil
+
+from job.metrics_gateway import is_loopback
 
 
 def process_tree(pids: Iterable[int]) -> list[psutil.Process]:
@@ -34,13 +35,6 @@ def listening(pids: Iterable[int]) -> set[tuple[str, int, str]]:
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
     return found
-
-
-def is_loopback(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # Java's [::ffff:127.0.0.1]
-    return ip.is_loopback
 
 
 def beyond_loopback(pids: Iterable[int]) -> list[str]:

@@ -10,11 +10,10 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
-from bench.cluster import StandaloneCluster, get_json, wait_until
+from bench.cluster import StandaloneCluster, get_json, get_text, wait_until
 from connectors.simulator import Market
 from helpers.flinkjob import (
     CAPTURES,
@@ -64,11 +63,6 @@ def flink_run(sim, out, duration: int) -> list[str]:
     ]
 
 
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read().decode()
-
-
 def test_flink_run_on_a_standalone_cluster(cluster, simulator, capture_dir, tmp_path):
     """The job's trades and bars exact; while it runs, nothing of the cluster or of the client
     listens beyond loopback, and its metrics reach Prometheus through the loopback gateway."""
@@ -83,7 +77,7 @@ def test_flink_run_on_a_standalone_cluster(cluster, simulator, capture_dir, tmp_
 
     def bridge_metrics_pushed() -> bool:
         exposed.update(beyond_loopback([*cluster.daemon_pids(), run.pid]))
-        metrics = scrape(cluster.metrics.scrape_url)
+        metrics = get_text(cluster.metrics.scrape_url)
         return "flink_jobmanager_numRegisteredTaskManagers" in metrics and re.search(
             r"binance_source_numRecordsIn\{.*\} [1-9]", metrics
         )

@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import orjson
 import pytest
 
-from bench.cluster import wait_until
+from bench.cluster import get_text, wait_until
 from connectors.simulator import load_events
 from helpers.flinkjob import MAIN, REPO, expected_bars, job_env, normalized_bars
 from helpers.listeners import beyond_loopback
@@ -62,7 +61,7 @@ def test_readme_demo_runs_until_interrupted_and_leaves_nothing_behind(tmp_path, 
         (metrics_url,) = re.findall(r"metrics for Prometheus at (\S+)", stdout.read_text())
         assert metrics_url.startswith("http://127.0.0.1:")
         wait_until(
-            lambda: re.search(r"binance_source_numRecordsIn\{.*\} [1-9]", scrape(metrics_url)),
+            lambda: re.search(r"binance_source_numRecordsIn\{.*\} [1-9]", get_text(metrics_url)),
             "the bridge's trades counted where the console says",
             timeout=60,
         )
@@ -75,11 +74,6 @@ def test_readme_demo_runs_until_interrupted_and_leaves_nothing_behind(tmp_path, 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     _wait_until_group_gone(proc.pid)
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read().decode()
 
 
 def _wait_until_group_gone(pgid: int) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from connectors.binance.history import BinanceHistory, RestConfig
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, Trade
 from connectors.binance.streams import DEFAULT_BASE_URL, describe, normalize_symbols, stream_url
-from connectors.websocket.bridge import Bridge, BridgeConfig
+from connectors.websocket.bridge import Bridge
+from connectors.websocket.config import BridgeConfig
 
 
 class BinanceDecoder(Parser):
@@ -21,25 +24,36 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
     overlap, a restart after ``resume_after``, an id jump) are fetched from Binance's REST history
     and delivered in order before the live trades that follow; ``since_ms`` then starts the
     symbols without a ``resume_after`` position at that time. Without it gaps are only counted.
+
+    ``redundancy``: how many lines read the streams, each over a connection of its own, line N
+    from ``base_url``'s endpoint N (round robin when there are fewer endpoints than lines); the
+    first copy of each trade wins (bridge.py).
     """
 
     def __init__(
         self,
         symbols: list[str],
         stream: str = "trade",
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | Sequence[str] = DEFAULT_BASE_URL,
         config: BridgeConfig = BridgeConfig(),
         rest: RestConfig | None = None,
         since_ms: int | None = None,
+        redundancy: int = 1,
     ) -> None:
         self.symbols = normalize_symbols(symbols)
+        endpoints = [base_url] if isinstance(base_url, str) else list(base_url)
+        if redundancy < 1 or not endpoints:
+            raise ValueError("a feed needs at least one line and one endpoint")
         history = (
             BinanceHistory(stream, rest, config.gate_dir, config.ca_file)
             if rest is not None
             else None
         )
         super().__init__(
-            stream_url(base_url, self.symbols, stream),
+            [
+                stream_url(endpoints[line % len(endpoints)], self.symbols, stream)
+                for line in range(redundancy)
+            ],
             BinanceDecoder(kinds=(stream,), symbols=self.symbols),
             config,
             name=describe(self.symbols, stream),

@@ -69,14 +69,16 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def _ws_url(text: str) -> str:
+def _ws_urls(text: str) -> list[str]:
     from connectors.settings import check_url
 
+    urls = [url.strip() for url in text.split(",") if url.strip()]
     try:
-        check_url(text, ("ws", "wss"), "URL")
+        for url in urls or [text]:
+            check_url(url, ("ws", "wss"), "URL")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return urls
 
 
 def _since(text: str) -> int:
@@ -149,13 +151,14 @@ def _settings(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from connectors.binance.history import RestConfig
     from connectors.binance.streams import (
+        DATA_STREAM_BASE_URL,
         DEFAULT_BASE_URL,
         DEFAULT_STREAMS_PER_CONNECTION,
         STREAM_KINDS,
         normalize_symbols,
     )
     from connectors.flink.source import DrainConfig
-    from connectors.websocket.bridge import BridgeConfig
+    from connectors.websocket.config import BridgeConfig
 
     command = os.path.basename(sys.argv[0])  # binance-flink, when installed as a command
     p = _Parser(
@@ -184,9 +187,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument(
         "--ws-url",
-        type=_ws_url,
-        default=DEFAULT_BASE_URL,
-        help=f"Binance WebSocket base URL (default: {DEFAULT_BASE_URL})",
+        type=_ws_urls,
+        metavar="URL[,URL...]",
+        help="Binance WebSocket endpoint, or several for --redundancy (default:"
+        f" {DEFAULT_BASE_URL}; with --redundancy 2 or more: it and {DATA_STREAM_BASE_URL}, which"
+        " serves the same streams)",
+    )
+    g.add_argument(
+        "--redundancy",
+        type=_at_least(1),
+        default=1,
+        metavar="LINES",
+        help="connections per shard reading the same streams, spread over --ws-url's endpoints;"
+        " the first copy of each trade wins, so losing a connection loses nothing and needs no"
+        " REST call while another is open (default: 1)",
     )
     g.add_argument(
         "--shards",
@@ -328,6 +342,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--feed-factory", default="connectors.feed:BinanceFeed", help=argparse.SUPPRESS)
 
     args = p.parse_args(argv)
+    if args.ws_url is None:
+        args.ws_url = [DEFAULT_BASE_URL] + ([DATA_STREAM_BASE_URL] if args.redundancy > 1 else [])
+    elif len(args.ws_url) > args.redundancy:
+        p.error(
+            f"--ws-url names {len(args.ws_url)} endpoints for {args.redundancy} line"
+            f"{'s' if args.redundancy > 1 else ''} a shard: give --redundancy {len(args.ws_url)}"
+        )
     if args.symbols is None:
         args.symbols = "btcusdt,ethusdt" if args.demo else "btcusdt"
     args.symbol_list = args.shard_plan = None  # for --symbols all: after exchangeInfo (main)
@@ -360,7 +381,8 @@ def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
             args.symbol_list, args.shards, args.streams_per_connection
         )
         for group in args.shard_plan:
-            stream_url(args.ws_url, group, args.stream)
+            for endpoint in args.ws_url:
+                stream_url(endpoint, group, args.stream)
     except ValueError as exc:
         refuse(f"--streams-per-connection: {exc}")
 
@@ -399,7 +421,7 @@ def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
 
 
 def feed_factory(
-    args: argparse.Namespace, ws_url: str, rest_url: str | None
+    args: argparse.Namespace, ws_urls: list[str], rest_url: str | None
 ) -> functools.partial[Any]:
     """What builds each shard's feed: picklable, it travels to the TaskManagers."""
     module, _, name = args.feed_factory.partition(":")
@@ -412,7 +434,8 @@ def feed_factory(
     return functools.partial(
         feed_class,
         stream=args.stream,
-        base_url=ws_url,
+        base_url=ws_urls,
+        redundancy=args.redundancy,
         config=args.bridge,
         rest=rest,
         since_ms=args.since,
@@ -509,7 +532,7 @@ def start_metrics_gateway(
 def build(
     env: StreamExecutionEnvironment,
     args: argparse.Namespace,
-    ws_url: str,
+    ws_urls: list[str],
     rest_url: str | None = None,
     trades_source: Callable[..., Any] | None = None,
 ) -> None:
@@ -541,7 +564,7 @@ def build(
     trades, dead_letters = (trades_source or binance_trades)(
         t_env,
         args.symbol_list,
-        feed_factory(args, ws_url, rest_url),
+        feed_factory(args, ws_urls, rest_url),
         TradeWatermarks(args.out_of_orderness),
         shards=args.shard_plan,
         duration_s=args.duration,
@@ -582,7 +605,9 @@ def start_demo(args: argparse.Namespace) -> ExchangeSimulator:
     if args.stream != "trade":
         raise SystemExit("--demo replays @trade events only: use --stream trade")
     if args.symbol_list is None:
-        sim = ExchangeSimulator(whole_market(DEMO_MARKET_SYMBOLS, rate=DEMO_MARKET_RATE)).start()
+        sim = ExchangeSimulator(
+            whole_market(DEMO_MARKET_SYMBOLS, rate=DEMO_MARKET_RATE), endpoints=args.redundancy
+        ).start()
         log.info(
             "demo: exchange simulator generating %d symbols at %d trades/s on %s",
             DEMO_MARKET_SYMBOLS,
@@ -596,7 +621,7 @@ def start_demo(args: argparse.Namespace) -> ExchangeSimulator:
         loop=True,
         speed=args.demo_speed,
     )
-    sim = ExchangeSimulator(market).start()
+    sim = ExchangeSimulator(market, endpoints=args.redundancy).start()
     log.info(
         "demo: exchange simulator replaying %s at %gx on %s",
         ", ".join(p.name for p in DEMO_CAPTURES),
@@ -648,19 +673,22 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             " default) opens none"
         )
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    ws_url, rest_url = (sim.ws_url, sim.http_url) if sim else (args.ws_url, None)
+    ws_urls, rest_url = (sim.ws_urls, sim.http_url) if sim else (args.ws_url, None)
     try:
-        build(env, args, ws_url, rest_url, trades_source)
+        build(env, args, ws_urls, rest_url, trades_source)
         symbols = args.symbol_list
         name = f"binance {args.stream} " + (
             ",".join(symbols) if len(symbols) <= 3 else f"{len(symbols)} symbols"
         )
+        shards = len(args.shard_plan)
+        connections = shards * args.redundancy
         log.info(
-            "submitting %r reading %s over %d connection%s%s",
+            "submitting %r reading %s over %d connection%s%s%s",
             name,
-            ws_url,
-            len(args.shard_plan),
-            "s" if len(args.shard_plan) > 1 else "",
+            " and ".join(ws_urls),
+            connections,
+            "s" if connections > 1 else "",
+            f" ({shards} shards x {args.redundancy} lines)" if args.redundancy > 1 else "",
             f" for {args.duration:g}s" if args.duration else "",
         )
         env.execute(name)

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from connectors.settings import check_url
 
 DEFAULT_BASE_URL = "wss://stream.binance.com:9443"
+# The same streams from a market-data-only host: a second line's endpoint (--redundancy).
+DATA_STREAM_BASE_URL = "wss://data-stream.binance.vision"
 STREAM_KINDS = ("trade", "aggTrade")
 MAX_STREAMS_PER_CONNECTION = 1024  # Binance's limit
 # What one connection carries unless told otherwise. Binance refuses a combined-stream URL past

@@ -58,6 +58,7 @@ class FaultTarget(Protocol):
     that this module does not import the server, which imports this one."""
 
     speaking: asyncio.Event  # cleared: nothing is sent on any connection
+    latency: float  # seconds market data waits before it is sent (a slower line)
     rest: RestApi
     market: Market
 
@@ -131,6 +132,11 @@ class Faults:
 
     def mute_open_connections(self) -> None:
         self._call(self._mute)
+
+    def delay_market(self, seconds: float) -> None:
+        """Market data reaches this endpoint's connections ``seconds`` after it happened, as on
+        a line further away: another endpoint of the same market then leads it (0: no delay)."""
+        self._call(setattr, self._exchange, "latency", seconds)
 
     def fail_rest(
         self, status: int = 503, times: int = 1, retry_after: float | None = None

@@ -13,6 +13,11 @@ Routes, as on ``stream.binance.com`` (over TLS, ``wss://`` and ``https://``, giv
   request weight limit (``rest.py``);
 - a log of every HTTP status answered and every close the server sent (``exchange_log.py``).
 
+With ``endpoints=N`` the simulator serves the same market on N ports, as Binance serves the same
+streams from ``stream.binance.com`` and ``data-stream.binance.vision``: each endpoint has its own
+connections, faults and log (``ExchangeSimulator.endpoints``); the first also serves the REST API
+everyone's history comes from.
+
 The server pings every ``ping_interval`` seconds (payload: the send time in ns) and closes
 with 1008 when a ping is not answered by a matching pong within ``pong_timeout``. Pings
 are its own, not the library's keepalive, so that ``faults.go_silent()`` can stop them.
@@ -30,7 +35,7 @@ import logging
 import ssl
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from typing import Any, TypedDict, cast
 from urllib.parse import parse_qs
@@ -118,6 +123,12 @@ class Exchange:
         self.faults = Faults(self, call)
         self.records: list[ConnectionRecord] = []
         self.log = ExchangeLog()
+        # endpoints serving the same market: what this one publishes, they publish too
+        self.mirrors: list[Exchange] = []
+        self.latency = 0.0  # faults.delay_market
+        self._late: deque[tuple[float, str, bytes]] = deque()  # (due, stream, payload) delayed
+        self._late_task: asyncio.Task[None] | None = None
+        self._late_added = asyncio.Event()
         self._sessions: dict[int, Session] = {}
         self._subscribers: dict[str, set[Session]] = defaultdict(set)
         self._servers: list[Server] = []
@@ -125,14 +136,17 @@ class Exchange:
         self._ids = itertools.count(1)
         self._market_task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, run_market: bool = True) -> None:
         await self.listen()
+        if not run_market:
+            return  # a mirror: the first endpoint's market publishes here too
         self._market_task = asyncio.get_running_loop().create_task(self.market.run(self))
         self._market_task.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
-        if self._market_task is not None:
-            self._market_task.cancel()
+        for task in (self._market_task, self._late_task):
+            if task is not None:
+                task.cancel()
         self.rest.close()
         for server in self._servers:
             server.close()
@@ -182,6 +196,32 @@ class Exchange:
     # Market sink.
 
     def publish(self, stream: str, payload: bytes) -> None:
+        for mirror in self.mirrors:
+            mirror.publish(stream, payload)
+        if self.latency or self._late:  # what is delayed stays in order with what follows
+            self._late.append((time.monotonic() + self.latency, stream, payload))
+            self._late_added.set()
+            if self._late_task is None:
+                self._late_task = asyncio.get_running_loop().create_task(self._publish_late())
+                self._late_task.add_done_callback(_log_failure)
+            return
+        self._publish_now(stream, payload)
+
+    async def _publish_late(self) -> None:
+        late = self._late
+        while True:
+            if not late:
+                self._late_added.clear()
+                await self._late_added.wait()
+                continue
+            wait = late[0][0] - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            _, stream, payload = late.popleft()
+            self._publish_now(stream, payload)
+
+    def _publish_now(self, stream: str, payload: bytes) -> None:
         sessions = self._subscribers.get(stream)
         if not sessions:
             return
@@ -199,9 +239,10 @@ class Exchange:
                 session.push(raw)
 
     async def writable(self) -> None:
-        while any(len(session.queue) > QUEUE_HIGH for session in self._sessions.values()):
-            self.room.clear()
-            await self.room.wait()
+        for exchange in (self, *self.mirrors):
+            while any(len(session.queue) > QUEUE_HIGH for session in exchange._sessions.values()):
+                exchange.room.clear()
+                await exchange.room.wait()
 
     # Subscriptions.
 
@@ -419,8 +460,12 @@ class ExchangeSimulator:
         max_url_bytes: int | None = MAX_URL_BYTES,
         max_streams: int | None = MAX_STREAMS,
         max_incoming_per_second: int | None = MAX_INCOMING_PER_SECOND,
+        endpoints: int = 1,
     ) -> None:
+        if endpoints < 1:
+            raise ValueError("a simulator serves at least one endpoint")
         self.market = market
+        self._endpoints = endpoints
         self.host = host
         self._port = port
         self._scheme = "s" if ssl_context is not None else ""
@@ -433,7 +478,7 @@ class ExchangeSimulator:
             "ssl_context": ssl_context,
             "keep_frames": keep_frames,
         }
-        self._exchange: Exchange | None = None
+        self._exchanges: list[Exchange] = []  # the first runs the market; the others mirror it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
@@ -471,12 +516,23 @@ class ExchangeSimulator:
         self.stop()
 
     @property
+    def endpoints(self) -> list[Endpoint]:
+        """Each endpoint serving the market; the simulator's own ``port``, ``ws_url``,
+        ``faults``, ``connections`` and ``log`` are the first one's."""
+        self._running()
+        return [Endpoint(self, exchange) for exchange in self._exchanges]
+
+    @property
+    def ws_urls(self) -> list[str]:
+        return [endpoint.ws_url for endpoint in self.endpoints]
+
+    @property
     def port(self) -> int:
         return self._running().port
 
     @property
     def ws_url(self) -> str:
-        return f"ws{self._scheme}://{self.host}:{self.port}"
+        return self.endpoints[0].ws_url
 
     @property
     def http_url(self) -> str:
@@ -535,19 +591,19 @@ class ExchangeSimulator:
 
     def wait_until_idle(self, timeout: float = 30.0) -> None:
         """Wait until the market has emitted everything and every queued frame is written."""
-        exchange = self._running()
+        self._running()
 
         def idle() -> bool:
             return self.market.finished and not any(
-                session.queue for session in exchange.sessions()
+                session.queue for exchange in self._exchanges for session in exchange.sessions()
             )
 
         self.wait_for(lambda: self._call(idle), timeout)
 
     def _running(self) -> Exchange:
-        if self._exchange is None:
+        if not self._exchanges:
             raise RuntimeError("the simulator is not running")
-        return self._exchange
+        return self._exchanges[0]
 
     def _run(self, started: concurrent.futures.Future[None]) -> None:
         asyncio.run(self._main(started))
@@ -555,18 +611,28 @@ class ExchangeSimulator:
     async def _main(self, started: concurrent.futures.Future[None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        exchanges: list[Exchange] = []
         try:
-            exchange = Exchange(
-                self.market, self.host, self._port, call=self._call, **self._options
-            )
-            await exchange.start()
+            for n in range(self._endpoints):
+                port = self._port if n == 0 else 0
+                exchanges.append(
+                    Exchange(self.market, self.host, port, call=self._call, **self._options)
+                )
+            first = exchanges[0]
+            first.mirrors = exchanges[1:]
+            for mirror in first.mirrors:
+                await mirror.start(run_market=False)
+            await first.start()
         except BaseException as error:
+            for exchange in exchanges:
+                await exchange.stop()
             started.set_exception(error)
             return
-        self._exchange = exchange
+        self._exchanges = exchanges
         started.set_result(None)
         await self._stopped.wait()
-        await exchange.stop()
+        for exchange in exchanges:
+            await exchange.stop()
 
     def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run ``function(*args)`` (awaited if it is a coroutine) on the loop; its result."""
@@ -580,6 +646,33 @@ class ExchangeSimulator:
         self._running()
         assert self._loop is not None  # set before the exchange is
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(_THREAD_CALL_TIMEOUT)
+
+
+class Endpoint:
+    """One endpoint of a simulator: its URLs, faults, connections and log."""
+
+    def __init__(self, simulator: ExchangeSimulator, exchange: Exchange) -> None:
+        self._simulator, self._exchange = simulator, exchange
+
+    @property
+    def port(self) -> int:
+        return self._exchange.port
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws{self._simulator._scheme}://{self._simulator.host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        return self._exchange.faults
+
+    @property
+    def connections(self) -> list[ConnectionRecord]:
+        return list(self._exchange.records)
+
+    @property
+    def log(self) -> ExchangeLog:
+        return self._exchange.log
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

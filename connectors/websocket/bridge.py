@@ -4,17 +4,27 @@ Lifecycle, stated once: ``resume_after()`` / ``resume_at()`` (optional), then ``
 in the background; ``drain()`` hands over what arrived and raises a ``FeedError`` once the bridge
 has given up; ``close()`` stops every thread and socket.
 
+A bridge reads its streams over one line, or over several (redundancy: the same streams from one
+URL each, line.py), merged as exchanges' feed arbitration does it: records pass in each key's
+sequence order, the first copy of each wins and later copies are dropped, and ids one line skips
+are a gap only once no other line can still deliver them (or after ``line_lag_limit``); only
+then does the history fill them. With every line down, what the exchange sent meanwhile is
+fetched when the first one is back.
+
 Threads and who may do what:
 
 - the consumer calls ``drain()`` and reads ``stats``; nothing else once started;
-- the supervisor thread opens, replaces and closes connections, and starts catch-up backfills;
+- the bridge's thread starts the lines, settles what the arbitration parked, and stops them all
+  when one fails for good;
+- each line's supervisor opens, replaces and closes its connections (line.py);
 - one reader thread per connection decodes frames and puts records into the buffer through one
-  sequencer, so a record that two connections deliver (a handover) passes once;
+  sequencer, so a record that two connections deliver (a handover, another line) passes once;
 - the backfill thread (with a ``History``) fetches what the stream skipped (``backfill.py``).
 
-Locks: ``_put_lock`` keeps one reader at a time between decoding and the buffer (order);
-``_lock`` guards the sequencer, the counters and the backfill's episodes, and is never held while
-waiting for the buffer or the network, so ``stats`` and ``drain`` never wait on a slow producer.
+Locks, always taken in this order: ``connecting`` (one connection attempt of any line at a time),
+``_put_lock`` (one reader at a time between decoding and the buffer: order), ``_lock`` (the
+sequencer, the arbitration, the counters and the backfill's episodes; never held while waiting for
+the buffer or the network, so ``stats`` and ``drain`` never wait on a slow producer).
 """
 
 from __future__ import annotations
@@ -23,10 +33,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-from connectors.settings import check_settings, setting
 from connectors.websocket.backfill import (
     RETRY_INITIAL,
     RETRY_MAX,
@@ -34,18 +42,11 @@ from connectors.websocket.backfill import (
     History,
     HistoryUnavailable,
 )
-from connectors.websocket.backoff import Backoff
-from connectors.websocket.buffer import Barrier, BoundedBuffer, Overflow
-from connectors.websocket.connection import Connection, Message
-from connectors.websocket.errors import (
-    ConnectFailed,
-    ConnectionLost,
-    FeedError,
-    ReconnectsExhausted,
-    SilenceTimeout,
-    short_url,
-)
-from connectors.websocket.gate import AttemptGate
+from connectors.websocket.buffer import Barrier, BoundedBuffer
+from connectors.websocket.config import BridgeConfig
+from connectors.websocket.connection import Message
+from connectors.websocket.errors import FeedError, short_url
+from connectors.websocket.line import Line, Reader, Stopped
 from connectors.websocket.ratelimited_log import RateLimitedLog
 from connectors.websocket.sequencing import SequenceTracker, Verdict
 
@@ -54,78 +55,6 @@ log = logging.getLogger(__name__)
 # What a bridge delivers: its decoder's records and failures and its history's (the subclass for an
 # exchange names them: BinanceFeed's are Trade, AggTrade and DeadLetter).
 ItemT = TypeVar("ItemT")
-
-
-@dataclass(frozen=True)
-class BridgeConfig:
-    buffer_size: int = setting(
-        100_000, "records held between the connection and the consumer", minimum=1
-    )
-    overflow: str = setting(
-        Overflow.BLOCK.value,
-        "what a full buffer does: block (the reader waits, nothing is "
-        "dropped), drop_oldest, drop_newest (counted), fail (the feed fails)",
-        choices=tuple(o.value for o in Overflow),
-    )
-    connect_timeout: float = setting(
-        10.0, "seconds for TCP, TLS and the WebSocket handshake", metavar="S", positive=True
-    )
-    # Binance pings every 20 s, so a healthy connection is never silent this long.
-    silence_timeout: float = setting(
-        45.0, "a connection without any frame this long is lost", metavar="S", positive=True
-    )
-    max_reconnect_attempts: int = setting(
-        10,
-        "consecutive failed reconnects before the feed fails (a Flink job then restarts)",
-        minimum=1,
-    )
-    backoff_initial: float = setting(
-        0.5, "first delay between reconnects", metavar="S", positive=True
-    )
-    backoff_max: float = setting(
-        30.0, "longest delay between reconnects", metavar="S", positive=True
-    )
-    backoff_jitter: float = setting(0.2, "random spread of each delay, as a fraction", minimum=0)
-    max_frame_bytes: int = setting(
-        1_048_576, "larger frames are skipped and dead-lettered as oversized_frame", minimum=256
-    )
-    # Binance ends a connection at 24 h (86,400 s); hand over to a fresh one ahead of that.
-    max_connection_age: float = setting(
-        85_000.0, "hand over to a new connection after this long", metavar="S", positive=True
-    )
-    handover_timeout: float = setting(
-        10.0,
-        "longest overlap of the old and the new connection of a handover",
-        metavar="S",
-        positive=True,
-    )
-    backfill_timeout: float = setting(
-        120.0,
-        "a backfill that has not finished after this long reports what "
-        "it could not fetch as gap_unfilled and live delivery resumes",
-        metavar="S",
-        positive=True,
-    )
-    poll_interval: float = setting(
-        0.2,
-        "how often the threads look up from a socket (stop, silence, age)",
-        metavar="S",
-        positive=True,
-    )
-    ca_file: str | None = setting(
-        None,
-        "certificates (PEM) of the authorities to trust for TLS (wss://, "
-        "https://) instead of the system's; verification is always on",
-        metavar="FILE",
-    )
-    gate_dir: str | None = setting(
-        None,
-        "where the per-host attempt gate keeps its state (default: the system's temporary folder)",
-        metavar="DIR",
-    )
-
-    def __post_init__(self) -> None:
-        check_settings(self)  # refused at construction, not at first use
 
 
 class FrameDecoder(Protocol):
@@ -144,77 +73,35 @@ class FrameDecoder(Protocol):
     def oversized(self, prefix: bytes, size: int, limit: int) -> object: ...
 
 
-class _Stopped(Exception):
-    pass
-
-
-class _Reader(threading.Thread):
-    """Reads one connection until it is lost or stopped."""
-
-    def __init__(self, bridge: Bridge[Any], conn: Connection, number: int, stash: bool) -> None:
-        super().__init__(name=f"ws-reader-{bridge.name}-{number}", daemon=True)
-        self.bridge, self.conn = bridge, conn
-        # A handover's new connection keeps what it reads here until the old one has caught up
-        # with it (``first_seen``: key -> its first seq); then it goes through the sequencer.
-        self.stash: list[object] | None = [] if stash else None  # decoded, not yet sequenced
-        self.first_seen: dict[str, int] = {}
-        self.records = 0
-        self.wants_handover = False
-        self.lost: ConnectionLost | None = None
-        self.fatal: BaseException | None = None
-        self.ended = threading.Event()
-        self._stopping = False
-
-    def run(self) -> None:
-        conn, silence = self.conn, self.bridge.config.silence_timeout
-        try:
-            while not self._stopping:
-                messages = conn.receive()
-                if messages:
-                    self.bridge._ingest(self, messages)
-                elif time.monotonic() - conn.last_frame_at > silence:
-                    raise SilenceTimeout(f"no frame for {silence:g}s (timeout)")
-        except ConnectionLost as exc:
-            self.lost = exc
-        except FeedError as exc:
-            self.fatal = exc
-        except Exception as exc:
-            if (
-                not self._stopping
-            ):  # stop() closes the socket under the reader: errors then are expected
-                log.exception(
-                    "reader for %s crashed", conn.url
-                )  # a bug must surface, not end silently
-                self.fatal = FeedError(f"reader for {conn.url} crashed: {exc!r}")
-        finally:
-            if self._stopping:
-                self.lost = None
-            self.ended.set()
-            self.bridge._wake.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self.conn.close()
-        self.join(timeout=5.0)
+# One record parked by the arbitration of redundant lines: (record, its reader, when parked).
+_Parked = tuple[Any, Reader, float]
 
 
 class Bridge(Generic[ItemT]):
-    """See the module docstring. ``ItemT``: what ``drain`` hands over (see its definition)."""
+    """See the module docstring. ``ItemT``: what ``drain`` hands over (see its definition).
+
+    ``urls``: one per line; several lines read the same streams (redundancy), and the first copy
+    of each record wins."""
 
     def __init__(
         self,
-        url: str,
+        urls: Sequence[str],
         decoder: FrameDecoder,
         config: BridgeConfig = BridgeConfig(),
         name: str = "",
         history: History | None = None,
     ) -> None:
-        self.url, self.decoder, self.config = url, decoder, config
-        self.where = short_url(url)  # what log lines show of the URL
-        self.name = name or self.where
+        if not urls:
+            raise ValueError("a bridge needs at least one URL")
+        self.decoder, self.config = decoder, config
+        self.name = name or short_url(urls[0])
+        self.stopping = threading.Event()
+        self.connecting = threading.Lock()
+        self._lines = [Line(self, i, url, len(urls)) for i, url in enumerate(urls)]
+        self.where = " + ".join(line.where for line in self._lines)  # what log lines show
+        self._redundant = len(self._lines) > 1
         self._buffer = BoundedBuffer(config.buffer_size, config.overflow)
         self._sequencer = SequenceTracker()
-        self._gate = AttemptGate(url, config.gate_dir)
         self._lock = threading.Lock()
         self._put_lock = threading.Lock()
         self._history = history
@@ -230,14 +117,17 @@ class Bridge(Generic[ItemT]):
             if history is not None
             else None
         )
+        self._catching_up = False  # a catch-up's barrier waits for a line to connect
         self._start_time: tuple[int, list[str]] | None = None  # resume_at(): (time in ms, keys)
+        # Redundant lines: key -> seq -> a record that jumped ahead on one line while another may
+        # still deliver what it skipped; key -> (seq, monotonic time) of a record delivered, whose
+        # copy tells how far the other line trails (one probe a key at a time: cheap, unbiased).
+        self._parked: dict[str, dict[int, _Parked]] = {}
+        self._probes: dict[str, tuple[int, float]] = {}
         self._wake = threading.Event()
-        self._stop = threading.Event()
         self._error: FeedError | None = None
         self._thread: threading.Thread | None = None
-        self._readers_opened = 0
-        self._open_connections = 0  # connections open now (two during a handover)
-        self._flushing_stash = False
+        self._restored: dict[str, int] = {}  # resume_after's positions: below them, duplicates
         self._rlog = RateLimitedLog(log)
         self._counts = dict.fromkeys(
             (
@@ -252,7 +142,6 @@ class Bridge(Generic[ItemT]):
                 "controls",
                 "parse_failures",
                 "oversized",
-                "handover_duplicates",
             ),
             0,
         )
@@ -266,6 +155,7 @@ class Bridge(Generic[ItemT]):
         with self._lock:
             for key, seq in positions.items():
                 self._sequencer.restore(key, seq)
+                self._restored[key] = seq
         return self
 
     def resume_at(self, time_ms: int, keys: Iterable[str]) -> Self:
@@ -296,16 +186,27 @@ class Bridge(Generic[ItemT]):
     @property
     def holding(self) -> bool:
         """Whether records older than what this feed has delivered may still come: while no
-        connection is open (what the exchange publishes meanwhile comes later, from the history)
-        and while a backfill's barrier is in the buffer. A consumer that merges this feed with
-        others keeps their event time from running ahead meanwhile (connectors/flink/source.py)."""
-        return self._open_connections == 0 or self._buffer.barriers > 0
+        line is open (what the exchange publishes meanwhile comes later, from the history), while
+        a backfill's barrier is in the buffer, and while redundant lines' arbitration waits for a
+        line to deliver what another skipped. A consumer that merges this feed with others keeps
+        their event time from running ahead meanwhile (connectors/flink/source.py)."""
+        return (
+            not any(line.open for line in self._lines)
+            or self._buffer.barriers > 0
+            or bool(self._parked)
+        )
 
     @property
     def stats(self) -> dict[str, int]:
         """Counts since the start, which only grow, and levels, which say what is now:
         ``buffered``, ``buffer_capacity``, ``buffer_high_water``, ``connected`` (connections open),
-        ``backfilling`` (backfills running)."""
+        ``backfilling`` (backfills running). ``copies``: records another connection of this feed
+        had delivered already (a handover's overlap, the other lines), dropped; ``duplicates``:
+        records delivered before (by the same connection, or before a restart). With redundant
+        lines, per line N (from 1): ``lineN_records_first`` (records it delivered first),
+        ``lineN_records_second`` (copies it delivered after another line, dropped),
+        ``lineN_trail_ms`` (how far its copies came behind the first: a moving average),
+        ``lineN_reconnects``, ``lineN_connected``."""
         with self._lock:
             counts = dict(self._counts)
             seq = self._sequencer
@@ -313,20 +214,29 @@ class Bridge(Generic[ItemT]):
                 gaps=seq.gaps,
                 missing_ids=seq.missing,
                 reordered=seq.reordered,
-                duplicates=seq.duplicates - counts["handover_duplicates"],
+                duplicates=seq.duplicates,
+                copies=sum(line.copies for line in self._lines),
             )
             if self._backfill is not None:
                 counts.update(self._backfill.stats)
+            if self._redundant:
+                for line in self._lines:
+                    n = f"line{line.number + 1}_"
+                    counts[n + "records_first"] = line.records
+                    counts[n + "records_second"] = line.copies
+                    counts[n + "trail_ms"] = round(line.trail_ms)
+                    counts[n + "reconnects"] = line.reconnects
+                    counts[n + "connected"] = int(line.open)
         counts["buffer_dropped"] = self._buffer.dropped
         counts["buffered"] = len(self._buffer)
         counts["buffer_capacity"] = self._buffer.capacity
         counts["buffer_high_water"] = self._buffer.high_water
-        counts["connected"] = self._open_connections
+        counts["connected"] = sum(r.open for line in self._lines for r in line.readers)
         counts["log_suppressed"] = self._rlog.suppressed_total
         return counts
 
     def close(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self.stopping.set()
         self._buffer.close()
         self._wake.set()
         if self._backfill is not None:
@@ -345,13 +255,23 @@ class Bridge(Generic[ItemT]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the supervisor thread ----------------------------------------------------------------
+    # -- the bridge's thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        readers: list[_Reader] = []
         try:
-            self._supervise(readers)
-        except _Stopped:
+            self._resolve_start_time()
+            self._start_lines()
+            while True:
+                self._wake.wait(self.config.poll_interval)
+                self._wake.clear()
+                if self.stopping.is_set():
+                    raise Stopped()
+                self._rlog.flush()
+                self._settle_parked()
+                for line in self._lines:
+                    if line.error is not None:
+                        raise line.error
+        except Stopped:
             pass
         except FeedError as exc:
             log.error("feed %s failed: %s", self.name, exc)
@@ -360,45 +280,23 @@ class Bridge(Generic[ItemT]):
             log.exception("bridge %s crashed", self.name)
             self._error = FeedError(f"bridge {self.name} crashed: {exc!r}")
         finally:
-            for reader in readers:
-                reader.stop()
-            self._open_connections = 0
+            self.stopping.set()
+            for line in self._lines:
+                line.stop()
 
-    def _supervise(self, readers: list[_Reader]) -> None:
-        cfg = self.config
-        backoff = Backoff(cfg.backoff_initial, cfg.backoff_max, cfg.backoff_jitter)
-        self._resolve_start_time()
-        self._catch_up()
-        readers.append(self._open())  # a first connect failure is the consumer's to handle
-        self._connected()
-        while True:
-            reader = readers[-1]
-            self._open_connections = sum(not r.ended.is_set() for r in readers)
-            self._wake.wait(cfg.poll_interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                raise _Stopped()
-            self._rlog.flush()
-            if reader.fatal is not None:
-                raise reader.fatal
-            if reader.ended.is_set():
-                readers.remove(reader)
-                self._open_connections = sum(not r.ended.is_set() for r in readers)
-                self._on_lost(reader)
-                if reader.records:
-                    backoff.reset()  # that connection worked: start the backoff afresh
-                self._catch_up()
-                readers.append(self._reconnect(backoff, reader.lost))
-                self._connected()
-                continue
-            age = time.monotonic() - reader.conn.opened_at
-            if reader.wants_handover or age > cfg.max_connection_age:
-                why = (
-                    "server announced shutdown"
-                    if reader.wants_handover
-                    else f"connection age {age:.0f}s"
-                )
-                self._handover(readers, why)
+    def _start_lines(self) -> None:
+        """The lines try their first connection in turn until one opens; a first connect failure
+        of every line is the consumer's to handle. Then each goes on in its own thread (one that
+        failed reconnects there)."""
+        for line in self._lines:
+            if line.connect_first():
+                break
+        else:
+            failure = self._lines[-1].first_failure
+            assert failure is not None  # connect_first sets it when it fails
+            raise failure
+        for line in self._lines:
+            line.start()
 
     def _resolve_start_time(self) -> None:
         """``resume_at``: each key without a position starts before its first record at that
@@ -443,143 +341,88 @@ class Bridge(Generic[ItemT]):
                     exc,
                     wait,
                 )
-                if self._stop.wait(wait):
-                    raise _Stopped() from None
+                if self.stopping.wait(wait):
+                    raise Stopped() from None
                 delay = min(RETRY_MAX, delay * 2)
 
-    def _catch_up(self) -> None:
-        """Before a connection opens: what the stream sent while none was open is fetched, and
-        what the new connection delivers waits behind it."""
-        if self._backfill is None:
+    def _settle_parked(self) -> None:
+        """Redundant lines: records parked longer than ``line_lag_limit``, or that no other line
+        can still fill in, go on: the ids they jumped over are a gap (filled from the history)."""
+        if not self._parked:
+            return
+        now, limit = time.monotonic(), self.config.line_lag_limit
+        with self._put_lock:
+            with self._lock:
+                out: list[Any] = []
+                barriers = False
+                for key in list(self._parked):
+                    parked = self._parked[key]
+                    first = parked[min(parked)]
+                    last = self._sequencer.last_seqs[key]
+                    if now - first[2] < limit and self._may_fill(first[1].line, key, last):
+                        continue
+                    del self._parked[key]
+                    for seq in sorted(parked):
+                        item, reader, _ = parked[seq]
+                        deliver, barrier = self._sequence(key, seq, out)
+                        barriers = barriers or barrier
+                        if deliver:
+                            out.append(item)
+                            reader.records += 1
+                            self._counts["records"] += 1
+            self._put(out, barriers)
+
+    # -- what the lines ask of the bridge (line.LineHost) ----------------------------------------
+
+    def before_connect(self, line: Line) -> None:
+        """A feed that had no line open catches up on what the exchange sent meanwhile: the
+        barrier goes into the buffer before anything the new connection delivers. With another
+        line open nothing was missed."""
+        if self._backfill is None or self._catching_up:
+            return
+        if any(other.open for other in self._lines):
             return
         with self._put_lock:
             with self._lock:
                 barrier = self._backfill.catch_up()
             if barrier is not None:
                 self._buffer.put_barrier(barrier)
+                self._catching_up = True
 
-    def _connected(self) -> None:
+    def connected(self, line: Line) -> None:
         if self._backfill is not None:
             with self._lock:
                 self._backfill.connected()
-
-    def _open(self, stash: bool = False) -> _Reader:
-        delay = self._gate.reserve()
-        if delay > 0:
+        self._catching_up = False
+        if self._redundant and line.reconnects:
             log.info(
-                "waiting %.1fs before connecting to %s (attempt rate limit or Retry-After)",
-                delay,
-                self.where,
+                "%s is back: %d of %d lines open",
+                line.name,
+                sum(other.open for other in self._lines),
+                len(self._lines),
             )
-            if self._stop.wait(delay):
-                raise _Stopped()
-        conn = Connection(
-            self.url,
-            self.config.connect_timeout,
-            self.config.poll_interval,
-            self.config.max_frame_bytes,
-            self.config.ca_file,
-        )
-        try:
-            conn.open()
-        except ConnectFailed as exc:
-            self._count("connect_failures")
-            if exc.retry_after is not None:
-                self._gate.hold_off(exc.retry_after)
-            log.warning(
-                "connect to %s (%s) failed: %s",
-                self.where,
-                self.name,
-                exc.cause
-                + (
-                    f"; Retry-After {exc.retry_after:g}s honoured"
-                    if exc.retry_after is not None
-                    else ""
-                ),
-            )
-            raise
-        self._count("connects")
-        self._readers_opened += 1
-        log.info("connected to %s (%s)", self.where, self.name)
-        reader = _Reader(self, conn, self._readers_opened, stash)
-        reader.start()
-        return reader
 
-    def _on_lost(self, reader: _Reader) -> None:
-        lost = reader.lost or ConnectionLost("connection ended")
-        self._count("silence_timeouts" if isinstance(lost, SilenceTimeout) else "disconnects")
-        conn = reader.conn
-        log.warning(
-            "connection to %s (%s) lost after %.1fs and %d messages: %s",
-            self.where,
-            self.name,
-            time.monotonic() - conn.opened_at,
-            conn.messages,
-            lost,
-        )
-        conn.close()
+    def lost(self, line: Line) -> None:
+        if self._redundant:
+            left = [other.name for other in self._lines if other.open]
+            if left:
+                log.warning("%s: running on %s only until it is back", line.name, ", ".join(left))
+            else:
+                log.warning(
+                    "%s: every line is down: what they miss comes from the history", line.name
+                )
 
-    def _reconnect(self, backoff: Backoff, cause: Exception | None) -> _Reader:
-        max_attempts = self.config.max_reconnect_attempts
-        while True:
-            if backoff.attempts >= max_attempts:
-                raise ReconnectsExhausted(self.url, backoff.attempts, str(cause))
-            delay = backoff.next_delay()
-            log.info(
-                "reconnecting to %s in %.2fs (attempt %d of %d)",
-                self.where,
-                delay,
-                backoff.attempts,
-                max_attempts,
-            )
-            if self._stop.wait(delay):
-                raise _Stopped()
-            try:
-                reader = self._open()
-            except ConnectFailed as exc:
-                cause = exc
-                continue
-            self._count("reconnects")
-            return reader
+    def others_open(self, line: Line) -> bool:
+        return all(other.open for other in self._lines if other is not line)
 
-    def _handover(self, readers: list[_Reader], why: str) -> None:
-        """Opens the next connection before closing the old: the new one's records wait until the
-        old one has delivered up to where the new one began, so the switch loses nothing."""
-        old = readers[-1]
-        old.wants_handover = False
-        log.info("handing over %s to a new connection: %s", self.name, why)
-        try:
-            new = self._open(stash=True)
-        except ConnectFailed:
-            return  # the old connection goes on; its loss, when it comes, reconnects as usual
-        readers.append(new)
-        self._count("handovers")
-        deadline = time.monotonic() + self.config.handover_timeout
-        while not self._caught_up(new) and time.monotonic() < deadline:
-            if (
-                old.ended.is_set()
-                or new.ended.is_set()
-                or self._stop.wait(self.config.poll_interval)
-            ):
-                break
-        if new.ended.is_set() and not old.ended.is_set():
-            log.warning(
-                "handover of %s: the new connection was lost; the old one goes on", self.name
-            )
-            readers.remove(new)
-            new.stop()
-            return
-        if not self._caught_up(new):
-            log.warning(
-                "handover of %s: the old connection did not reach where the new one began "
-                "(a gap, if any, is filled from the history)",
-                self.name,
-            )
-        readers.remove(old)
-        old.stop()
-        self._flush_stash(new)
+    def another_open(self, line: Line) -> bool:
+        return any(other.open for other in self._lines if other is not line)
 
-    def _caught_up(self, new: _Reader) -> bool:
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def caught_up(self, new: Reader) -> bool:
         """True once, for every key delivered so far, the new connection began no later than the
         next record the old one owes."""
         with self._lock:
@@ -588,24 +431,16 @@ class Bridge(Generic[ItemT]):
                 for key, last in self._sequencer.last_seqs.items()
             )
 
-    def _flush_stash(self, reader: _Reader) -> None:
+    def flush_stash(self, reader: Reader) -> None:
         with self._put_lock:
             with self._lock:
                 items, reader.stash = reader.stash or [], None
-                self._flushing_stash = True  # duplicates now are the overlap, expected
-                try:
-                    out, barriers = self._decode(reader, items)
-                finally:
-                    self._flushing_stash = False
+                out, barriers = self._decode(reader, items)
             self._put(out, barriers)
-
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += n
 
     # -- reader threads -----------------------------------------------------------------------
 
-    def _ingest(self, reader: _Reader, messages: list[bytes | Message]) -> None:
+    def ingest(self, reader: Reader, messages: list[bytes | Message]) -> None:
         with self._put_lock:
             stash = reader.stash
             if stash is not None:
@@ -616,7 +451,7 @@ class Bridge(Generic[ItemT]):
                 out, barriers = self._decode(reader, messages)
             self._put(out, barriers)
 
-    def _keep(self, reader: _Reader, stash: list[object], messages: list[bytes | Message]) -> None:
+    def _keep(self, reader: Reader, stash: list[object], messages: list[bytes | Message]) -> None:
         """A handover's new connection: parsed now, sequenced when the old one has caught up."""
         record_types, first_seen = self.decoder.record_types, reader.first_seen
         for message in messages:
@@ -644,7 +479,7 @@ class Bridge(Generic[ItemT]):
                 chunk.append(item)
         self._buffer.put_many(chunk)
 
-    def _decode(self, reader: _Reader, messages: Sequence[object]) -> tuple[list[Any], bool]:
+    def _decode(self, reader: Reader, messages: Sequence[object]) -> tuple[list[Any], bool]:
         """Runs once per message: kept flat on purpose (bench/ profiles it). Returns what to put
         into the buffer and whether a backfill barrier is among it. ``messages``: what a connection
         received (``bytes``, ``Message``) or a handover's stash (items it already decoded).
@@ -658,6 +493,13 @@ class Bridge(Generic[ItemT]):
             self.decoder.failure_types,
         )
         last_seqs, counts, backfill = self._sequencer.last_seqs, self._counts, self._backfill
+        redundant, positions, parked, probes = (
+            self._redundant,
+            reader.positions,
+            self._parked,
+            self._probes,
+        )
+        now = time.monotonic() if redundant else 0.0
         watching = backfill is not None and bool(
             backfill.episodes
         )  # a backfill wants to see live records
@@ -672,38 +514,112 @@ class Bridge(Generic[ItemT]):
                     last_seqs[key] = seq
                     if watching and backfill is not None:
                         backfill.note_live(key, seq, Verdict.NEXT, 0, out)
+                    deliver = True
                 else:
-                    verdict, missing = self._sequencer.accept(key, seq)
-                    self._irregular(key, seq, verdict, missing)
-                    if backfill is not None:
-                        before = len(out)
-                        backfill.note_live(key, seq, verdict, missing, out)
-                        barriers = barriers or any(type(i) is Barrier for i in out[before:])
-                        watching = bool(backfill.episodes)
-                    if not verdict.deliver:
-                        continue
+                    deliver, barrier = self._irregular_record(reader, item, key, seq, out, now)
+                    barriers = barriers or barrier
+                    watching = backfill is not None and bool(backfill.episodes)
+                positions[key] = seq
+                if not deliver:
+                    continue
                 out.append(item)
                 n_records += 1
+                if redundant:
+                    if key not in probes:
+                        probes[key] = (seq, now)
+                    if key in parked:
+                        self._unpark(key, out)
             elif kind in failure_types:
                 counts["parse_failures"] += 1
                 self._rlog.warning(
                     "parse failure",
                     "dead letter from %s: %s: %s",
-                    self.name,
+                    reader.line.name,
                     item.reason,
                     item.error,
                 )
                 out.append(item)
             else:
                 counts["controls"] += 1
-                log.info("control message on %s: %s", self.name, item)
+                log.info("control message on %s: %s", reader.line.name, item)
                 if item.wants_reconnect:
                     reader.wants_handover = True
-                    self._wake.set()
+                    reader.line.wake.set()
         counts["messages"] += len(messages)
         counts["records"] += n_records
         reader.records += n_records
         return out, barriers
+
+    def _irregular_record(
+        self, reader: Reader, item: Any, key: str, seq: int, out: list[Any], now: float
+    ) -> tuple[bool, bool]:
+        """A record that is not the next of its key: whether to deliver it now, and whether a
+        barrier went into ``out``. The first copy of a record wins: a later copy from another
+        connection (a handover's overlap, another line) is dropped. With redundant lines a record
+        that jumps ahead waits (parked) while another line may still deliver the ids it skipped."""
+        last = self._sequencer.last_seqs[key]  # a key without a position is always next
+        if seq <= last:
+            before, restored = reader.positions.get(key), self._restored.get(key)
+            if (
+                (before is None or seq > before)  # this connection has not carried it
+                and (restored is None or seq > restored)  # nor was it delivered before a restart
+                and not self._sequencer.is_missing(key, seq)
+            ):
+                reader.copies += 1
+                probe = self._probes.get(key)
+                if probe is not None and seq >= probe[0]:
+                    del self._probes[key]
+                    if seq == probe[0]:
+                        reader.line.trail(now - probe[1])
+                return False, False
+        elif self._redundant and (key in self._parked or self._may_fill(reader.line, key, last)):
+            self._parked.setdefault(key, {}).setdefault(seq, (item, reader, now))
+            return False, False
+        return self._sequence(key, seq, out)
+
+    def _sequence(self, key: str, seq: int, out: list[Any]) -> tuple[bool, bool]:
+        """The sequencer's verdict on an irregular record, logged and shown to the backfill:
+        whether to deliver it, and whether a barrier went into ``out``."""
+        verdict, missing = self._sequencer.accept(key, seq)
+        self._irregular(key, seq, verdict, missing)
+        barrier = False
+        if self._backfill is not None:
+            before = len(out)
+            self._backfill.note_live(key, seq, verdict, missing, out)
+            barrier = any(type(i) is Barrier for i in out[before:])
+        return verdict.deliver, barrier
+
+    def _may_fill(self, line: Line, key: str, last: int) -> bool:
+        """Whether a line other than ``line`` may still deliver ``key``'s ids after ``last``: it
+        has a connection open that has not gone quiet and has not passed ``last`` on that key."""
+        quiet_after = time.monotonic() - self.config.line_lag_limit
+        for other in self._lines:
+            if other is line:
+                continue
+            for r in other.readers:
+                if r.open and r.stash is None and r.conn.last_frame_at > quiet_after:
+                    at = r.positions.get(key)
+                    if at is None or at <= last:
+                        return True
+        return False
+
+    def _unpark(self, key: str, out: list[Any]) -> None:
+        """``key``'s next id was just delivered: the parked records that now follow on go too,
+        those already delivered by another line are dropped."""
+        parked, last_seqs, backfill = self._parked[key], self._sequencer.last_seqs, self._backfill
+        last = last_seqs[key]
+        while (entry := parked.pop(last + 1, None)) is not None:
+            item, reader, _ = entry
+            last = last_seqs[key] = last + 1
+            if backfill is not None and backfill.episodes:
+                backfill.note_live(key, last, Verdict.NEXT, 0, out)
+            out.append(item)
+            reader.records += 1
+            self._counts["records"] += 1
+        for seq in [s for s in parked if s <= last]:
+            parked.pop(seq)[1].copies += 1
+        if not parked:
+            del self._parked[key]
 
     def _unusual(self, message: object) -> object:
         """An oversized, binary or fragmented ``Message``, or an item a handover already parsed."""
@@ -716,7 +632,7 @@ class Bridge(Generic[ItemT]):
         return self.decoder.parse(message.payload, message.binary)
 
     def _irregular(self, key: str, seq: int, verdict: Verdict, missing: int) -> None:
-        """Logs what the sequencer counted; a handover's expected duplicates are counted apart."""
+        """Logs what the sequencer counted."""
         if verdict is Verdict.GAP:
             self._rlog.warning(
                 "sequence gap", "%s: %s jumped to %d, %d ids missing", self.name, key, seq, missing
@@ -725,8 +641,6 @@ class Bridge(Generic[ItemT]):
             self._rlog.warning(
                 "sequence reorder", "%s: %s id %d arrived late (reordered)", self.name, key, seq
             )
-        elif self._flushing_stash:
-            self._counts["handover_duplicates"] += 1  # expected: both connections carry the overlap
         else:
             self._rlog.warning(
                 "sequence duplicate", "%s: %s id %d seen before, dropped", self.name, key, seq

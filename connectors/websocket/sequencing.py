@@ -62,6 +62,10 @@ class SequenceTracker:
         self.duplicates += 1
         return Verdict.DUPLICATE, 0
 
+    def is_missing(self, key: str, seq: int) -> bool:
+        """Whether ``seq`` lies in one of ``key``'s open gaps (``accept`` would deliver it)."""
+        return any(first <= seq <= last for first, last in self._gaps.get(key, ()))
+
     def open_gaps(self, key: str, first: int, last: int) -> list[tuple[int, int]]:
         """The still missing ranges of ``key`` within ``first..last``, oldest first. A gap stays
         open after a backfill reported it unfillable: should its ids still come, they pass."""

@@ -16,7 +16,7 @@ from connectors.binance.history import RestConfig
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
 from connectors.feed import BinanceFeed
 from connectors.simulator import Market, whole_market
-from connectors.websocket.bridge import BridgeConfig
+from connectors.websocket.config import BridgeConfig
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
 OUT_OF_ORDERNESS_MS = 2000  # the job's default watermark bound: a trade further behind is late

@@ -12,7 +12,7 @@ import pytest
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
 from connectors.feed import BinanceFeed
 from connectors.simulator.market import Market
-from connectors.websocket.bridge import BridgeConfig
+from connectors.websocket.config import BridgeConfig
 from connectors.websocket.errors import ConnectFailed, ReconnectsExhausted
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
@@ -281,7 +281,7 @@ def test_handover_opens_the_new_connection_first_and_loses_nothing(
         assert ids == sorted(set(ids)), "a trade delivered twice"
     stats = feed.stats
     assert stats["gaps"] == 0 and stats["duplicates"] == 0 and stats["disconnects"] == 0
-    assert stats["handover_duplicates"] > 0  # both connections carried the overlap, passed once
+    assert stats["copies"] > 0  # both connections carried the overlap, passed once
 
 
 def test_reconnects_exhausted_is_an_error(simulator, feeds, tmp_path):

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from connectors.binance.records import DeadLetter, FailureReason, Trade
 from connectors.feed import BinanceFeed
-from connectors.websocket.bridge import BridgeConfig
+from connectors.websocket.config import BridgeConfig
 from helpers.raw_websocket import (
     BINARY,
     CONTINUATION,

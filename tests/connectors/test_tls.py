@@ -14,7 +14,7 @@ from connectors.binance.history import RestConfig
 from connectors.binance.records import Trade
 from connectors.feed import BinanceFeed
 from connectors.simulator import Market
-from connectors.websocket.bridge import BridgeConfig
+from connectors.websocket.config import BridgeConfig
 from connectors.websocket.errors import ConnectFailed
 
 

@@ -3,6 +3,7 @@ start, filtered as asked, planned into connections Binance accepts; a failure is
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 import sys
@@ -128,3 +129,65 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
     assert sim.log.close_codes[1008] == 0
     log = flink_log(logs)
     assert len(re.findall(r"\(18[78] symbols@trade \(\w+\.\.\w+\)\) lost after", log)) == 1
+
+
+@pytest.mark.slow
+def test_the_whole_market_on_two_lines_through_resets_asks_no_history(simulator, tmp_path):
+    """1,500 symbols at 5,000 trades/s on two lines (``--redundancy 2``: 16 connections to two
+    endpoints, the second 100 ms behind), a connection reset every 12 s on an endpoint picked at
+    random, that endpoint then refusing upgrades for 2 s: every published trade written once,
+    the bars exact, nothing late, and not one request to the REST history (only exchangeInfo, at
+    start, for --symbols all)."""
+    sim = simulator(
+        whole_market(
+            1500, rate=5000, pause_without_subscribers=False, seed=13, history_seconds=600
+        ),
+        endpoints=2,
+    )
+    sim.endpoints[1].faults.delay_market(0.1)
+    out, logs, stdout = tmp_path / "out", tmp_path / "log", tmp_path / "stdout.txt"
+    cmd = [
+        sys.executable,
+        str(MAIN),
+        "--symbols",
+        "all",
+        "--redundancy",
+        "2",
+        "--ws-url",
+        ",".join(sim.ws_urls),
+        "--rest-url",
+        sim.http_url,
+        "--duration",
+        "50",
+        "--out",
+        str(out),
+        "--checkpoint-interval",
+        "2s",
+        "--checkpoint-dir",
+        (tmp_path / "checkpoints").as_uri(),
+    ]
+    proc = start_job(cmd, logs, stdout)
+    pick = random.Random(13)
+    try:
+        sim.wait_for(lambda: all(len(e.connections) >= 8 for e in sim.endpoints), timeout=300)
+        for _ in range(3):
+            time.sleep(10)
+            faults = pick.choice(sim.endpoints).faults
+            faults.reject_handshake(503, retry_after=None, times=1_000)
+            faults.drop_after(0, reset=True)  # the longest open of its eight
+            time.sleep(2)
+            faults.reject_handshake(503, times=0)
+    finally:
+        finish_job(proc, stdout)
+
+    symbols = sorted(sim.market.symbols)
+    trades = assert_every_published_trade_once(read_output(out, "trades"), sim, symbols=symbols)
+    assert len(trades) > 150_000
+    assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
+    assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
+    assert [path for path, _, _ in sim.rest_requests if "exchangeInfo" not in path] == []
+    for endpoint in sim.endpoints:
+        assert endpoint.log.statuses[414] == endpoint.log.statuses[429] == 0
+        assert endpoint.log.close_codes[1008] == 0
+    log = flink_log(logs)
+    assert len(re.findall(r"line [12]/2: running on .* only until it is back", log)) == 3

@@ -177,3 +177,54 @@ def _percentiles(samples: list[float]) -> dict[str, float | None]:
         else (lambda q: None)
     )
     return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99)}
+
+
+def lines_compared(work: Path, warmup: float, phase_s: float, lines: int) -> dict:
+    """The job on ``lines`` lines (``--redundancy``) to the paced server at 10,000 trades/s, after
+    ``warmup`` s at 1,000/s: latency of each trade to the sink (the first copy's), and the CPU of
+    the job's whole process tree per million trades over the 10,000/s phase. Every connection of
+    the paced server sends the same trades (ids from the same start), each on its own schedule:
+    the lines' copies of a trade come a few ms apart, as from two hosts."""
+    phases = f"1000:{warmup:g},10000:{phase_s:g}"
+    with LoadServer("paced", "--phases", phases) as server:
+        job = FlinkJob(
+            JOB,
+            [
+                "--symbols",
+                "btcusdt",
+                "--ws-url",
+                ",".join([server.url] * lines),
+                "--redundancy",
+                str(lines),
+            ],
+            work,
+            keep_event_times=True,
+        )
+        try:
+            server.wait_for(
+                lambda e: e.get("phase") == 1 and "start_ms" in e, STARTUP_TIMEOUT_S + warmup
+            )
+            cpu0, t0 = job.cpu_seconds()[0], time.monotonic()
+            server.wait_for(lambda e: e.get("phase") == 2 and "start_ms" in e, phase_s + 60)
+            cpu1, t1 = job.cpu_seconds()[0], time.monotonic()
+            sent_total = sum(e["sent"] for e in server.events if "sent" in e and e["conn"] == 1)
+            job.wait_for_lines(sent_total, max(BACKLOG_TIMEOUT_S, sent_total / 1000))
+            if job.failed():
+                raise RuntimeError(job.failed())
+        finally:
+            job.stop()
+        events = list(server.events)
+    starts = {e["phase"]: e["start_ms"] for e in events if "start_ms" in e and e["conn"] == 1}
+    sent = {e["phase"]: e["sent"] for e in events if "sent" in e and e["conn"] == 1}
+    sink = _by_phase(((e, arrived - e) for e, arrived in job.tail.arrivals), starts)
+    cpu = sum(cpu1.values()) - sum(cpu0.values())
+    out = {
+        "connections": len({e["conn"] for e in events}),
+        "sent": sent.get(1, 0),
+        "received": len(sink.get(1, [])),
+        "cpu_s_per_million": round(cpu / (sent.get(1, 0) / 1e6), 2) if sent.get(1) else None,
+        "cpu_pct": round(cpu / (t1 - t0) * 100, 1),
+    }
+    for q, value in _percentiles(sink.get(1, [])).items():
+        out[f"latency_ms_{q}"] = value
+    return out

@@ -256,7 +256,29 @@ def markdown(r: dict, profile: dict | None) -> str:
         "process mode, Beam's loopback; in thread mode they run inside the JVM), other processes "
         f"{r['idle_cpu_pct_other']:.1f}%.",
         "",
-        "## 5. Memory under a stalled consumer",
+        "## 5. Two lines against one",
+        "",
+        "The job on one line, then on two (`--redundancy 2`, both to the paced server, whose every "
+        "connection sends the same trades on its own schedule, a few ms apart), "
+        f"{r['latency_warmup_s']:g} s at 1,000 trades/s, then {r['latency_phase_s']:g} s at "
+        "10,000/s, measured over that phase: the CPU of the job's whole process tree, and the "
+        "latency of each trade (its first copy) from the server to the trades sink.",
+        "",
+        "| lines | trades sent | CPU % of a core | CPU s per million trades "
+        "| to trades sink p50 / p95 / p99 ms |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {n} | {_n(r[f'lines_{n}_sent'])} | {r[f'lines_{n}_cpu_pct']} | "
+            f"{_n(r[f'lines_{n}_cpu_s_per_million'], 2)} | "
+            + " / ".join(_n(r[f"lines_{n}_latency_ms_{q}"], 1) for q in ("p50", "p95", "p99"))
+            + " |"
+            for n in (1, 2)
+        ),
+        "",
+        f"The second line costs **{r['lines_2_cpu_ratio']}x** the CPU per trade of one: every "
+        "message is received and parsed twice, and the copy is dropped by id.",
+        "",
+        "## 6. Memory under a stalled consumer",
         "",
         f"BinanceFeed (buffer bound {_n(r['stalled_buffer_size'])} records, overflow `block`) "
         f"against the flood, never drained, for {r['stalled_seconds']:g} s. The buffer held "

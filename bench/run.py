@@ -356,6 +356,27 @@ def latency_and_idle(plan: dict, scratch: Path, results: dict) -> None:
     )
 
 
+def redundant_lines(plan: dict, scratch: Path, results: dict) -> None:
+    """One line against two at 10,000 trades/s, side by side: the cost of ``--redundancy 2``."""
+    for lines in (1, 2):
+        found = flink_runs.lines_compared(
+            scratch / f"flink-lines-{lines}", plan["latency_warmup"], plan["latency_phase"], lines
+        )
+        planned = 10_000 * plan["latency_phase"]
+        if found["sent"] < 0.95 * planned or found["connections"] != lines:
+            raise InvalidRun(
+                f"{lines} line(s) at 10,000/s: {found['connections']} connection(s), "
+                f"{found['sent']:,} trades sent of the {planned:,.0f} planned: not that load"
+            )
+        results.update({f"lines_{lines}_{key}": value for key, value in found.items()})
+    one, two = (results[f"lines_{n}_cpu_s_per_million"] for n in (1, 2))
+    results["lines_2_cpu_ratio"] = round(two / one, 2) if one and two else None
+    log(
+        f"two lines vs one at 10k/s: CPU {results['lines_2_cpu_ratio']}x, p99 "
+        f"{results['lines_2_latency_ms_p99']} vs {results['lines_1_latency_ms_p99']} ms"
+    )
+
+
 def measure(plan: dict, scratch: Path, results: dict) -> dict | None:
     """Every benchmark in turn, into ``results``; the bridge's profile if py-spy is there. Raises
     ``InvalidRun`` at the first measurement that is not a figure."""
@@ -375,6 +396,7 @@ def measure(plan: dict, scratch: Path, results: dict) -> dict | None:
         python_operators(results)
         scale_out(plan, server, scratch, results)
     latency_and_idle(plan, scratch, results)
+    redundant_lines(plan, scratch, results)
     return profiled
 
 

@@ -39,6 +39,8 @@ KEYS = [
         for rate in ("1k", "10k")
     ),
     "idle_cpu_pct",
+    *(f"lines_{n}_{key}" for n in (1, 2) for key in ("cpu_s_per_million", "latency_ms_p99")),
+    "lines_2_cpu_ratio",
     "stalled_peak_rss_mb",
     "flink_input_trades",
     "flink_input_sent_max",

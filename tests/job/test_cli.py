@@ -25,6 +25,8 @@ def test_help_lists_every_option_with_its_default(capsys):
         "--symbols",
         "--stream",
         "--ws-url",
+        "--redundancy",
+        "--line-lag-limit",
         "--rest-url",
         "--since",
         "--no-backfill",
@@ -88,6 +90,15 @@ def test_options_reach_the_settings():
     assert parse_args(["--no-backfill"]).rest is None
 
 
+def test_redundant_lines_default_to_both_binance_hosts():
+    assert parse_args([]).ws_url == ["wss://stream.binance.com:9443"]
+    args = parse_args(["--redundancy", "2", "--line-lag-limit", "0.5"])
+    assert args.ws_url == ["wss://stream.binance.com:9443", "wss://data-stream.binance.vision"]
+    assert args.bridge.line_lag_limit == 0.5
+    given = parse_args(["--redundancy", "3", "--ws-url", "ws://a.example, ws://b.example"])
+    assert given.ws_url == ["ws://a.example", "ws://b.example"]
+
+
 def test_a_whole_market_is_planned_into_connections_binance_accepts():
     """1,500 symbols: by default 8 connections of 187-188 streams; --shards asks for more, never
     for fewer than the streams per connection allow."""
@@ -124,6 +135,10 @@ def test_a_whole_market_is_planned_into_connections_binance_accepts():
         (["--since", "1723161600000", "--no-backfill"], "--since"),
         (["--set", "no-equals-sign"], "--set"),
         (["--streams-per-connection", "1025"], "--streams-per-connection"),
+        (["--ws-url", "ws://a.example,ws://b.example"], "--ws-url"),  # two endpoints, one line
+        (["--ws-url", "ws://a.example,http://b.example", "--redundancy", "2"], "--ws-url"),
+        (["--redundancy", "0"], "--redundancy"),
+        (["--line-lag-limit", "0"], "--line-lag-limit"),
         (["--symbols", MARKET, "--streams-per-connection", "1024"], "--streams-per-connection"),
     ],
 )

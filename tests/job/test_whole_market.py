@@ -75,6 +75,7 @@ def test_filters_without_all_and_an_unreachable_exchange_are_one_line(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.scale
 def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(simulator, tmp_path):
     """1,500 symbols at 5,000 trades/s (Zipf: a few busy, a long quiet tail), the default plan
     (8 connections), one connection reset mid-run and refused for 2 s while the market trades on:
@@ -132,6 +133,7 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
 
 
 @pytest.mark.slow
+@pytest.mark.scale
 def test_the_whole_market_on_two_lines_through_resets_asks_no_history(simulator, tmp_path):
     """1,500 symbols at 5,000 trades/s on two lines (``--redundancy 2``: 16 connections to two
     endpoints, the second 100 ms behind), a connection reset every 12 s on an endpoint picked at

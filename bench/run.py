@@ -34,13 +34,16 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent)
 )  # run as a script, bench/ is not installed
 
-from bench import bridge_profile, flink_runs, report, scaleout
+from bench import bridge_profile, flink_runs, report, scaleout, wholemarket
 from bench.data import REPO, Trades
 from bench.loadserver import LoadServer
 from bench.validity import SERVER_HEADROOM, InvalidRun, require
 
 PLANS = {
     "full": {
+        "wholemarket_warmup": 20.0,
+        "wholemarket_window": 30.0,
+        "wholemarket_after": 30.0,
         "seconds": 4.0,
         "rounds": 3,
         "stalled_seconds": 10.0,
@@ -53,6 +56,9 @@ PLANS = {
         "idle": 60.0,
     },
     "quick": {
+        "wholemarket_warmup": 10.0,
+        "wholemarket_window": 15.0,
+        "wholemarket_after": 25.0,
         "seconds": 2.0,
         "rounds": 2,
         "stalled_seconds": 4.0,
@@ -65,6 +71,9 @@ PLANS = {
         "idle": 15.0,
     },
     "smoke": {
+        "wholemarket_warmup": 5.0,
+        "wholemarket_window": 5.0,
+        "wholemarket_after": 20.0,
         "seconds": 1.0,
         "rounds": 1,
         "stalled_seconds": 3.0,
@@ -377,6 +386,51 @@ def redundant_lines(plan: dict, scratch: Path, results: dict) -> None:
     )
 
 
+def whole_market(plan: dict, scratch: Path, results: dict) -> None:
+    """1,500 symbols (bench/wholemarket.py) at 5,000 trades/s with one connection reset, on one
+    line and on two, and at 20,000 trades/s on one line."""
+    runs = {
+        "5k": (5000, 1, True),
+        "5k_2lines": (5000, 2, True),
+        "20k": (20_000, 1, False),
+    }
+    for label, (rate, lines, reset) in runs.items():
+        found = wholemarket.run(
+            scratch / f"wholemarket-{label}",
+            rate,
+            lines,
+            plan["wholemarket_warmup"],
+            plan["wholemarket_window"],
+            reset=reset,
+            after=plan["wholemarket_after"],
+        )
+        if found["published_per_s"] < 0.95 * rate:
+            raise InvalidRun(
+                f"whole market at {rate:,}/s ({lines} line(s)): the simulator published only "
+                f"{found['published_per_s']:,}/s over the window: not that rate's run"
+            )
+        results.update({f"wholemarket_{label}_{key}": value for key, value in found.items()})
+        log(
+            f"whole market {label}: {found['trades_per_s']:,} trades/s of "
+            f"{found['published_per_s']:,} published, p99 {found['latency_ms_p99']} ms, "
+            f"RSS {found['peak_rss_mb']} MB"
+            + (
+                f", reset: weight {found['reset_rest_weight']}, held {found['hold_s']} s"
+                if reset
+                else ""
+            )
+        )
+    results["wholemarket_warmup_s"] = plan["wholemarket_warmup"]
+    results["wholemarket_window_s"] = plan["wholemarket_window"]
+    results["wholemarket_p99_ms_5k"] = results["wholemarket_5k_latency_ms_p99"]
+    results["wholemarket_p99_ms_20k"] = results["wholemarket_20k_latency_ms_p99"]
+    results["wholemarket_peak_rss_mb"] = max(
+        results[f"wholemarket_{label}_peak_rss_mb"] for label in runs
+    )
+    results["wholemarket_hold_max_s"] = results["wholemarket_5k_hold_s"]
+    results["wholemarket_hold_max_s_2lines"] = results["wholemarket_5k_2lines_hold_s"]
+
+
 def measure(plan: dict, scratch: Path, results: dict) -> dict | None:
     """Every benchmark in turn, into ``results``; the bridge's profile if py-spy is there. Raises
     ``InvalidRun`` at the first measurement that is not a figure."""
@@ -397,6 +451,7 @@ def measure(plan: dict, scratch: Path, results: dict) -> dict | None:
         scale_out(plan, server, scratch, results)
     latency_and_idle(plan, scratch, results)
     redundant_lines(plan, scratch, results)
+    whole_market(plan, scratch, results)
     return profiled
 
 

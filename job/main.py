@@ -366,6 +366,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if "=" not in item:
             p.error(f"--set expects KEY=VALUE, not {item!r}")
     args.bridge = _settings(p, BridgeConfig, args)
+    # A record the redundant lines' arbitration parks was the newest when it came; released
+    # within the watermark's bound, it cannot be late.
+    if args.bridge.line_lag_limit * 1000 >= args.out_of_orderness:
+        p.error(
+            f"--line-lag-limit {args.bridge.line_lag_limit:g} must stay under --out-of-orderness"
+            f" ({args.out_of_orderness} ms): a trade held that long would be late"
+        )
     args.drain = _settings(p, DrainConfig, args)
     args.rest = None if args.no_backfill else _settings(p, RestConfig, args)
     return args

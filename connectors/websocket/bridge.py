@@ -186,15 +186,12 @@ class Bridge(Generic[ItemT]):
     @property
     def holding(self) -> bool:
         """Whether records older than what this feed has delivered may still come: while no
-        line is open (what the exchange publishes meanwhile comes later, from the history), while
-        a backfill's barrier is in the buffer, and while redundant lines' arbitration waits for a
-        line to deliver what another skipped. A consumer that merges this feed with others keeps
-        their event time from running ahead meanwhile (connectors/flink/source.py)."""
-        return (
-            not any(line.open for line in self._lines)
-            or self._buffer.barriers > 0
-            or bool(self._parked)
-        )
+        line is open (what the exchange publishes meanwhile comes later, from the history) and
+        while a backfill's barrier is in the buffer. A consumer that merges this feed with others
+        keeps their event time from running ahead meanwhile (connectors/flink/source.py). What
+        the arbitration of redundant lines parks is not held for: it waits at most
+        ``line_lag_limit``, which a consumer keeps under its lateness bound (job/main.py)."""
+        return not any(line.open for line in self._lines) or self._buffer.barriers > 0
 
     @property
     def stats(self) -> dict[str, int]:

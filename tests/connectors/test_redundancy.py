@@ -10,11 +10,13 @@ import orjson
 import pytest
 
 from connectors.binance.history import RestConfig
-from connectors.binance.records import DeadLetter, Trade
+from connectors.binance.records import AggTrade, DeadLetter, Trade
 from connectors.feed import BinanceFeed
 from connectors.simulator import Market
 from connectors.websocket.config import BridgeConfig
 
+AGG_SYMBOLS = ("BTCUSDT", "ETHUSDT", "DOTUSDT")  # what the cryptofeed capture holds
+SPEED = 10.0  # 1,910 aggregate trades over 90 s of 2022 in about 9 s
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # Where no REST history is reachable: any backfill would fail and report its ids as unfilled.
@@ -177,3 +179,43 @@ def test_a_jump_on_one_line_waits_for_the_other_and_a_jump_on_both_is_a_gap(simu
     items = drain_until(feed, lambda items: ids(items) == [120], timeout=10)
     assert time.monotonic() - started >= 0.4  # held for line_lag_limit, not released at once
     assert (feed.stats["gaps"], feed.stats["missing_ids"]) == (2, 15)
+
+
+def test_aggregate_trades_after_a_restart_on_two_lines(simulator, caplog, capture_dir, tmp_path):
+    """``@aggTrade`` (the aggregate id is the sequence) resumed after checkpointed ids: one
+    catch-up from the history (by the line that connects first), then two lines, one reset."""
+    sim = simulator(
+        Market.replay(
+            capture_dir / "cryptofeed_BINANCE-ee25be.0.gz",
+            kinds=("aggTrade",),
+            speed=SPEED,
+            pause_without_subscribers=False,
+        ),
+        endpoints=2,
+    )
+    sim.wait_for(
+        lambda: all(len(sim.market.published(s, "aggTrade").ids) > 150 for s in AGG_SYMBOLS)
+    )
+    first = {s: sim.market.published(s, "aggTrade").ids[0] for s in AGG_SYMBOLS}
+    config = BridgeConfig(gate_dir=str(tmp_path), **FAST)
+    feed = BinanceFeed(
+        [s.lower() for s in AGG_SYMBOLS],
+        "aggTrade",
+        sim.ws_urls,
+        config,
+        rest=RestConfig(rest_url=sim.http_url),
+        redundancy=2,
+    ).resume_after({s: a + 99 for s, a in first.items()})
+    with feed:
+        items = drain_until(feed, lambda items: len(items) >= 400, timeout=20)
+        sim.endpoints[0].faults.drop_after(0, reset=True)
+        items += drain_for(feed, 2.0)
+        for symbol in AGG_SYMBOLS:
+            published = sim.market.published(symbol, "aggTrade").ids
+            delivered = [a.agg_id for a in items if isinstance(a, AggTrade) and a.symbol == symbol]
+            assert delivered == published[100 : 100 + len(delivered)], symbol
+            assert len(delivered) > 10
+        stats = feed.stats
+    assert stats["line1_reconnects"] == 1 and stats["backfilled"] > 0
+    assert stats["gaps"] == len(AGG_SYMBOLS)  # the restart's, one a symbol: none from the reset
+    assert sum("catching up after" in r.getMessage() for r in caplog.records) == 1

@@ -139,6 +139,7 @@ def test_a_whole_market_is_planned_into_connections_binance_accepts():
         (["--ws-url", "ws://a.example,http://b.example", "--redundancy", "2"], "--ws-url"),
         (["--redundancy", "0"], "--redundancy"),
         (["--line-lag-limit", "0"], "--line-lag-limit"),
+        (["--line-lag-limit", "2"], "--line-lag-limit"),  # the default lateness bound: 2,000 ms
         (["--symbols", MARKET, "--streams-per-connection", "1024"], "--streams-per-connection"),
     ],
 )

@@ -1,0 +1,201 @@
+"""The whole market: ``job/main.py --symbols all`` against the simulator's generated market of
+1,500 symbols (Zipf activity, Poisson arrivals, event time = the wall clock at emission), at a
+total rate, on one line or two (``--redundancy 2``, the simulator serving two endpoints).
+
+One run: ``warmup`` s after the first trade reached the sink, a ``window`` of steady trading
+(trades/s into the trades sink, latency exchange -> sink of every trade, the peak RSS of the job's
+process tree, the newest checkpoint's size and duration), then, if asked, one connection reset
+(refused for ``refuse`` s, as an upgrade would) and ``after`` s more: the REST weight the job
+spent, the symbols it fetched, how long it held the watermark back (the job's own metric,
+``watermarkHeldTotal``), and the latency of the live trades over that phase.
+
+The input is checked, not assumed: ``published_per_s`` is what the simulator's market published
+over the window (from its own history); a market that fell short of its rate is not that rate's
+run, and the harness refuses it. ``sustained`` says whether the job carried what was published
+(its trades/s at least ``SHORT_OF_RATE`` of it).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import glob
+import os
+import re
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import psutil
+
+from bench.cluster import get_text
+from bench.flink_job import FlinkJob
+from bench.flink_runs import JOB, STARTUP_TIMEOUT_S, _percentiles
+from connectors.simulator import ExchangeSimulator, whole_market
+from connectors.simulator.market_info import ticker_weight
+from connectors.simulator.rest import TICKER_24HR, WEIGHTS
+
+SYMBOLS = 1500
+SHORT_OF_RATE = 0.95
+_METRICS_URL = re.compile(r"metrics for Prometheus at (http://\S+/metrics)")
+_HELD_TOTAL = re.compile(r"^\S*binance_source_watermarkHeldTotal\S* (\S+)$", re.M)
+
+
+def run(
+    work: Path,
+    rate: int,
+    lines: int,
+    warmup: float,
+    window: float,
+    reset: bool = False,
+    refuse: float = 2.0,
+    after: float = 25.0,
+) -> dict:
+    market = whole_market(SYMBOLS, rate=rate, pause_without_subscribers=False, seed=21)
+    with ExchangeSimulator(market, endpoints=lines, keep_frames=False) as sim:
+        job = FlinkJob(
+            JOB,
+            [
+                "--symbols",
+                "all",
+                "--ws-url",
+                ",".join(sim.ws_urls),
+                "--redundancy",
+                str(lines),
+                "--rest-url",
+                sim.http_url,
+                "--checkpoint-interval",
+                "10s",
+            ],
+            work,
+            keep_event_times=True,
+        )
+        try:
+            first = job.wait_for_lines(1, STARTUP_TIMEOUT_S)
+            start = first + warmup
+            _sleep_until(start, job)
+            n0, peak = job.tail.lines, 0.0
+            while time.monotonic() < start + window:
+                peak = max(peak, _rss_mb(job))
+                _sleep_until(min(time.monotonic() + 1.0, start + window), job)
+            end = time.monotonic()
+            out = {
+                "published_per_s": _published_per_s(market, end - start),
+                "trades_per_s": round((job.tail.lines - n0) / (end - start)),
+                "peak_rss_mb": round(peak),
+                **_checkpoint(work),
+            }
+            out["sustained"] = out["trades_per_s"] >= SHORT_OF_RATE * out["published_per_s"]
+            out.update(_latency(job, start, end, "latency_ms"))
+            if reset:
+                out.update(_reset(sim, job, refuse, after))
+        finally:
+            job.stop()
+    return out
+
+
+def _published_per_s(market, seconds: float) -> int:
+    """Trades the market published over the last ``seconds`` (its history keeps a minute)."""
+    since = time.time() * 1000 - seconds * 1000
+    count = 0
+    for symbol in market.symbols:
+        times = market.published(symbol).times
+        count += len(times) - bisect.bisect_left(times, since)
+    return round(count / seconds)
+
+
+def _reset(sim: ExchangeSimulator, job: FlinkJob, refuse: float, after: float) -> dict:
+    metrics = _metrics_url(job)
+    held_before = _held_total_ms(metrics)
+    rest_before = len(sim.rest_requests)
+    faults = sim.endpoints[0].faults
+    at = time.monotonic()
+    faults.refuse_connections()
+    faults.drop_after(0, reset=True)  # the longest open connection of the first endpoint
+    _sleep_until(at + refuse, job)
+    faults.accept_connections()
+    _sleep_until(at + after, job)
+    requests = sim.rest_requests[rest_before:]
+    fetched = {
+        parse_qs(urlsplit(path).query).get("symbol", [""])[0]
+        for path, _, _ in requests
+        if "historicalTrades" in path
+    }
+    out = {
+        "reset_rest_weight": sum(_weight(path) for path, _, _ in requests),
+        "reset_rest_requests": len(requests),
+        "reset_symbols_fetched": len(fetched - {""}),
+        "hold_s": round((_held_total_ms(metrics) - held_before) / 1000, 2),
+    }
+    out.update(_latency(job, at, time.monotonic(), "reset_latency_ms"))
+    return out
+
+
+def _weight(path: str) -> int:
+    split = urlsplit(path)
+    if split.path == TICKER_24HR:
+        return ticker_weight({k: v[0] for k, v in parse_qs(split.query).items()})
+    return WEIGHTS.get(split.path, 0)
+
+
+def _latency(job: FlinkJob, start: float, end: float, name: str) -> dict:
+    """Percentiles of arrival - event time of the trades that arrived between monotonic
+    ``start`` and ``end`` (the tail notes arrivals in wall-clock ms)."""
+    offset = time.time() * 1000 - time.monotonic() * 1000
+    lo, hi = start * 1000 + offset, end * 1000 + offset
+    samples = [arrived - e for e, arrived in job.tail.arrivals if lo <= arrived <= hi]
+    found = {f"{name}_{q}": v for q, v in _percentiles(samples).items()}
+    found[f"{name}_max"] = round(max(samples), 1) if samples else None
+    return found
+
+
+def _checkpoint(work: Path) -> dict:
+    """The newest completed checkpoint: its size on disk (MB) and how long it took (s), from
+    Flink's REST API of the embedded run (its port: the Flink log)."""
+    newest = max(glob.glob(str(work / "checkpoints" / "*" / "chk-*")), key=os.path.getmtime)
+    size = sum(
+        os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(newest) for f in files
+    )
+    found = {"checkpoint_mb": round(size / 1e6, 2)}
+    logs = " ".join(Path(p).read_text(errors="replace") for p in glob.glob(f"{work}/log/*.log"))
+    port = re.search(r"Rest endpoint listening at [\w.]+:(\d+)", logs)
+    if port:
+        base = f"http://127.0.0.1:{port.group(1)}"
+        jobs = _json(f"{base}/jobs")["jobs"]
+        stats = _json(f"{base}/jobs/{jobs[0]['id']}/checkpoints")["latest"]["completed"]
+        found["checkpoint_s"] = round(stats["end_to_end_duration"] / 1000, 2)
+    return found
+
+
+def _json(url: str) -> dict:
+    return orjson.loads(get_text(url))
+
+
+def _metrics_url(job: FlinkJob) -> str:
+    console = (job.work / "console.log").read_text(errors="replace")
+    found = _METRICS_URL.search(console)
+    if found is None:
+        raise RuntimeError(f"the job printed no metrics address; see {job.work}")
+    return found.group(1)
+
+
+def _held_total_ms(metrics: str) -> float:
+    """The job's watermarkHeldTotal, after the next push of its reporter (every 10 s)."""
+    time.sleep(11)
+    return sum(float(v) for v in _HELD_TOTAL.findall(get_text(metrics)))
+
+
+def _rss_mb(job: FlinkJob) -> float:
+    total = 0
+    for p in job.processes():
+        with contextlib.suppress(psutil.NoSuchProcess):  # a process that just ended
+            total += p.memory_info().rss
+    return total / 1e6
+
+
+def _sleep_until(t: float, job: FlinkJob) -> None:
+    while time.monotonic() < t:
+        if job.failed():
+            raise RuntimeError(job.failed())
+        time.sleep(min(0.2, max(0.0, t - time.monotonic())))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from connectors.binance.history import BinanceHistory, RestConfig
+from connectors.binance.markets import MARKETS
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, Trade
-from connectors.binance.streams import DEFAULT_BASE_URL, describe, normalize_symbols, stream_url
+from connectors.binance.streams import describe, normalize_symbols, stream_url
 from connectors.websocket.bridge import Bridge, BridgeConfig
 
 
@@ -21,20 +22,28 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
     overlap, a restart after ``resume_after``, an id jump) are fetched from Binance's REST history
     and delivered in order before the live trades that follow; ``since_ms`` then starts the
     symbols without a ``resume_after`` position at that time. Without it gaps are only counted.
+
+    ``market`` (``markets.MARKETS``' names) says whose streams and history these are; ``base_url``
+    defaults to the market's.
     """
 
     def __init__(
         self,
         symbols: list[str],
         stream: str = "trade",
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         config: BridgeConfig = BridgeConfig(),
         rest: RestConfig | None = None,
         since_ms: int | None = None,
+        market: str = "spot",
     ) -> None:
+        facts = MARKETS[market]
+        facts.check_stream(stream)
+        base_url = base_url or facts.ws_url
+        facts.check_ws_url(base_url)
         self.symbols = normalize_symbols(symbols)
         history = (
-            BinanceHistory(stream, rest, config.gate_dir, config.ca_file)
+            BinanceHistory(stream, rest, config.gate_dir, config.ca_file, facts)
             if rest is not None
             else None
         )

@@ -39,6 +39,7 @@ DEFAULT_LOG_ROOT = "/tmp/binance-flink/log"  # embedded runs log to a folder of 
 DEFAULT_METRICS_PORT = 9249
 PRINTED_BARS_UP_TO = 10  # symbols; more print one market summary a minute instead of every bar
 DEMO_MARKET_SYMBOLS, DEMO_MARKET_RATE = 1500, 2000  # --demo --symbols all: symbols, trades/s
+DEMO_USDM_RATE = 20  # --demo --market usdm: aggregate trades a second per symbol
 
 log = logging.getLogger("job")
 
@@ -130,17 +131,21 @@ def _add_settings(
 
 
 def _settings(
-    parser: _Parser, settings_class: type[SettingsT], args: argparse.Namespace, **fixed: object
+    parser: _Parser,
+    settings_class: type[SettingsT],
+    args: argparse.Namespace,
+    defaults: dict[str, object] | None = None,
+    **fixed: object,
 ) -> SettingsT:
-    """The settings dataclass from the options given (defaults for the rest); a refused value
-    ends the command with the option's name."""
+    """The settings dataclass from the options given (``defaults``, else the class's own, for the
+    rest); a refused value ends the command with the option's name."""
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(settings_class)
         if getattr(args, f.name, None) is not None
     }
     try:
-        return settings_class(**{**given, **fixed})
+        return settings_class(**{**(defaults or {}), **given, **fixed})
     except ValueError as exc:
         name = str(exc).split(" ", 1)[0]
         parser.error(f"--{name.replace('_', '-')}: {str(exc).split(' ', 1)[1]}")
@@ -148,8 +153,8 @@ def _settings(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from connectors.binance.history import RestConfig
+    from connectors.binance.markets import MARKETS, SPOT, USDM
     from connectors.binance.streams import (
-        DEFAULT_BASE_URL,
         DEFAULT_STREAMS_PER_CONNECTION,
         STREAM_KINDS,
         normalize_symbols,
@@ -164,9 +169,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     g = p.add_argument_group("what to read")
     g.add_argument(
+        "--market",
+        choices=tuple(MARKETS),
+        default=SPOT.name,
+        help=f"spot, or usdm: USD-M futures ({USDM.ws_url}, {USDM.rest_url}; @aggTrade only;"
+        f" --silence-timeout {USDM.silence_timeout_s:g}, its server pinging every"
+        f' {USDM.ping_interval_s / 60:g} minutes; its lines carry "market":"usdm")'
+        " (default: %(default)s)",
+    )
+    g.add_argument(
         "--symbols",
-        help="comma-separated symbols, or `all`: every spot symbol that trades, read from"
-        " exchangeInfo at start (default: btcusdt; with --demo: btcusdt,ethusdt)",
+        help="comma-separated symbols, or `all`: every symbol of the market that trades (usdm:"
+        " its perpetuals), read from exchangeInfo at start (default: btcusdt; with --demo:"
+        " btcusdt,ethusdt)",
     )
     g.add_argument(
         "--quote",
@@ -179,14 +194,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--stream",
         choices=STREAM_KINDS,
-        default="trade",
-        help="Binance stream kind (default: trade)",
+        help=f"Binance stream kind (default: {SPOT.default_stream}; usdm: {USDM.default_stream})",
     )
     g.add_argument(
         "--ws-url",
         type=_ws_url,
-        default=DEFAULT_BASE_URL,
-        help=f"Binance WebSocket base URL (default: {DEFAULT_BASE_URL})",
+        help=f"Binance WebSocket base URL (default: {SPOT.ws_url}; usdm: {USDM.ws_url})",
     )
     g.add_argument(
         "--shards",
@@ -217,7 +230,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="start the embedded exchange simulator replaying the recorded trades in "
         "data/captures and read from it, WebSocket and REST (no network needed); overrides "
-        "--ws-url and --rest-url; with --symbols all, a generated market of 1,500 symbols",
+        "--ws-url and --rest-url; with --symbols all, a generated market of 1,500 symbols;"
+        " with --market usdm, generated USD-M aggregate trades",
     )
     g.add_argument(
         "--demo-speed",
@@ -328,6 +342,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--feed-factory", default="connectors.feed:BinanceFeed", help=argparse.SUPPRESS)
 
     args = p.parse_args(argv)
+    apply_market(args, p.error)
     if args.symbols is None:
         args.symbols = "btcusdt,ethusdt" if args.demo else "btcusdt"
     args.symbol_list = args.shard_plan = None  # for --symbols all: after exchangeInfo (main)
@@ -344,10 +359,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for item in args.set:
         if "=" not in item:
             p.error(f"--set expects KEY=VALUE, not {item!r}")
-    args.bridge = _settings(p, BridgeConfig, args)
+    facts = MARKETS[args.market]
+    args.bridge = _settings(p, BridgeConfig, args, {"silence_timeout": facts.silence_timeout_s})
     args.drain = _settings(p, DrainConfig, args)
-    args.rest = None if args.no_backfill else _settings(p, RestConfig, args)
+    args.rest = (
+        None
+        if args.no_backfill
+        else _settings(
+            p,
+            RestConfig,
+            args,
+            {"rest_url": facts.rest_url, "rest_weight_budget": facts.default_weight_budget},
+        )
+    )
     return args
+
+
+def apply_market(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
+    """``--market``'s defaults for the options left out, and its refusals of the others."""
+    from connectors.binance.markets import MARKETS
+
+    facts = MARKETS[args.market]
+    args.stream = args.stream or facts.default_stream
+    args.ws_url = args.ws_url or facts.ws_url
+    checks: list[tuple[str, Callable[[], None]]] = [
+        ("--stream", functools.partial(facts.check_stream, args.stream)),
+        ("--ws-url", functools.partial(facts.check_ws_url, args.ws_url)),
+    ]
+    if args.since is not None:
+        now_ms = round(time.time() * 1000)
+        checks.append(("--since", functools.partial(facts.check_since, args.since, now_ms)))
+    for option, check in checks:
+        try:
+            check()
+        except ValueError as exc:
+            refuse(f"{option}: {exc} (--market {args.market})")
 
 
 def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
@@ -370,16 +416,20 @@ def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
     and their connections; a failure ends the command with one line."""
     from connectors.binance.exchange_info import ExchangeInfoUnavailable, trading_symbols
     from connectors.binance.history import RestConfig
+    from connectors.binance.markets import MARKETS
 
+    facts = MARKETS[args.market]
     try:
         args.symbol_list = trading_symbols(
             dataclasses.replace(
-                args.rest or RestConfig(), **({"rest_url": rest_url} if rest_url else {})
+                args.rest or RestConfig(facts.rest_url, facts.default_weight_budget),
+                **({"rest_url": rest_url} if rest_url else {}),
             ),
             quotes=(args.quote or "").replace(" ", "").split(",") if args.quote else (),
             exclude=(args.exclude or "").replace(" ", "").split(",") if args.exclude else (),
             gate_dir=args.bridge.gate_dir,
             ca_file=args.bridge.ca_file,
+            market=facts,
         )
     except ExchangeInfoUnavailable as exc:
         raise SystemExit(f"job/main.py: error: --symbols all: {exc}") from None
@@ -391,8 +441,9 @@ def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
     plan_shards(args, refuse)
     largest = max(map(len, args.shard_plan))
     log.info(
-        "--symbols all: %d symbols trade, over %d connections of at most %d streams",
+        "--symbols all: %d %s symbols trade, over %d connections of at most %d streams",
         len(args.symbol_list),
+        args.market,
         len(args.shard_plan),
         largest,
     )
@@ -416,6 +467,7 @@ def feed_factory(
         config=args.bridge,
         rest=rest,
         since_ms=args.since,
+        market=args.market,
     )
 
 
@@ -520,6 +572,7 @@ def build(
     """
     from pyflink.table import StreamTableEnvironment
 
+    from connectors.binance.markets import MARKETS
     from connectors.flink.bars import late_trades, market_summary, minute_bars
     from connectors.flink.outputs import (
         add_file_output,
@@ -548,7 +601,8 @@ def build(
         parallelism=args.parallelism,
         drain=args.drain,
     )
-    bars = bar_lines(t_env, minute_bars(t_env, trades))
+    market = MARKETS[args.market].output_name
+    bars = bar_lines(t_env, minute_bars(t_env, trades), market)
     if not args.out:
         many = len(args.symbol_list) > PRINTED_BARS_UP_TO
         print_lines(t_env, market_summary(t_env, trades) if many else bars)
@@ -559,13 +613,18 @@ def build(
     roll = env.get_checkpoint_config().get_checkpoint_interval() or 10_000
     statements = t_env.create_statement_set()
     add_file_output(
-        t_env, statements, trade_lines(t_env, trades, args.stream), args.out, "trades", f"{roll} ms"
+        t_env,
+        statements,
+        trade_lines(t_env, trades, args.stream, market),
+        args.out,
+        "trades",
+        f"{roll} ms",
     )
     add_file_output(t_env, statements, bars, args.out, "bars", f"{roll} ms")
     add_file_output(
         t_env,
         statements,
-        dead_letter_lines(t_env, dead_letters, late_trades(t_env, trades), args.stream),
+        dead_letter_lines(t_env, dead_letters, late_trades(t_env, trades), args.stream, market),
         args.out,
         "dead-letters",
         f"{roll} ms",
@@ -576,9 +635,28 @@ def build(
 def start_demo(args: argparse.Namespace) -> ExchangeSimulator:
     """The embedded exchange simulator replaying the sample capture (BTCUSDT and ETHUSDT trades,
     2024-08-09 00:00-00:04 UTC) in a loop, ids and times moving on with each pass; with
-    ``--symbols all``, a generated market of 1,500 symbols instead."""
+    ``--symbols all``, a generated market of 1,500 symbols instead. With ``--market usdm``, USD-M
+    futures: generated aggregate trades (of every symbol asked for, or of the 1,500)."""
     from connectors.simulator import DEMO_CAPTURES, ExchangeSimulator, Market, whole_market
 
+    if args.market == "usdm":
+        market = (
+            whole_market(DEMO_MARKET_SYMBOLS, rate=DEMO_MARKET_RATE, kind="aggTrade", venue="usdm")
+            if args.symbol_list is None
+            else Market.generated(
+                [s.upper() for s in args.symbol_list],
+                rate=DEMO_USDM_RATE,
+                kind="aggTrade",
+                venue="usdm",
+            )
+        )
+        sim = ExchangeSimulator(market).start()
+        log.info(
+            "demo: exchange simulator generating USD-M aggregate trades of %d symbols on %s",
+            len(market.symbols),
+            sim.ws_url,
+        )
+        return sim
     if args.stream != "trade":
         raise SystemExit("--demo replays @trade events only: use --stream trade")
     if args.symbol_list is None:
@@ -639,6 +717,8 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
 
     from pyflink.datastream import StreamExecutionEnvironment
 
+    from connectors.binance.markets import MARKETS
+
     conf = flink_config(args, local)
     gateway = start_metrics_gateway(args, conf, reporter.say) if reporter is not None else None
     if local and conf.get_string("python.execution-mode", "thread") == "process":
@@ -648,11 +728,13 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             " default) opens none"
         )
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    ws_url, rest_url = (sim.ws_url, sim.http_url) if sim else (args.ws_url, None)
+    route = MARKETS[args.market].ws_route
+    ws_url, rest_url = (sim.ws_url + route, sim.http_url) if sim else (args.ws_url, None)
     try:
         build(env, args, ws_url, rest_url, trades_source)
         symbols = args.symbol_list
-        name = f"binance {args.stream} " + (
+        market = "" if args.market == "spot" else f"{args.market} "
+        name = f"binance {market}{args.stream} " + (
             ",".join(symbols) if len(symbols) <= 3 else f"{len(symbols)} symbols"
         )
         log.info(

@@ -2,13 +2,15 @@
 streams under ``/market``, its aggregate trades in the futures form (``nq``, ``st``, no ``M``), its
 history at ``/fapi/v1/aggTrades`` (weight 20), its 10 messages a second. A connection reset while
 the exchange trades on is filled from that history; ``--since`` starts in the past through its
-time search; every aggregate trade is written once and the bars are exact."""
+time search; every aggregate trade is written once, the bars are exact, a malformed frame is a
+dead letter, and every line says it is USD-M's."""
 
 from __future__ import annotations
 
 import re
 import time
 
+import orjson
 import pytest
 
 from connectors.simulator import Market
@@ -45,13 +47,20 @@ def test_usdm_reset_is_filled_from_fapi_agg_trades_and_every_line_says_usdm(simu
     first_ids = {s: sim.market.published(s, "aggTrade").ids[0] for s in SYMBOLS}
     out, logs = tmp_path / "out", tmp_path / "log"
     proc = start_job(
-        job_command(sim, out, tmp_path, "--since", str(since), duration=25, market="usdm"),
+        job_command(sim, out, tmp_path, "--since", str(since), duration=20, market="usdm"),
         logs,
         tmp_path / "stdout.txt",
     )
     try:
         sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
-        time.sleep(8)
+        time.sleep(4)
+        now = int(time.time() * 1000)
+        negative_price = {"e": "aggTrade", "E": now, "a": 1, "s": "BTCUSDT", "p": "-1.00"}
+        negative_price |= {"q": "0.001", "nq": "0.001", "f": 1, "l": 1, "T": now, "m": True}
+        sim.faults.send_frames(
+            [orjson.dumps({"stream": "btcusdt@aggTrade", "data": negative_price})]
+        )
+        time.sleep(4)
         sim.faults.refuse_connections()
         sim.faults.drop_after(0, reset=True)
         time.sleep(3)
@@ -65,7 +74,11 @@ def test_usdm_reset_is_filled_from_fapi_agg_trades_and_every_line_says_usdm(simu
     bars = read_output(out, "bars")
     assert {bar.pop("market") for bar in bars} == {"usdm"}
     assert normalized_bars(bars) == expected_bars(trades, kind="aggTrade")
-    assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
+    # the one malformed frame; no late trade, no unfilled gap
+    letters = read_output(out, "dead-letters")
+    assert [(d["reason"], d["market"], orjson.loads(d["raw"])["data"]) for d in letters] == [
+        ("impossible_value", "usdm", negative_price)
+    ]
 
     # two connections, both where USD-M serves trade streams; the gap between them and the
     # trades before the job started both came from the futures history

@@ -359,7 +359,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for item in args.set:
         if "=" not in item:
             p.error(f"--set expects KEY=VALUE, not {item!r}")
-    facts = MARKETS[args.market]
+    facts = args.market_facts
     args.bridge = _settings(p, BridgeConfig, args, {"silence_timeout": facts.silence_timeout_s})
     args.drain = _settings(p, DrainConfig, args)
     args.rest = (
@@ -376,10 +376,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def apply_market(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
-    """``--market``'s defaults for the options left out, and its refusals of the others."""
+    """``--market``'s facts (``args.market_facts``), its defaults for the options left out, and
+    its refusals of the others."""
     from connectors.binance.markets import MARKETS
 
-    facts = MARKETS[args.market]
+    facts = args.market_facts = MARKETS[args.market]
     args.stream = args.stream or facts.default_stream
     args.ws_url = args.ws_url or facts.ws_url
     checks: list[tuple[str, Callable[[], None]]] = [
@@ -416,9 +417,8 @@ def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
     and their connections; a failure ends the command with one line."""
     from connectors.binance.exchange_info import ExchangeInfoUnavailable, trading_symbols
     from connectors.binance.history import RestConfig
-    from connectors.binance.markets import MARKETS
 
-    facts = MARKETS[args.market]
+    facts = args.market_facts
     try:
         args.symbol_list = trading_symbols(
             dataclasses.replace(
@@ -572,7 +572,6 @@ def build(
     """
     from pyflink.table import StreamTableEnvironment
 
-    from connectors.binance.markets import MARKETS
     from connectors.flink.bars import late_trades, market_summary, minute_bars
     from connectors.flink.outputs import (
         add_file_output,
@@ -601,7 +600,7 @@ def build(
         parallelism=args.parallelism,
         drain=args.drain,
     )
-    market = MARKETS[args.market].output_name
+    market = args.market_facts.output_name
     bars = bar_lines(t_env, minute_bars(t_env, trades), market)
     if not args.out:
         many = len(args.symbol_list) > PRINTED_BARS_UP_TO
@@ -717,8 +716,6 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
 
     from pyflink.datastream import StreamExecutionEnvironment
 
-    from connectors.binance.markets import MARKETS
-
     conf = flink_config(args, local)
     gateway = start_metrics_gateway(args, conf, reporter.say) if reporter is not None else None
     if local and conf.get_string("python.execution-mode", "thread") == "process":
@@ -728,7 +725,7 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             " default) opens none"
         )
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    route = MARKETS[args.market].ws_route
+    route = args.market_facts.ws_route
     ws_url, rest_url = (sim.ws_url + route, sim.http_url) if sim else (args.ws_url, None)
     try:
         build(env, args, ws_url, rest_url, trades_source)

@@ -19,12 +19,16 @@ Market Streams", "Important WebSocket Change Notice", "Aggregate Trade Streams",
     ``https://fapi.binance.com/fapi/v1``: ``aggTrades`` (weight 20, 1,000 a page; asked by time,
     only the last 48 hours: older asks get ``-4166 Search window is restricted to recent 2 days
     only``), ``exchangeInfo`` (weight 1, no filter parameters); 2,400 weight a minute per IP.
-    Its aggTrade events carry ``nq`` and ``st`` besides spot's fields and no ``M``.
+    Its aggTrade events carry ``nq`` and ``st`` besides spot's fields and no ``M``. The 48 hours,
+    ``-4166``, the weight of exchangeInfo and the events' fields were measured by another client
+    (polyoxide-binance, docs/specs/binance/OBSERVED.md, 2026-10-07); the aggTrades page itself
+    still says "not older than one year".
 
 USD-M offers no ``@trade`` here: Binance documents none for USD-M (an undocumented one answered
-before the split, with an ``X`` field naming insurance-fund and ADL trades), its only history of
-single trades (``/fapi/v1/historicalTrades``) needs an API key and leaves out the insurance-fund
-and ADL trades that stream would carry, so its gaps could not be told from lost trades.
+before the split, its events with an ``X`` field, ``MARKET``, that spot's lack; whether it answers
+under ``/market`` now is unconfirmed), and its only history of single trades,
+``/fapi/v1/historicalTrades``, needs an API key and returns market trades only, so the gaps of a
+stream that carried others could not be filled, nor told from lost trades.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ which the simulator does not import: the exchange and its client each state what
   retired in April 2026) take the connection and never deliver a trade stream;
 - the trade streams: spot ``@trade`` and ``@aggTrade``; USD-M ``@aggTrade`` only, its events
   ``{"e","E","a","s","p","q","nq","f","l","T","m","st"}`` (``nq``: the quantity without RPI
-  orders; ``st``: undocumented, in every frame captured in October 2026) with no ``M``;
+  orders; ``st``: undocumented, 1 in the frames another client captured in October 2026) and
+  no ``M``;
 - REST: spot ``/api/v3`` (historicalTrades 25, aggTrades 4, exchangeInfo 20, ticker/24hr by
   symbols) at 6,000 weight a minute; USD-M ``/fapi/v1`` (aggTrades 20, exchangeInfo 1) at 2,400,
   its ``aggTrades`` asked by time refused beyond the last 48 hours (``-4166``);

@@ -3,7 +3,8 @@ streams under ``/market``, its aggregate trades in the futures form (``nq``, ``s
 history at ``/fapi/v1/aggTrades`` (weight 20), its 10 messages a second. A connection reset while
 the exchange trades on is filled from that history; ``--since`` starts in the past through its
 time search; every aggregate trade is written once, the bars are exact, a malformed frame is a
-dead letter, and every line says it is USD-M's."""
+dead letter, every line says it is USD-M's, and the metrics count the gap's backfill under the
+job's usdm name."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import orjson
 import pytest
 
+from bench.cluster import get_text, wait_until
 from connectors.simulator import Market
 from helpers.flinkjob import (
     assert_every_published_trade_once,
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RATE = 40  # aggregate trades a second per symbol, about 80 trades
+BACKFILLED = re.compile(r'binance_source_feed_backfilled\{[^}]*job_name="binance.usdm[^}]*\} [1-9]')
 
 
 def test_usdm_reset_is_filled_from_fapi_agg_trades_and_every_line_says_usdm(simulator, tmp_path):
@@ -45,11 +48,22 @@ def test_usdm_reset_is_filled_from_fapi_agg_trades_and_every_line_says_usdm(simu
     sim.wait_for(lambda: all(len(sim.market.published(s, "aggTrade").ids) > 40 for s in SYMBOLS))
     since = min(sim.market.published(s, "aggTrade").times[0] for s in SYMBOLS)
     first_ids = {s: sim.market.published(s, "aggTrade").ids[0] for s in SYMBOLS}
-    out, logs = tmp_path / "out", tmp_path / "log"
+    out, logs, stdout = tmp_path / "out", tmp_path / "log", tmp_path / "stdout.txt"
     proc = start_job(
-        job_command(sim, out, tmp_path, "--since", str(since), duration=20, market="usdm"),
+        # --rest-port 0: the web UI on any free port, not 8081 that another Flink may hold
+        job_command(
+            sim,
+            out,
+            tmp_path,
+            "--since",
+            str(since),
+            "--rest-port",
+            "0",
+            duration=28,
+            market="usdm",
+        ),
         logs,
-        tmp_path / "stdout.txt",
+        stdout,
     )
     try:
         sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
@@ -65,8 +79,10 @@ def test_usdm_reset_is_filled_from_fapi_agg_trades_and_every_line_says_usdm(simu
         sim.faults.drop_after(0, reset=True)
         time.sleep(3)
         sim.faults.accept_connections()
+        (metrics,) = re.findall(r"metrics for Prometheus at (\S+)", stdout.read_text())
+        wait_until(lambda: BACKFILLED.search(get_text(metrics)), "backfill counted", timeout=60)
     finally:
-        finish_job(proc, tmp_path / "stdout.txt")
+        finish_job(proc, stdout)
 
     written = read_output(out, "trades")
     assert {line.pop("market") for line in written} == {"usdm"}

@@ -31,6 +31,9 @@ pytestmark = pytest.mark.slow
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RATE = 40  # aggregate trades a second per symbol, about 80 trades
+# The web UI on any free port (another Flink on this machine may hold 8081); metrics pushed every
+# 2 s, not 10, so that the run can be short.
+OPTIONS = ("--rest-port", "0", "--set", "metrics.reporter.prom.interval=2 s")
 BACKFILLED = re.compile(r'binance_source_feed_backfilled\{[^}]*job_name="binance.usdm[^}]*\} [1-9]')
 
 
@@ -50,17 +53,8 @@ def test_usdm_reset_is_filled_from_fapi_agg_trades_and_every_line_says_usdm(simu
     first_ids = {s: sim.market.published(s, "aggTrade").ids[0] for s in SYMBOLS}
     out, logs, stdout = tmp_path / "out", tmp_path / "log", tmp_path / "stdout.txt"
     proc = start_job(
-        # --rest-port 0: the web UI on any free port, not 8081 that another Flink may hold
         job_command(
-            sim,
-            out,
-            tmp_path,
-            "--since",
-            str(since),
-            "--rest-port",
-            "0",
-            duration=28,
-            market="usdm",
+            sim, out, tmp_path, *OPTIONS, "--since", str(since), duration=26, market="usdm"
         ),
         logs,
         stdout,

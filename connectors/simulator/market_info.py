@@ -8,7 +8,8 @@ so no bid and ask in the ticker); and USD-M's ``GET /fapi/v1/exchangeInfo``.
 - USD-M's exchangeInfo: no parameters; every listed symbol as a ``PERPETUAL`` contract with its
   status (the market's own: ``HALT`` and ``BREAK`` where Binance would say ``SETTLING`` and the
   like), and, as Binance lists them beside the perpetuals, a quarterly contract of BTCUSDT and of
-  ETHUSDT when the market lists those (``BTCUSDT_261225``: no stream serves it here).
+  ETHUSDT when the market lists those (``BTCUSDT_261225``) and a perpetual named in Chinese
+  characters (``币安人生USDT``, one of five in October 2026); no stream serves these here.
 - ticker/24hr: per symbol ``firstId``, ``lastId``, ``count`` and the day's prices as decimal
   strings, over everything published (``history.Totals``); an object for ``symbol=``, a list
   otherwise. Its weight grows with the symbols asked for (``ticker_weight``).
@@ -58,6 +59,7 @@ _SYMBOL_FIELDS: dict[str, Any] = {
 }
 # USD-M's contracts with quarterly ones beside their perpetual (Binance lists more).
 _QUARTERLY = ("BTCUSDT", "ETHUSDT")
+_CHINESE_NAMED = "币安人生USDT"
 _PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # 2100-12-25: what Binance gives a perpetual
 _FUTURES_ORDER_LIMITS = (
     {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
@@ -110,6 +112,7 @@ def futures_exchange_info(market: Market, weight_limit: int) -> dict[str, Any]:
         for symbol in _QUARTERLY
         if market.status(symbol) is not None
     ]
+    contracts.append((_CHINESE_NAMED, "PERPETUAL", TRADING))
     return {
         "timezone": "UTC",
         "serverTime": time.time_ns() // 1_000_000,

@@ -99,17 +99,18 @@ def test_the_weight_limit_is_2400_a_minute(sim, http_get):
     assert status == 429 and int(headers["Retry-After"]) >= 1 and body["code"] == -1003
 
 
-def test_exchange_info_lists_perpetuals_and_a_quarterly_contract(sim, http_get):
+def test_exchange_info_lists_perpetuals_quarterlies_and_a_chinese_name(sim, http_get):
     sim.faults.halt_symbol("ETHUSDT")
     status, headers, info = http_get(f"{sim.http_url}/fapi/v1/exchangeInfo")
     assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "1"
     assert info["futuresType"] == "U_MARGINED" and info["rateLimits"][0]["limit"] == 2400
     listed = [(s["symbol"], s["contractType"], s["status"]) for s in info["symbols"]]
     assert listed[:2] == [("BTCUSDT", "PERPETUAL", "TRADING"), ("ETHUSDT", "PERPETUAL", "HALT")]
-    quarterly = listed[2:]
+    quarterly = listed[2:4]
     assert [(c, s) for _, c, s in quarterly] == [("CURRENT_QUARTER", "TRADING")] * 2
     assert [name.partition("_")[0] for name, _, _ in quarterly] == ["BTCUSDT", "ETHUSDT"]
     assert all(len(name.partition("_")[2]) == 6 for name, _, _ in quarterly)  # YYMMDD
+    assert listed[4:] == [("币安人生USDT", "PERPETUAL", "TRADING")]
 
 
 def test_a_client_may_send_10_messages_a_second_not_11(sim, clients):

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from connectors.binance.markets import MARKETS
 from connectors.settings import check_url
 
-STREAM_KINDS = ("trade", "aggTrade")  # every trade stream of any market
+# every trade stream of any market: trade, aggTrade
+STREAM_KINDS = tuple(dict.fromkeys(kind for m in MARKETS.values() for kind in m.stream_kinds))
 # Binance's limit, the same on every market
 MAX_STREAMS_PER_CONNECTION = min(m.max_streams_per_connection for m in MARKETS.values())
 # What one connection carries unless told otherwise. Binance refuses a combined-stream URL past

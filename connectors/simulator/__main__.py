@@ -155,7 +155,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_market(args: argparse.Namespace) -> Market:
-    kind = "trade" if args.venue == SPOT.name else "aggTrade"  # generated: USD-M has no @trade
+    kind = VENUES[args.venue].stream_kinds[0]
     if args.market_symbols is not None:
         return whole_market(
             args.market_symbols,

@@ -30,7 +30,7 @@ class Venue:
     name: str
     stream_root: str  # the path prefix its trade streams are served under ("" for the root)
     silent_roots: tuple[str, ...]  # prefixes that take a connection and never deliver them
-    stream_kinds: tuple[str, ...]
+    stream_kinds: tuple[str, ...]  # the first is what its generated feeds publish unless told
     rest_root: str  # the path prefix of its REST endpoints
     # REST endpoint -> request weight; None: by the symbols asked for (market_info.ticker_weight)
     weights: Mapping[str, int | None]

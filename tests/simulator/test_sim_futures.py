@@ -113,6 +113,13 @@ def test_exchange_info_lists_perpetuals_quarterlies_and_a_chinese_name(sim, http
     assert listed[4:] == [("币安人生USDT", "PERPETUAL", "TRADING")]
 
 
+def test_a_symbol_listed_on_command_trades_in_the_futures_form(sim, clients):
+    sim.faults.list_symbol("SOLUSDT", rate=50, start_price="150.00")
+    ws = clients.connect(f"{sim.ws_url}/market/ws/solusdt@aggTrade")
+    event = clients.recv_json(ws)
+    assert list(event) == FUTURES_EVENT_FIELDS and event["s"] == "SOLUSDT"
+
+
 def test_a_client_may_send_10_messages_a_second_not_11(sim, clients):
     ws = clients.connect(f"{sim.ws_url}/market/ws")
     for request_id in range(1, 11):

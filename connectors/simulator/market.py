@@ -150,7 +150,8 @@ class GeneratedFeed(Feed):
     ``aggTrade``, aggregate trades of 1 to 3 trades each, in the form of ``venue`` (``spot``, or
     ``usdm``: USD-M futures, ``venues.py``).
 
-    Ids are consecutive from ``first_id`` (the aggregate ids and the trade ids alike); prices move
+    Ids are consecutive from ``first_id`` (the aggregate ids, and the trade ids but for those
+    USD-M's aggregates leave out now and then); prices move
     by one ``tick`` at most between trades; event and trade times are the wall clock at emission.
     Trades come evenly spaced, or with ``poisson`` at random (exponential) intervals averaging
     ``1/rate``, as independent traders' orders do: a whole market's symbols then neither start
@@ -220,7 +221,11 @@ class GeneratedFeed(Feed):
         else:
             first = self._next_trade_id
             last = first + (bits >> 24) % 3  # trades of one taker order at one price
-            self._next_trade_id = last + 1
+            # USD-M's aggregates hold market trades only: about one in eight is followed by a
+            # trade id no aggregate holds (binance-public-data #378: consecutive aggregate ids,
+            # trade ids skipping one now and then)
+            skipped = 1 if self._usdm and (bits >> 26) % 8 == 0 else 0
+            self._next_trade_id = last + 1 + skipped
             payload = (
                 (
                     f'{{"e":"aggTrade","E":{now_ms},"a":{seq},"s":"{self._symbol}","p":"{p}",'

@@ -34,7 +34,7 @@ from bench.flink_job import FlinkJob
 from bench.flink_runs import JOB, STARTUP_TIMEOUT_S, _percentiles
 from connectors.simulator import ExchangeSimulator, whole_market
 from connectors.simulator.market_info import ticker_weight
-from connectors.simulator.rest import TICKER_24HR, WEIGHTS
+from connectors.simulator.venues import SPOT
 
 SYMBOLS = 1500
 SHORT_OF_RATE = 0.95
@@ -134,9 +134,13 @@ def _reset(sim: ExchangeSimulator, job: FlinkJob, refuse: float, after: float) -
 
 def _weight(path: str) -> int:
     split = urlsplit(path)
-    if split.path == TICKER_24HR:
+    endpoint = SPOT.endpoint(split.path)
+    if endpoint is None:
+        return 0
+    weight = SPOT.weights[endpoint]
+    if weight is None:  # by the symbols asked for
         return ticker_weight({k: v[0] for k, v in parse_qs(split.query).items()})
-    return WEIGHTS.get(split.path, 0)
+    return weight
 
 
 def _latency(job: FlinkJob, start: float, end: float, name: str) -> dict:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from connectors.binance.history import BinanceHistory, RestConfig
+from connectors.binance.markets import MARKETS
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, Trade
-from connectors.binance.streams import DEFAULT_BASE_URL, describe, normalize_symbols, stream_url
+from connectors.binance.streams import describe, normalize_symbols, stream_url
 from connectors.websocket.bridge import Bridge
 from connectors.websocket.config import BridgeConfig
 
@@ -25,27 +26,40 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
     and delivered in order before the live trades that follow; ``since_ms`` then starts the
     symbols without a ``resume_after`` position at that time. Without it gaps are only counted.
 
+    ``market`` (``markets.MARKETS``' names) says whose streams and history these are; ``base_url``
+    defaults to the market's.
+
     ``redundancy``: how many lines read the streams, each over a connection of its own, line N
-    from ``base_url``'s endpoint N (round robin when there are fewer endpoints than lines); the
-    first copy of each trade wins (bridge.py).
+    from ``base_url``'s endpoint N (round robin when there are fewer endpoints than lines; by
+    default the market's host and its mirrors); the first copy of each trade wins (bridge.py).
     """
 
     def __init__(
         self,
         symbols: list[str],
         stream: str = "trade",
-        base_url: str | Sequence[str] = DEFAULT_BASE_URL,
+        base_url: str | Sequence[str] | None = None,
         config: BridgeConfig = BridgeConfig(),
         rest: RestConfig | None = None,
         since_ms: int | None = None,
+        market: str = "spot",
         redundancy: int = 1,
     ) -> None:
+        facts = MARKETS[market]
+        facts.check_stream(stream)
+        if redundancy < 1:
+            raise ValueError("a feed needs at least one line")
+        if base_url is None:
+            endpoints = facts.ws_urls(redundancy)
+        elif isinstance(base_url, str):
+            endpoints = [base_url]
+        else:
+            endpoints = list(base_url)
+        for endpoint in endpoints:
+            facts.check_ws_url(endpoint)
         self.symbols = normalize_symbols(symbols)
-        endpoints = [base_url] if isinstance(base_url, str) else list(base_url)
-        if redundancy < 1 or not endpoints:
-            raise ValueError("a feed needs at least one line and one endpoint")
         history = (
-            BinanceHistory(stream, rest, config.gate_dir, config.ca_file)
+            BinanceHistory(stream, rest, config.gate_dir, config.ca_file, facts)
             if rest is not None
             else None
         )

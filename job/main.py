@@ -39,6 +39,7 @@ DEFAULT_LOG_ROOT = "/tmp/binance-flink/log"  # embedded runs log to a folder of 
 DEFAULT_METRICS_PORT = 9249
 PRINTED_BARS_UP_TO = 10  # symbols; more print one market summary a minute instead of every bar
 DEMO_MARKET_SYMBOLS, DEMO_MARKET_RATE = 1500, 2000  # --demo --symbols all: symbols, trades/s
+DEMO_USDM_RATE = 20  # --demo --market usdm: aggregate trades a second per symbol
 
 log = logging.getLogger("job")
 
@@ -132,17 +133,21 @@ def _add_settings(
 
 
 def _settings(
-    parser: _Parser, settings_class: type[SettingsT], args: argparse.Namespace, **fixed: object
+    parser: _Parser,
+    settings_class: type[SettingsT],
+    args: argparse.Namespace,
+    defaults: dict[str, object] | None = None,
+    **fixed: object,
 ) -> SettingsT:
-    """The settings dataclass from the options given (defaults for the rest); a refused value
-    ends the command with the option's name."""
+    """The settings dataclass from the options given (``defaults``, else the class's own, for the
+    rest); a refused value ends the command with the option's name."""
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(settings_class)
         if getattr(args, f.name, None) is not None
     }
     try:
-        return settings_class(**{**given, **fixed})
+        return settings_class(**{**(defaults or {}), **given, **fixed})
     except ValueError as exc:
         name = str(exc).split(" ", 1)[0]
         parser.error(f"--{name.replace('_', '-')}: {str(exc).split(' ', 1)[1]}")
@@ -150,9 +155,8 @@ def _settings(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from connectors.binance.history import RestConfig
+    from connectors.binance.markets import MARKETS, SPOT, USDM
     from connectors.binance.streams import (
-        DATA_STREAM_BASE_URL,
-        DEFAULT_BASE_URL,
         DEFAULT_STREAMS_PER_CONNECTION,
         STREAM_KINDS,
         normalize_symbols,
@@ -167,9 +171,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     g = p.add_argument_group("what to read")
     g.add_argument(
+        "--market",
+        choices=tuple(MARKETS),
+        default=SPOT.name,
+        help=f"spot, or usdm: USD-M futures ({USDM.ws_url}, {USDM.rest_url}; @aggTrade only;"
+        f" --silence-timeout {USDM.silence_timeout_s:g}, its server pinging every"
+        f' {USDM.ping_interval_s / 60:g} minutes; its lines carry "market":"usdm")'
+        " (default: %(default)s)",
+    )
+    g.add_argument(
         "--symbols",
-        help="comma-separated symbols, or `all`: every spot symbol that trades, read from"
-        " exchangeInfo at start (default: btcusdt; with --demo: btcusdt,ethusdt)",
+        help="comma-separated symbols, or `all`: every symbol of the market that trades (usdm:"
+        " its perpetuals), read from exchangeInfo at start (default: btcusdt; with --demo:"
+        " btcusdt,ethusdt)",
     )
     g.add_argument(
         "--quote",
@@ -182,16 +196,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--stream",
         choices=STREAM_KINDS,
-        default="trade",
-        help="Binance stream kind (default: trade)",
+        help=f"Binance stream kind (default: {SPOT.default_stream}; usdm: {USDM.default_stream})",
     )
     g.add_argument(
         "--ws-url",
         type=_ws_urls,
         metavar="URL[,URL...]",
-        help="Binance WebSocket endpoint, or several for --redundancy (default:"
-        f" {DEFAULT_BASE_URL}; with --redundancy 2 or more: it and {DATA_STREAM_BASE_URL}, which"
-        " serves the same streams)",
+        help="Binance WebSocket endpoint, or several for --redundancy (default: the market's,"
+        f" {SPOT.ws_url} or {USDM.ws_url}; with --redundancy 2 or more on spot: it and"
+        f" {SPOT.ws_mirrors[0]}, which serves the same streams)",
     )
     g.add_argument(
         "--redundancy",
@@ -231,7 +244,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="start the embedded exchange simulator replaying the recorded trades in "
         "data/captures and read from it, WebSocket and REST (no network needed); overrides "
-        "--ws-url and --rest-url; with --symbols all, a generated market of 1,500 symbols",
+        "--ws-url and --rest-url; with --symbols all, a generated market of 1,500 symbols;"
+        " with --market usdm, generated USD-M aggregate trades",
     )
     g.add_argument(
         "--demo-speed",
@@ -342,13 +356,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--feed-factory", default="connectors.feed:BinanceFeed", help=argparse.SUPPRESS)
 
     args = p.parse_args(argv)
-    if args.ws_url is None:
-        args.ws_url = [DEFAULT_BASE_URL] + ([DATA_STREAM_BASE_URL] if args.redundancy > 1 else [])
-    elif len(args.ws_url) > args.redundancy:
-        p.error(
-            f"--ws-url names {len(args.ws_url)} endpoints for {args.redundancy} line"
-            f"{'s' if args.redundancy > 1 else ''} a shard: give --redundancy {len(args.ws_url)}"
-        )
+    apply_market(args, p.error)
     if args.symbols is None:
         args.symbols = "btcusdt,ethusdt" if args.demo else "btcusdt"
     args.symbol_list = args.shard_plan = None  # for --symbols all: after exchangeInfo (main)
@@ -365,7 +373,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for item in args.set:
         if "=" not in item:
             p.error(f"--set expects KEY=VALUE, not {item!r}")
-    args.bridge = _settings(p, BridgeConfig, args)
+    facts = args.market_facts
+    args.bridge = _settings(p, BridgeConfig, args, {"silence_timeout": facts.silence_timeout_s})
     # A record the redundant lines' arbitration parks was the newest when it came; released
     # within the watermark's bound, it cannot be late.
     if args.bridge.line_lag_limit * 1000 >= args.out_of_orderness:
@@ -374,8 +383,44 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             f" ({args.out_of_orderness} ms): a trade held that long would be late"
         )
     args.drain = _settings(p, DrainConfig, args)
-    args.rest = None if args.no_backfill else _settings(p, RestConfig, args)
+    args.rest = (
+        None
+        if args.no_backfill
+        else _settings(
+            p,
+            RestConfig,
+            args,
+            {"rest_url": facts.rest_url, "rest_weight_budget": facts.default_weight_budget},
+        )
+    )
     return args
+
+
+def apply_market(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
+    """``--market``'s facts (``args.market_facts``), its defaults for the options left out, and
+    its refusals of the others."""
+    from connectors.binance.markets import MARKETS
+
+    facts = args.market_facts = MARKETS[args.market]
+    args.stream = args.stream or facts.default_stream
+    args.ws_url = args.ws_url or facts.ws_urls(args.redundancy)
+    if len(args.ws_url) > args.redundancy:
+        refuse(
+            f"--ws-url names {len(args.ws_url)} endpoints for {args.redundancy} line"
+            f"{'s' if args.redundancy > 1 else ''} a shard: give --redundancy {len(args.ws_url)}"
+        )
+    checks: list[tuple[str, Callable[[], None]]] = [
+        ("--stream", functools.partial(facts.check_stream, args.stream)),
+        *(("--ws-url", functools.partial(facts.check_ws_url, url)) for url in args.ws_url),
+    ]
+    if args.since is not None:
+        now_ms = round(time.time() * 1000)
+        checks.append(("--since", functools.partial(facts.check_since, args.since, now_ms)))
+    for option, check in checks:
+        try:
+            check()
+        except ValueError as exc:
+            refuse(f"{option}: {exc} (--market {args.market})")
 
 
 def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
@@ -400,15 +445,18 @@ def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
     from connectors.binance.exchange_info import ExchangeInfoUnavailable, trading_symbols
     from connectors.binance.history import RestConfig
 
+    facts = args.market_facts
     try:
         args.symbol_list = trading_symbols(
             dataclasses.replace(
-                args.rest or RestConfig(), **({"rest_url": rest_url} if rest_url else {})
+                args.rest or RestConfig(facts.rest_url, facts.default_weight_budget),
+                **({"rest_url": rest_url} if rest_url else {}),
             ),
             quotes=(args.quote or "").replace(" ", "").split(",") if args.quote else (),
             exclude=(args.exclude or "").replace(" ", "").split(",") if args.exclude else (),
             gate_dir=args.bridge.gate_dir,
             ca_file=args.bridge.ca_file,
+            market=facts,
         )
     except ExchangeInfoUnavailable as exc:
         raise SystemExit(f"job/main.py: error: --symbols all: {exc}") from None
@@ -420,8 +468,9 @@ def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
     plan_shards(args, refuse)
     largest = max(map(len, args.shard_plan))
     log.info(
-        "--symbols all: %d symbols trade, over %d connections of at most %d streams",
+        "--symbols all: %d %s symbols trade, over %d connections of at most %d streams",
         len(args.symbol_list),
+        args.market,
         len(args.shard_plan),
         largest,
     )
@@ -446,6 +495,7 @@ def feed_factory(
         config=args.bridge,
         rest=rest,
         since_ms=args.since,
+        market=args.market,
     )
 
 
@@ -578,7 +628,8 @@ def build(
         parallelism=args.parallelism,
         drain=args.drain,
     )
-    bars = bar_lines(t_env, minute_bars(t_env, trades))
+    market = args.market_facts.output_name
+    bars = bar_lines(t_env, minute_bars(t_env, trades), market)
     if not args.out:
         many = len(args.symbol_list) > PRINTED_BARS_UP_TO
         print_lines(t_env, market_summary(t_env, trades) if many else bars)
@@ -589,13 +640,18 @@ def build(
     roll = env.get_checkpoint_config().get_checkpoint_interval() or 10_000
     statements = t_env.create_statement_set()
     add_file_output(
-        t_env, statements, trade_lines(t_env, trades, args.stream), args.out, "trades", f"{roll} ms"
+        t_env,
+        statements,
+        trade_lines(t_env, trades, args.stream, market),
+        args.out,
+        "trades",
+        f"{roll} ms",
     )
     add_file_output(t_env, statements, bars, args.out, "bars", f"{roll} ms")
     add_file_output(
         t_env,
         statements,
-        dead_letter_lines(t_env, dead_letters, late_trades(t_env, trades), args.stream),
+        dead_letter_lines(t_env, dead_letters, late_trades(t_env, trades), args.stream, market),
         args.out,
         "dead-letters",
         f"{roll} ms",
@@ -606,9 +662,28 @@ def build(
 def start_demo(args: argparse.Namespace) -> ExchangeSimulator:
     """The embedded exchange simulator replaying the sample capture (BTCUSDT and ETHUSDT trades,
     2024-08-09 00:00-00:04 UTC) in a loop, ids and times moving on with each pass; with
-    ``--symbols all``, a generated market of 1,500 symbols instead."""
+    ``--symbols all``, a generated market of 1,500 symbols instead. With ``--market usdm``, USD-M
+    futures: generated aggregate trades (of every symbol asked for, or of the 1,500)."""
     from connectors.simulator import DEMO_CAPTURES, ExchangeSimulator, Market, whole_market
 
+    if args.market == "usdm":
+        market = (
+            whole_market(DEMO_MARKET_SYMBOLS, rate=DEMO_MARKET_RATE, kind="aggTrade", venue="usdm")
+            if args.symbol_list is None
+            else Market.generated(
+                [s.upper() for s in args.symbol_list],
+                rate=DEMO_USDM_RATE,
+                kind="aggTrade",
+                venue="usdm",
+            )
+        )
+        sim = ExchangeSimulator(market, endpoints=args.redundancy).start()
+        log.info(
+            "demo: exchange simulator generating USD-M aggregate trades of %d symbols on %s",
+            len(market.symbols),
+            sim.ws_url,
+        )
+        return sim
     if args.stream != "trade":
         raise SystemExit("--demo replays @trade events only: use --stream trade")
     if args.symbol_list is None:
@@ -680,11 +755,15 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             " default) opens none"
         )
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    ws_urls, rest_url = (sim.ws_urls, sim.http_url) if sim else (args.ws_url, None)
+    route = args.market_facts.ws_route
+    ws_urls, rest_url = (
+        ([url + route for url in sim.ws_urls], sim.http_url) if sim else (args.ws_url, None)
+    )
     try:
         build(env, args, ws_urls, rest_url, trades_source)
         symbols = args.symbol_list
-        name = f"binance {args.stream} " + (
+        market = "" if args.market == "spot" else f"{args.market} "
+        name = f"binance {market}{args.stream} " + (
             ",".join(symbols) if len(symbols) <= 3 else f"{len(symbols)} symbols"
         )
         shards = len(args.shard_plan)

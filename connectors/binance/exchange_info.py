@@ -1,29 +1,40 @@
-"""Which spot symbols trade: Binance's ``exchangeInfo``, for ``--symbols all``.
+"""Which symbols of a market trade: Binance's ``exchangeInfo``, for ``--symbols all``.
 
-Request and answer (spot REST API, 2026; no API key needed)::
+Requests and answers (2026; no API key needed)::
 
     GET /api/v3/exchangeInfo?symbolStatus=TRADING&showPermissionSets=false        weight 20
     {"timezone":"UTC","serverTime":..,"rateLimits":[..],"exchangeFilters":[],
      "symbols":[{"symbol":"BTCUSDT","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT",..},..]}
+    GET /fapi/v1/exchangeInfo                                                      weight 1
+    {"timezone":"UTC","serverTime":..,"futuresType":"U_MARGINED","rateLimits":[..],"assets":[..],
+     "symbols":[{"symbol":"BTCUSDT","pair":"BTCUSDT","contractType":"PERPETUAL",
+                 "status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT",..},..]}
 
-Without a ``permissions`` filter the answer lists the SPOT, MARGIN and LEVERAGED symbols: the spot
-market this project reads. ``symbolStatus`` leaves out those in BREAK, HALT, END_OF_DAY or
-CANCEL_ONLY. The request goes through the same per-host weight gate as the REST history, so that
-every process on the machine shares one budget.
+Spot: without a ``permissions`` filter the answer lists the SPOT, MARGIN and LEVERAGED symbols: the
+spot market this project reads; ``symbolStatus`` leaves out those in BREAK, HALT, END_OF_DAY or
+CANCEL_ONLY. USD-M takes no filter: every contract comes back, perpetual or quarterly
+(``BTCUSDT_261225``), TRADING, SETTLING or PENDING_TRADING, a few with Chinese characters in their
+names (``币安人生USDT``); the market's ``contract_types`` and TRADING are kept, and names that are
+not ASCII letters and digits are left out with a warning (a stream name here is one of those).
+The request goes through the same per-host weight gate as the REST history, so that every process
+on the machine shares one budget.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 
 import orjson
 import requests
 
 from connectors.binance.history import RestConfig
+from connectors.binance.markets import SPOT, BinanceMarket
 from connectors.binance.streams import normalize_symbols
 from connectors.websocket.gate import WeightGate
 
-WEIGHT = 20
+log = logging.getLogger(__name__)
+_SHOWN = 3  # names a warning quotes
 
 
 class ExchangeInfoUnavailable(Exception):
@@ -36,20 +47,21 @@ def trading_symbols(
     exclude: Collection[str] = (),
     gate_dir: str | None = None,
     ca_file: str | None = None,
+    market: BinanceMarket = SPOT,
 ) -> list[str]:
-    """The TRADING symbols (lower case, in the exchange's order), only those quoted in ``quotes``
-    when given (e.g. ``["USDT", "FDUSD"]``), without those in ``exclude``."""
+    """The TRADING symbols of ``market`` (lower case, in the exchange's order), only those quoted
+    in ``quotes`` when given (e.g. ``["USDT", "FDUSD"]``), without those in ``exclude``."""
     gate = WeightGate(rest.rest_url, rest.rest_weight_budget, gate_dir)
-    wait = gate.reserve(WEIGHT)
+    wait = gate.reserve(market.weights["exchangeInfo"])
     if wait > 0:
         raise ExchangeInfoUnavailable(
             f"the request weight budget of {rest.rest_url} is spent for {wait:.0f}s more"
         )
-    url = f"{rest.rest_url.rstrip('/')}/api/v3/exchangeInfo"
+    url = rest.rest_url.rstrip("/") + market.endpoint("exchangeInfo")
     try:
         response = requests.get(
             url,
-            params={"symbolStatus": "TRADING", "showPermissionSets": "false"},
+            params=dict(market.exchange_info_params),
             timeout=rest.rest_timeout,
             verify=ca_file or True,
         )
@@ -70,6 +82,7 @@ def trading_symbols(
             entry["symbol"]
             for entry in listed
             if entry["status"] == "TRADING"
+            and (market.contract_types is None or entry["contractType"] in market.contract_types)
             and (not wanted or entry["quoteAsset"] in wanted)
             and entry["symbol"] not in excluded
         ]
@@ -78,6 +91,16 @@ def trading_symbols(
             f"GET {url}: not an exchangeInfo answer ({type(exc).__name__}: {exc}):"
             f" {response.text[:200]}"
         ) from exc
+    unnamable = [s for s in symbols if not (s.isascii() and s.isalnum())]
+    if unnamable:
+        log.warning(
+            "--symbols all: %d %s symbol%s left out, not ASCII letters and digits: %s",
+            len(unnamable),
+            market.name,
+            "s" if len(unnamable) > 1 else "",
+            ", ".join(unnamable[:_SHOWN]) + (", ..." if len(unnamable) > _SHOWN else ""),
+        )
+        symbols = [s for s in symbols if s not in unnamable]
     if not symbols:
         raise ExchangeInfoUnavailable(f"GET {url}: no TRADING symbol matches")
     return normalize_symbols(symbols)

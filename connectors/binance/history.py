@@ -1,6 +1,8 @@
 """Binance's trade history over REST: what the bridge fetches to fill a gap (``History``).
 
-Requests and their answers (spot REST API, 2026; no API key needed)::
+Requests and their answers (spot REST API, 2026; no API key needed; USD-M futures serve
+``aggTrades`` alike under ``/fapi/v1``, at the weights and within the window ``markets.py`` gives,
+their entries with ``nq`` and without ``M``)::
 
     GET /api/v3/historicalTrades?symbol=BTCUSDT&fromId=N&limit=1000            weight 25
     [{"id":3735693016,"price":"61685.99000000","qty":"0.00017000","quoteQty":"10.48661830",
@@ -30,6 +32,7 @@ from typing import Any
 import orjson
 import requests
 
+from connectors.binance.markets import SPOT, USDM, BinanceMarket
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
 from connectors.settings import check_settings, check_url, setting
@@ -38,10 +41,8 @@ from connectors.websocket.gate import WeightGate, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REST_URL = "https://api.binance.com"
-PAGE_SIZE = 1000  # the largest page both endpoints serve
-WEIGHTS = {"historicalTrades": 25, "aggTrades": 4}
-# ticker/24hr by how many symbols it is asked for: up to 20, up to 100, any number (all, 80)
+PAGE_SIZE = 1000  # the largest page every history endpoint serves
+# spot's ticker/24hr by how many symbols it is asked for: up to 20, up to 100, any number (all, 80)
 TICKER_WEIGHTS = ((20, 2), (100, 40))
 TICKER_ALL_WEIGHT = 80
 _HOUR_MS = 3_600_000
@@ -50,12 +51,15 @@ _HOUR_MS = 3_600_000
 @dataclass(frozen=True)
 class RestConfig:
     rest_url: str = setting(
-        DEFAULT_REST_URL, "Binance REST base URL that gaps are filled from", metavar="URL"
+        SPOT.rest_url,
+        f"Binance REST base URL that gaps are filled from; {USDM.rest_url} with --market usdm",
+        metavar="URL",
     )
     rest_weight_budget: int = setting(
-        3000,
-        "request weight per minute the backfill may spend, of the 6,000 "
-        "Binance allows an IP; shared by every process on this machine",
+        SPOT.default_weight_budget,
+        f"request weight per minute the backfill may spend, of the {SPOT.weight_limit:,} Binance"
+        f" allows an IP ({USDM.default_weight_budget:,} of {USDM.weight_limit:,} with --market"
+        " usdm); shared by every process on this machine",
         minimum=25,
     )
     rest_timeout: float = setting(
@@ -68,7 +72,8 @@ class RestConfig:
 
 
 class BinanceHistory:
-    """Pages of ``@trade`` (``historicalTrades``) or ``@aggTrade`` (``aggTrades``) history."""
+    """Pages of ``@trade`` (``historicalTrades``) or ``@aggTrade`` (``aggTrades``) history of one
+    market (spot unless told)."""
 
     page_size = PAGE_SIZE
     record_types = (Trade, AggTrade)
@@ -79,9 +84,12 @@ class BinanceHistory:
         config: RestConfig = RestConfig(),
         gate_dir: str | None = None,
         ca_file: str | None = None,
+        market: BinanceMarket = SPOT,
     ) -> None:
+        market.check_stream(kind)
         self.kind = kind
-        self._endpoint = "historicalTrades" if kind == "trade" else "aggTrades"
+        self._market = market
+        self._endpoint = market.history_endpoints[kind]
         self._base = config.rest_url.rstrip("/")
         self._timeout = config.rest_timeout
         self._gate = WeightGate(config.rest_url, config.rest_weight_budget, gate_dir)
@@ -156,13 +164,13 @@ class BinanceHistory:
         self, endpoint: str, params: dict[str, str | int], weight: int | None = None
     ) -> list[Any]:
         """The answer's JSON array (its entries unchecked); raises HistoryUnavailable."""
-        weight = weight if weight is not None else WEIGHTS[endpoint]
+        weight = weight if weight is not None else self._market.weights[endpoint]
         wait = self._gate.reserve(weight)
         if wait > 0:
             raise HistoryUnavailable(
                 "request weight budget spent for this minute", retry_after=wait
             )
-        url = f"{self._base}/api/v3/{endpoint}"
+        url = self._base + self._market.endpoint(endpoint)
         self._counts["rest_requests"] += 1
         self._counts["rest_weight_used"] += weight
         try:

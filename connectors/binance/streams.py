@@ -1,7 +1,8 @@
 """Binance stream names and URLs, and the one place symbols are normalised.
 
 One stream is served raw at ``/ws/<stream>``; several share one connection at
-``/stream?streams=a/b/c``, where every event arrives wrapped as ``{"stream":..,"data":..}``.
+``/stream?streams=a/b/c``, where every event arrives wrapped as ``{"stream":..,"data":..}``; both
+under a market's base URL (``markets.py``: USD-M's ends in ``/market``).
 Stream names are lower case (``btcusdt@trade``); records carry the symbol upper case (``BTCUSDT``).
 """
 
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from connectors.binance.markets import MARKETS
 from connectors.settings import check_url
 
-DEFAULT_BASE_URL = "wss://stream.binance.com:9443"
-# The same streams from a market-data-only host: a second line's endpoint (--redundancy).
-DATA_STREAM_BASE_URL = "wss://data-stream.binance.vision"
-STREAM_KINDS = ("trade", "aggTrade")
-MAX_STREAMS_PER_CONNECTION = 1024  # Binance's limit
+# every trade stream of any market: trade, aggTrade
+STREAM_KINDS = tuple(dict.fromkeys(kind for m in MARKETS.values() for kind in m.stream_kinds))
+# Binance's limit, the same on every market
+MAX_STREAMS_PER_CONNECTION = min(m.max_streams_per_connection for m in MARKETS.values())
 # What one connection carries unless told otherwise. Binance refuses a combined-stream URL past
 # about 8,000 bytes (measured by unicorn-binance-websocket-api; not documented) with HTTP 414: 200
 # streams of the longest names (``1000satsfdusd@aggtrade``, 22 bytes and a slash) make about 4,600.

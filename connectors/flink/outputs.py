@@ -5,6 +5,10 @@ its ``json`` format (decimals are STRING columns: the exact strings). The hour i
 time for trades, of the window start for bars, of the arrival for dead letters. A part file rolls
 after ``roll_interval`` and is committed by the checkpoint that follows (exactly once with the
 restart strategy); files still being written start with a dot: read only the others.
+
+Given a ``market`` name (``markets.BinanceMarket.output_name``: ``usdm``), every line ends with
+``"market":"<name>"``; spot's lines have no such field, as before there were markets, so that
+what reads them needs no change.
 """
 
 from __future__ import annotations
@@ -52,17 +56,21 @@ _RECEIVED_AT = (
 )
 
 
-def trade_lines(t_env: StreamTableEnvironment, trades: Table, kind: str = "trade") -> Table:
+def trade_lines(
+    t_env: StreamTableEnvironment, trades: Table, kind: str = "trade", market: str | None = None
+) -> Table:
     """The trades output: TRADE_LINE_FIELDS[kind] (aggTrade: the id columns under their own
-    names)."""
+    names), then ``market`` when given."""
     return t_env.sql_query(
-        f"SELECT {_trade_select(kind)}, {_HOUR.format(ms='trade_time')} AS `hour` FROM {trades}"
+        f"SELECT {_trade_select(kind)}{_market(market)}, {_HOUR.format(ms='trade_time')} AS `hour`"
+        f" FROM {trades}"
     )
 
 
-def bar_lines(t_env: StreamTableEnvironment, bars: Table) -> Table:
+def bar_lines(t_env: StreamTableEnvironment, bars: Table, market: str | None = None) -> Table:
     return t_env.sql_query(
-        f"SELECT {_quoted(BAR_FIELDS)}, {_HOUR.format(ms='window_start')} AS `hour` FROM {bars}"
+        f"SELECT {_quoted(BAR_FIELDS)}{_market(market)},"
+        f" {_HOUR.format(ms='window_start')} AS `hour` FROM {bars}"
     )
 
 
@@ -71,9 +79,12 @@ def dead_letter_lines(
     bridge_dead_letters: Table,
     late_trades: Table,
     kind: str = "trade",
+    market: str | None = None,
 ) -> Table:
     """The bridge's dead letters and the late trades (``late_trade``, raw = the trade's line)."""
-    late_lines = t_env.sql_query(f"SELECT {_trade_select(kind)} FROM {late_trades}")
+    late_lines = t_env.sql_query(
+        f"SELECT {_trade_select(kind)}{_market(market)} FROM {late_trades}"
+    )
     late = (
         f"SELECT 'late_trade' AS reason, {json_line(late_lines)} AS `raw`, "
         "'utf-8' AS raw_encoding, 'trade time ' || CAST(trade_time AS STRING) || ' is behind the "
@@ -81,7 +92,7 @@ def dead_letter_lines(
         f"{_RECEIVED_AT} AS received_at FROM {late_lines}"
     )
     return t_env.sql_query(
-        f"SELECT *, {_HOUR.format(ms='received_at')} AS `hour` FROM ("
+        f"SELECT *{_market(market)}, {_HOUR.format(ms='received_at')} AS `hour` FROM ("
         f"SELECT {_quoted(DEAD_LETTER_FIELDS)} FROM {bridge_dead_letters} UNION ALL {late})"
     )
 
@@ -167,6 +178,11 @@ def committed_rows(
 def _trade_select(kind: str) -> str:
     renames = {"agg_id": "trade_id AS agg_id"} if kind == "aggTrade" else {}
     return ", ".join(renames.get(f, f) for f in TRADE_LINE_FIELDS[kind])
+
+
+def _market(name: str | None) -> str:
+    """The ``market`` column, to follow other columns; nothing without a name."""
+    return "" if name is None else f", '{name}' AS `market`"
 
 
 def _quoted(fields: Iterable[str]) -> str:

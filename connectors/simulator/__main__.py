@@ -3,9 +3,11 @@
     python -m connectors.simulator --port 9443 --capture PATH [--capture PATH] --speed 1
     python -m connectors.simulator --generate btcusdt --rate 100
     python -m connectors.simulator --market-symbols 1500 --rate 5000 --live
+    python -m connectors.simulator --venue usdm --generate btcusdt --generate ethusdt
 
 Without ``--capture``, ``--generate`` or ``--market-symbols`` it replays the demo captures
-(data/captures).
+(data/captures). ``--venue usdm`` makes it USD-M futures (``venues.py``): generated aggregate trades
+served under ``/market``, its REST under ``/fapi/v1``, its limits.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import sys
 import threading
 
 from connectors.simulator.captures import DEMO_CAPTURES
-from connectors.simulator.limits import MAX_INCOMING_PER_SECOND, MAX_STREAMS, MAX_URL_BYTES
+from connectors.simulator.limits import MAX_STREAMS, MAX_URL_BYTES
 from connectors.simulator.market import Feed, GeneratedFeed, Market, replay_feeds
-from connectors.simulator.server import ExchangeSimulator
+from connectors.simulator.server import VENUE, ExchangeSimulator
+from connectors.simulator.venues import SPOT, VENUES
 from connectors.simulator.whole_market import WHOLE_MARKET_HISTORY_SECONDS, whole_market
 
 _SHOWN = 5  # streams and symbols printed at start; a whole market has too many to list
@@ -39,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--venue",
+        choices=tuple(VENUES),
+        default=SPOT.name,
+        help="spot, or usdm: USD-M futures, generated only (--generate, --market-symbols);"
+        " its limits are the defaults of the options below (default: %(default)s)",
+    )
     parser.add_argument("--port", type=int, default=9443, help="0 picks a free port")
     parser.add_argument(
         "--capture",
@@ -102,13 +112,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--live", action="store_true", help="markets run without subscribers too")
     parser.add_argument(
-        "--ping-interval", type=float, default=20.0, help="seconds between the server's pings"
+        "--ping-interval",
+        type=float,
+        help="seconds between the server's pings (default: 20; usdm: 180)",
     )
     parser.add_argument(
         "--pong-timeout",
         type=float,
-        default=60.0,
-        help="a ping unanswered this long closes the connection with 1008",
+        help="a ping unanswered this long closes the connection with 1008 (default: 60; usdm: 600)",
     )
     parser.add_argument(
         "--max-url-bytes",
@@ -125,22 +136,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-incoming-per-second",
         type=int,
-        default=MAX_INCOMING_PER_SECOND,
         help="messages a client may send within a second before it is closed with 1008 "
-        "(0: no limit; default %(default)s)",
+        "(0: no limit; default: 5; usdm: 10)",
     )
     args = parser.parse_args(argv)
+    if args.venue != SPOT.name and args.capture:
+        parser.error("--capture replays spot captures: --venue usdm generates its trades")
     if args.market_symbols is not None:
         if args.capture or args.generate:
             parser.error("--market-symbols makes the whole market: no --capture or --generate")
         if args.market_symbols < 1:
             parser.error("--market-symbols must be at least 1")
     elif not args.capture and not args.generate:
+        if args.venue != SPOT.name:
+            parser.error("--venue usdm needs --generate or --market-symbols")
         args.capture = list(DEMO_CAPTURES)
     return args
 
 
 def build_market(args: argparse.Namespace) -> Market:
+    kind = VENUES[args.venue].stream_kinds[0]
     if args.market_symbols is not None:
         return whole_market(
             args.market_symbols,
@@ -150,6 +165,8 @@ def build_market(args: argparse.Namespace) -> Market:
             speed=args.speed,
             pause_without_subscribers=not args.live,
             history_seconds=args.history_seconds,
+            kind=kind,
+            venue=args.venue,
         )
     feeds: list[Feed] = []
     if args.capture:
@@ -158,8 +175,12 @@ def build_market(args: argparse.Namespace) -> Market:
             args.capture, kinds=args.kinds.split(","), symbols=symbols, loop=args.loop
         )
     rate = _GENERATED_RATE if args.rate is None else args.rate
-    feeds += [GeneratedFeed(symbol, rate=rate) for symbol in args.generate]
-    return Market(feeds, speed=args.speed, pause_without_subscribers=not args.live)
+    feeds += [
+        GeneratedFeed(symbol, rate=rate, kind=kind, venue=args.venue) for symbol in args.generate
+    ]
+    return Market(
+        feeds, speed=args.speed, pause_without_subscribers=not args.live, venue=args.venue
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,21 +198,27 @@ def main(argv: list[str] | None = None) -> None:
         market,
         args.host,
         args.port,
-        ping_interval=args.ping_interval,
-        pong_timeout=args.pong_timeout,
+        ping_interval=VENUE if args.ping_interval is None else args.ping_interval,
+        pong_timeout=VENUE if args.pong_timeout is None else args.pong_timeout,
         max_url_bytes=args.max_url_bytes or None,
         max_streams=args.max_streams or None,
-        max_incoming_per_second=args.max_incoming_per_second or None,
+        max_incoming_per_second=(
+            VENUE if args.max_incoming_per_second is None else args.max_incoming_per_second or None
+        ),
     ) as sim:
+        venue = market.venue
         streams = market.streams[:_SHOWN]
         more = len(market.streams) - len(streams)
+        root, rest = sim.ws_url + venue.stream_root, sim.http_url + venue.rest_root
+        history = "historicalTrades" if "historicalTrades" in venue.weights else "aggTrades"
         print(f"streams: {', '.join(streams)}" + (f" and {more} more" if more else ""))
-        print(f"combined: {sim.ws_url}/stream?streams={'/'.join(streams)}")
-        print(f"raw:      {sim.ws_url}/ws/{streams[0]}")
+        print(f"combined: {root}/stream?streams={'/'.join(streams)}")
+        print(f"raw:      {root}/ws/{streams[0]}")
         for symbol in market.symbols[:_SHOWN]:
-            print(f"REST:     {sim.http_url}/api/v3/historicalTrades?symbol={symbol}")
-        print(f"symbols:  {sim.http_url}/api/v3/exchangeInfo")
-        print(f"ticker:   {sim.http_url}/api/v3/ticker/24hr")
+            print(f"REST:     {rest}/{history}?symbol={symbol}")
+        print(f"symbols:  {rest}/exchangeInfo")
+        if "ticker/24hr" in venue.weights:
+            print(f"ticker:   {rest}/ticker/24hr")
         print("Ctrl-C to stop", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()

@@ -158,8 +158,15 @@ class Faults:
         tick: str = "0.01",
         first_id: int = 1,
     ) -> None:
+        venue = self._exchange.market.venue
         feed = GeneratedFeed(
-            symbol, rate=rate, start_price=start_price, tick=tick, first_id=first_id
+            symbol,
+            rate=rate,
+            start_price=start_price,
+            tick=tick,
+            first_id=first_id,
+            kind=venue.stream_kinds[0],
+            venue=venue.name,
         )
         self._call(self._exchange.market.list_feed, feed)
 

@@ -17,6 +17,7 @@ import orjson
 
 Event = dict[str, Any]  # a stream event's JSON object, or a REST entry
 
+_STREAM_ONLY = frozenset(("e", "E", "s", "st"))  # event type and time, symbol, symbol type
 _ZERO = Decimal(0)
 _QUOTE_STEP = Decimal("0.00000001")  # Binance prints quote quantities with 8 decimals
 
@@ -188,7 +189,8 @@ class PublishedTrades(Published):
 
 
 class PublishedAggTrades(Published):
-    """``@aggTrade`` events, served as they were published."""
+    """``@aggTrade`` events, served as they were published, without the fields only a stream
+    event has (spot's entries then carry ``M``, USD-M's ``nq``, as each venue's REST does)."""
 
     @staticmethod
     def _trade_ids(event: Event) -> tuple[int, int]:
@@ -202,10 +204,7 @@ class PublishedAggTrades(Published):
             if (end_time is not None and event["T"] > end_time) or len(out) == limit:
                 break
             if event["a"] not in hidden:
-                out.append(
-                    {k: event[k] for k in ("a", "p", "q", "f", "l", "T", "m")}
-                    | {"M": event.get("M", True)}
-                )
+                out.append({k: v for k, v in event.items() if k not in _STREAM_ONLY})
         return out
 
     def index_of_agg_id(self, agg_id: int) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+# Spot's figures; USD-M futures allow 10 incoming messages a second (venues.py).
 MAX_URL_BYTES = 8000
 MAX_STREAMS = 1024
 MAX_INCOMING_PER_SECOND = 5

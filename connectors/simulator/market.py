@@ -39,13 +39,17 @@ from connectors.simulator.captures import (
 )
 from connectors.simulator.history import Published, PublishedAggTrades, PublishedTrades
 from connectors.simulator.symbols import HALT, HALTED_STATUSES, START_PRICES, TRADING
+from connectors.simulator.venues import SPOT, VENUES, Venue
 
 # After this many events in a row the market yields to the event loop (and at speed 0
 # waits for slow subscribers), so writers and request handlers keep running.
 _BURST = 256
 # Replays with ``loop=True`` leave this much virtual time between two passes.
 _LOOP_GAP_NS = 1_000_000_000
-_UNITS = 10**8  # Binance prints prices and quantities with 8 decimals
+_UNITS = 10**8  # spot prints prices and quantities with 8 decimals
+# USD-M prints a price with its tick's decimals and quantities with their step's; most steps are
+# 0.001 (BTCUSDT, ETHUSDT)
+_USDM_QUANTITY_DECIMALS = 3
 
 
 class Sink(Protocol):
@@ -62,6 +66,7 @@ class MarketOptions(TypedDict, total=False):
     pause_without_subscribers: bool
     history_limit: int | None
     history_seconds: float | None
+    venue: str
 
 
 class Feed(ABC):
@@ -141,12 +146,16 @@ class ReplayFeed(Feed):
 
 class GeneratedFeed(Feed):
     """Random-walk ``@trade`` events for one symbol at ``rate`` events per virtual second
-    (0: unpaced, every event due at once, i.e. as fast as the market goes).
+    (0: unpaced, every event due at once, i.e. as fast as the market goes); or, with ``kind``
+    ``aggTrade``, aggregate trades of 1 to 3 trades each, in the form of ``venue`` (``spot``, or
+    ``usdm``: USD-M futures, ``venues.py``).
 
-    Ids are consecutive from ``first_id``; prices move by one ``tick`` at most between trades;
-    event and trade times are the wall clock at emission. Trades come evenly spaced, or with
-    ``poisson`` at random (exponential) intervals averaging ``1/rate``, as independent traders'
-    orders do: a whole market's symbols then neither start nor tick in step.
+    Ids are consecutive from ``first_id`` (the aggregate ids, and the trade ids but for those
+    USD-M's aggregates leave out now and then); prices move
+    by one ``tick`` at most between trades; event and trade times are the wall clock at emission.
+    Trades come evenly spaced, or with ``poisson`` at random (exponential) intervals averaging
+    ``1/rate``, as independent traders' orders do: a whole market's symbols then neither start
+    nor tick in step.
     """
 
     def __init__(
@@ -160,10 +169,15 @@ class GeneratedFeed(Feed):
         first_id: int = 1,
         poisson: bool = False,
         seed: int | None = None,
+        kind: str = "trade",
+        venue: str = SPOT.name,
     ) -> None:
         if rate < 0:
             raise ValueError("rate must be >= 0")
-        self.stream = f"{symbol.lower()}@trade"
+        if kind not in VENUES[venue].stream_kinds:
+            raise ValueError(f"{venue} has no @{kind} stream")
+        self.stream = f"{symbol.lower()}@{kind}"
+        self._kind, self._usdm = kind, venue != SPOT.name
         self._symbol = symbol.upper()
         self._rate = rate
         self._interval_ns = 1e9 / rate if rate else 0.0
@@ -173,7 +187,8 @@ class GeneratedFeed(Feed):
             raise ValueError(f"tick {tick} is not a positive multiple of 0.00000001")
         start = start_price or START_PRICES.get(self._symbol, "100.00")
         self._price = _units(start)
-        self._next_id = first_id
+        self._price_decimals = len(tick.partition(".")[2]) if self._usdm else 8
+        self._next_id = self._next_trade_id = first_id
         self._emitted = 0
         self._random = random.Random(seed)
         self._poisson = poisson and rate > 0
@@ -190,14 +205,38 @@ class GeneratedFeed(Feed):
         bits = self._random.getrandbits(32)
         step = (bits & 3 == 3) - (bits & 3 == 0)
         self._price = max(self._tick, self._price + step * self._tick)
-        quantity = ((bits >> 3) % 50_000 + 1) * 1_000  # 0.00001 .. 0.5
-        trade_id = self._next_id
+        if self._usdm:  # 0.001 .. 0.5
+            quantity = ((bits >> 3) % 500 + 1) * 10 ** (8 - _USDM_QUANTITY_DECIMALS)
+            q = _decimal(quantity, _USDM_QUANTITY_DECIMALS)
+        else:  # 0.00001 .. 0.5
+            q = _decimal(((bits >> 3) % 50_000 + 1) * 1_000)
+        p, m = _decimal(self._price, self._price_decimals), "true" if bits & 4 else "false"
+        seq = self._next_id
         now_ms = time.time_ns() // 1_000_000
-        payload = (
-            f'{{"e":"trade","E":{now_ms},"s":"{self._symbol}","t":{trade_id},'
-            f'"p":"{_decimal(self._price)}","q":"{_decimal(quantity)}","T":{now_ms},'
-            f'"m":{"true" if bits & 4 else "false"},"M":true}}'
-        ).encode()
+        if self._kind == "trade":
+            payload = (
+                f'{{"e":"trade","E":{now_ms},"s":"{self._symbol}","t":{seq},'
+                f'"p":"{p}","q":"{q}","T":{now_ms},"m":{m},"M":true}}'
+            ).encode()
+        else:
+            first = self._next_trade_id
+            last = first + (bits >> 24) % 3  # trades of one taker order at one price
+            # USD-M's aggregates hold market trades only: about one in eight is followed by a
+            # trade id no aggregate holds (binance-public-data #378: consecutive aggregate ids,
+            # trade ids skipping one now and then)
+            skipped = 1 if self._usdm and (bits >> 26) % 8 == 0 else 0
+            self._next_trade_id = last + 1 + skipped
+            payload = (
+                (
+                    f'{{"e":"aggTrade","E":{now_ms},"a":{seq},"s":"{self._symbol}","p":"{p}",'
+                    f'"q":"{q}","nq":"{q}","f":{first},"l":{last},"T":{now_ms},"m":{m},"st":1}}'
+                )
+                if self._usdm
+                else (
+                    f'{{"e":"aggTrade","E":{now_ms},"s":"{self._symbol}","a":{seq},"p":"{p}",'
+                    f'"q":"{q}","f":{first},"l":{last},"T":{now_ms},"m":{m},"M":true}}'
+                )
+            ).encode()
         self._next_id += 1
         self._emitted += 1
         if self._poisson:
@@ -205,7 +244,7 @@ class GeneratedFeed(Feed):
         else:
             # From the count, not summed, so that rounding never drifts the pace.
             self._offset_ns = round(self._emitted * self._interval_ns)
-        return payload, trade_id
+        return payload, seq
 
     def _gap_ns(self) -> int:
         return round(self._random.expovariate(self._rate) * 1e9)
@@ -272,9 +311,11 @@ class Market:
         pause_without_subscribers: bool = True,
         history_limit: int | None = 100_000,
         history_seconds: float | None = None,
+        venue: str = SPOT.name,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
+        self.venue: Venue = VENUES[venue]
         self.speed = speed
         self.pause_without_subscribers = pause_without_subscribers
         self._history_limit, self._history_seconds = history_limit, history_seconds
@@ -313,11 +354,20 @@ class Market:
         rate: float = 100.0,
         count: int | None = None,
         seed: int | None = None,
+        kind: str = "trade",
         **options: Unpack[MarketOptions],
     ) -> Market:
-        """A market of random-walk trades, one ``GeneratedFeed`` per symbol."""
+        """A market of random-walk trades (``kind``: ``trade`` or ``aggTrade``), one
+        ``GeneratedFeed`` per symbol, in the form of ``options``' venue."""
         feeds = [
-            GeneratedFeed(symbol, rate=rate, count=count, seed=None if seed is None else seed + i)
+            GeneratedFeed(
+                symbol,
+                rate=rate,
+                count=count,
+                seed=None if seed is None else seed + i,
+                kind=kind,
+                venue=options.get("venue", SPOT.name),
+            )
             for i, symbol in enumerate(symbols)
         ]
         return cls(feeds, **options)
@@ -353,6 +403,8 @@ class Market:
         if feed.stream in self._clocks:
             raise ValueError(f"two feeds for {feed.stream}")
         kind, symbol = stream_kind(feed.stream), stream_symbol(feed.stream)
+        if kind in _HISTORIES and kind not in self.venue.stream_kinds:
+            raise ValueError(f"{self.venue.name} has no @{kind} stream: {feed.stream}")
         history = (
             _HISTORIES[kind](self._history_limit, self._history_seconds)
             if kind in _HISTORIES
@@ -501,8 +553,10 @@ def replay_feeds(
 _HISTORIES = {"trade": PublishedTrades, "aggTrade": PublishedAggTrades}
 
 
-def _decimal(units: int) -> str:
-    return f"{units // _UNITS}.{units % _UNITS:08d}"
+def _decimal(units: int, decimals: int = 8) -> str:
+    """Units of 10^-8 as a decimal string of ``decimals`` places (those beyond are zeros)."""
+    text = f"{units // _UNITS}.{units % _UNITS:08d}"
+    return text[: len(text) - 8 + decimals] if decimals else text[:-9]
 
 
 def _units(decimal: str) -> int:

@@ -1,10 +1,15 @@
 """What the exchange says about its symbols over REST: ``GET /api/v3/exchangeInfo`` and
 ``GET /api/v3/ticker/24hr``, shaped as Binance's answers (fields a client reads; no order book,
-so no bid and ask in the ticker).
+so no bid and ask in the ticker); and USD-M's ``GET /fapi/v1/exchangeInfo``.
 
 - exchangeInfo: every listed symbol with its status; ``symbol=`` or ``symbols=["A","B"]`` for a
   few, ``symbolStatus=TRADING|HALT|BREAK`` to filter (not with ``symbol(s)``, as on Binance);
   ``showPermissionSets=false`` leaves ``permissionSets`` out.
+- USD-M's exchangeInfo: no parameters; every listed symbol as a ``PERPETUAL`` contract with its
+  status (the market's own: ``HALT`` and ``BREAK`` where Binance would say ``SETTLING`` and the
+  like), and, as Binance lists them beside the perpetuals, a quarterly contract of BTCUSDT and of
+  ETHUSDT when the market lists those (``BTCUSDT_261225``) and a perpetual named in Chinese
+  characters (``币安人生USDT``, one of five in October 2026); no stream serves these here.
 - ticker/24hr: per symbol ``firstId``, ``lastId``, ``count`` and the day's prices as decimal
   strings, over everything published (``history.Totals``); an object for ``symbol=``, a list
   otherwise. Its weight grows with the symbols asked for (``ticker_weight``).
@@ -12,6 +17,7 @@ so no bid and ask in the ticker).
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Iterable
 from decimal import Decimal
@@ -20,7 +26,7 @@ from typing import Any
 from connectors.simulator.history import Totals
 from connectors.simulator.market import Market
 from connectors.simulator.rest_params import BadRequest, symbol_param, symbols_param
-from connectors.simulator.symbols import FILTERABLE_STATUSES, split_symbol
+from connectors.simulator.symbols import FILTERABLE_STATUSES, TRADING, split_symbol
 
 # Weight of a ticker/24hr request by how many symbols it names: (at most this many, weight).
 TICKER_WEIGHTS = ((20, 2), (100, 40))
@@ -51,6 +57,14 @@ _SYMBOL_FIELDS: dict[str, Any] = {
     "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
     "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
 }
+# USD-M's contracts with quarterly ones beside their perpetual (Binance lists more).
+_QUARTERLY = ("BTCUSDT", "ETHUSDT")
+_CHINESE_NAMED = "币安人生USDT"
+_PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # 2100-12-25: what Binance gives a perpetual
+_FUTURES_ORDER_LIMITS = (
+    {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+)
 # Binance's limits besides the request weight (which is the simulator's own setting).
 _FIXED_RATE_LIMITS = (
     {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
@@ -87,6 +101,37 @@ def exchange_info(market: Market, params: dict[str, str], weight_limit: int) -> 
         ],
         "exchangeFilters": [],
         "symbols": symbols,
+    }
+
+
+def futures_exchange_info(market: Market, weight_limit: int) -> dict[str, Any]:
+    contracts = [(symbol, "PERPETUAL", market.status(symbol)) for symbol in market.symbols]
+    delivery = _quarter_end(datetime.datetime.now(datetime.UTC))
+    contracts += [
+        (f"{symbol}_{delivery:%y%m%d}", "CURRENT_QUARTER", TRADING)
+        for symbol in _QUARTERLY
+        if market.status(symbol) is not None
+    ]
+    contracts.append((_CHINESE_NAMED, "PERPETUAL", TRADING))
+    return {
+        "timezone": "UTC",
+        "serverTime": time.time_ns() // 1_000_000,
+        "futuresType": "U_MARGINED",
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": weight_limit,
+            },
+            *_FUTURES_ORDER_LIMITS,
+        ],
+        "exchangeFilters": [],
+        "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+        "symbols": [
+            _contract(symbol, contract_type, status, delivery)
+            for symbol, contract_type, status in contracts
+        ],
     }
 
 
@@ -179,3 +224,42 @@ def _ticker(symbol: str, totals: Totals) -> dict[str, Any]:
 def _eight(value: Decimal | int) -> str:
     """Binance prints prices and quantities with 8 decimals."""
     return f"{Decimal(value).quantize(_PRICE):f}"
+
+
+def _contract(
+    symbol: str, contract_type: str, status: str | None, delivery: datetime.datetime
+) -> dict[str, Any]:
+    base, quote = split_symbol(symbol.partition("_")[0])
+    perpetual = contract_type == "PERPETUAL"
+    return {
+        "symbol": symbol,
+        "pair": symbol.partition("_")[0],
+        "contractType": contract_type,
+        "deliveryDate": _PERPETUAL_DELIVERY_MS if perpetual else int(delivery.timestamp() * 1000),
+        "onboardDate": 1_569_398_400_000,
+        "status": status,
+        "baseAsset": base,
+        "quoteAsset": quote,
+        "marginAsset": quote,
+        "pricePrecision": 2,
+        "quantityPrecision": 3,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "filters": [],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+    }
+
+
+def _quarter_end(now: datetime.datetime) -> datetime.datetime:
+    """The delivery of the current quarterly contract: the last Friday of this quarter's last
+    month, 08:00 UTC (or of the next quarter once that has passed)."""
+    year, month = now.year, (now.month - 1) // 3 * 3 + 3
+    while True:
+        last_day = datetime.datetime(year + month // 12, month % 12 + 1, 1, 8, tzinfo=datetime.UTC)
+        last_day -= datetime.timedelta(days=1)
+        friday = last_day - datetime.timedelta(days=(last_day.weekday() - 4) % 7)
+        if friday > now:
+            return friday
+        year, month = (year + 1, 3) if month == 12 else (year, month + 3)

@@ -1,10 +1,21 @@
 """Binance's REST market data, answered from what the market published, with its limits.
 
+On spot:
+
 - ``GET /api/v3/historicalTrades?symbol=&fromId=&limit=`` (weight 25): ``@trade`` history;
 - ``GET /api/v3/aggTrades?symbol=&fromId=|startTime=&endTime=&limit=`` (weight 4): aggregate
   trades, from the ``@aggTrade`` history or made of the ``@trade`` one;
 - ``GET /api/v3/exchangeInfo`` (weight 20) and ``GET /api/v3/ticker/24hr`` (weight 80 for all
-  symbols, 2 for one): the symbols and their day (``market_info.py``);
+  symbols, 2 for one): the symbols and their day (``market_info.py``).
+
+On USD-M futures (a market of the ``usdm`` venue, ``venues.py``):
+
+- ``GET /fapi/v1/aggTrades`` (weight 20), as spot's, and asked by time only for the last 48 hours
+  (older: 400 ``-4166``);
+- ``GET /fapi/v1/exchangeInfo`` (weight 1): every contract, no filter (``market_info.py``).
+
+On both:
+
 - request weight per calendar minute for the whole server (one IP, as Binance counts it): every
   answer carries ``X-MBX-USED-WEIGHT-1M``; over the limit, 429 with ``Retry-After`` (seconds to the
   next minute); asking again before that is a violation, and the third bans the "IP": 418 with
@@ -28,15 +39,15 @@ import orjson
 
 from connectors.simulator.history import Event
 from connectors.simulator.market import Market
-from connectors.simulator.market_info import exchange_info, ticker_24hr, ticker_weight
+from connectors.simulator.market_info import (
+    exchange_info,
+    futures_exchange_info,
+    ticker_24hr,
+    ticker_weight,
+)
 from connectors.simulator.rest_params import BadRequest, integer_param, symbol_param
+from connectors.simulator.venues import SPOT
 
-HISTORICAL_TRADES = "/api/v3/historicalTrades"
-AGG_TRADES = "/api/v3/aggTrades"
-EXCHANGE_INFO = "/api/v3/exchangeInfo"
-TICKER_24HR = "/api/v3/ticker/24hr"
-# Weights as of 2026; the ticker's depends on the symbols asked for (market_info.ticker_weight).
-WEIGHTS = {HISTORICAL_TRADES: 25, AGG_TRADES: 4, EXCHANGE_INFO: 20}
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000  # spot clamps larger limits instead of refusing them
 MAX_WINDOW_MS = 3_600_000  # aggTrades: startTime and endTime less than an hour apart
@@ -48,10 +59,12 @@ class RestApi:
     """Lives on the simulator's event loop; ``answer`` is its one entry."""
 
     def __init__(
-        self, market: Market, weight_limit: int = 6000, ban_seconds: float = 120.0
+        self, market: Market, weight_limit: int | None = None, ban_seconds: float = 120.0
     ) -> None:
         self.market = market
-        self.weight_limit, self.ban_seconds = weight_limit, ban_seconds
+        self.venue = market.venue
+        self.weight_limit = self.venue.weight_limit if weight_limit is None else weight_limit
+        self.ban_seconds = ban_seconds
         self._used: dict[int, int] = defaultdict(int)  # minute -> weight used
         self._retry_at = 0.0  # a 429 told the client to come back then
         self._violations = 0
@@ -71,7 +84,7 @@ class RestApi:
         self._closing.set()
 
     def routes(self, path: str) -> bool:
-        return path in WEIGHTS or path == TICKER_24HR
+        return self.venue.endpoint(path) is not None
 
     async def answer(self, path: str, query: str) -> tuple[int, bytes, dict[str, str]]:
         if self.stalls:
@@ -98,7 +111,11 @@ class RestApi:
                 429, "Too many requests; current limit is exceeded", self._retry_at - now
             )
         params = {name: values[-1] for name, values in parse_qs(query).items()}
-        weight = ticker_weight(params) if path == TICKER_24HR else WEIGHTS[path]
+        endpoint = self.venue.endpoint(path)
+        assert endpoint is not None  # routes() sent only these here
+        weight = self.venue.weights[endpoint]
+        if weight is None:
+            weight = ticker_weight(params)
         minute = int(now // 60)
         used = self._used[minute] + weight
         if used > self.weight_limit:
@@ -121,18 +138,20 @@ class RestApi:
                 headers,
             )
         try:
-            body = self._body(path, params)
+            body = self._body(endpoint, params)
         except BadRequest as error:
             return 400, error.body, headers
         return 200, orjson.dumps(body), headers
 
-    def _body(self, path: str, params: dict[str, str]) -> Any:
-        if path == HISTORICAL_TRADES:
+    def _body(self, endpoint: str, params: dict[str, str]) -> Any:
+        if endpoint == "historicalTrades":
             return self._trades(params)
-        if path == AGG_TRADES:
+        if endpoint == "aggTrades":
             return self._aggregates(params)
-        if path == EXCHANGE_INFO:
-            return exchange_info(self.market, params, self.weight_limit)
+        if endpoint == "exchangeInfo":
+            if self.venue is SPOT:
+                return exchange_info(self.market, params, self.weight_limit)
+            return futures_exchange_info(self.market, self.weight_limit)
         return ticker_24hr(self.market, params)
 
     def _trades(self, params: dict[str, str]) -> list[Event]:
@@ -172,6 +191,10 @@ class RestApi:
             and end_time - start_time >= MAX_WINDOW_MS
         ):
             raise BadRequest(-1127, "More than 1 hours between startTime and endTime.")
+        window = self.venue.history_window_ms
+        asked = start_time if start_time is not None else end_time
+        if window is not None and asked is not None and asked < time.time() * 1000 - window:
+            raise BadRequest(-4166, "Search window is restricted to recent 2 days only.")
         if from_id is not None:
             start = published.index_of_agg_id(from_id)
         elif start_time is not None:

@@ -1,7 +1,9 @@
 """A Binance-compatible exchange on loopback, run in a background thread.
 
 Routes, as on ``stream.binance.com`` (over TLS, ``wss://`` and ``https://``, given an
-``ssl_context``):
+``ssl_context``); for a market of the ``usdm`` venue, as on ``fstream.binance.com``: the same
+under ``/market``, connections on its other roots taking no stream, and its REST under
+``/fapi/v1`` (``venues.py``):
 
 - ``/ws/<stream>[/<stream>...]``: raw events; ``/ws``: nothing until a SUBSCRIBE;
 - ``/stream?streams=a/b/c``: events wrapped ``{"stream": ..., "data": ...}``;
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
 import functools
 import http
 import inspect
@@ -37,7 +40,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from typing import Any, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 from urllib.parse import parse_qs
 
 import orjson
@@ -57,7 +60,6 @@ from connectors.simulator.commands import (
 from connectors.simulator.exchange_log import HTTP, ExchangeLog
 from connectors.simulator.faults import Faults
 from connectors.simulator.limits import (
-    MAX_INCOMING_PER_SECOND,
     MAX_STREAMS,
     MAX_URL_BYTES,
     TOO_MANY_REQUESTS,
@@ -76,6 +78,12 @@ from connectors.simulator.session import (
 
 logger = logging.getLogger(__name__)
 
+
+class _VenueDefault(enum.Enum):
+    VENUE = "the venue's"
+
+
+VENUE = _VenueDefault.VENUE  # an ExchangeSimulator setting left to the market's venue
 # A speed-0 market waits while any connection has more than this many frames queued.
 QUEUE_HIGH = 1024
 _THREAD_CALL_TIMEOUT = 10.0
@@ -264,24 +272,28 @@ class Exchange:
         return result_reply(command)
 
     def subscribe(self, session: Session, streams: Iterable[str]) -> None:
+        """A session on a path that does not serve the streams (``delivers`` false) lists them
+        and gets none, as on Binance."""
         current = set(session.record.streams)  # a set: SUBSCRIBE may name a thousand
         for stream in streams:
             if stream not in current:
                 current.add(stream)
                 session.record.streams.append(stream)
-                self._subscribers[stream].add(session)
-                self.market.subscribe(stream)
+                if session.delivers:
+                    self._subscribers[stream].add(session)
+                    self.market.subscribe(stream)
 
     def unsubscribe(self, session: Session, streams: Iterable[str]) -> None:
         for stream in streams:
             if stream in session.record.streams:
                 session.record.streams.remove(stream)
-                self._subscribers[stream].discard(session)
-                self.market.unsubscribe(stream)
+                if session.delivers:
+                    self._subscribers[stream].discard(session)
+                    self.market.unsubscribe(stream)
 
     def forget(self, session: Session) -> None:
         """Drop a closing session from the fan-out; its record keeps its last streams."""
-        for stream in session.record.streams:
+        for stream in session.record.streams if session.delivers else ():
             self._subscribers[stream].discard(session)
             self.market.unsubscribe(stream)
         self._sessions.pop(session.record.id, None)
@@ -308,20 +320,22 @@ class Exchange:
         if self.rest.routes(path):
             status, body, headers = await self.rest.answer(path, query)
             return self._http(connection, status, body, headers)
+        rooted = self.market.venue.route(path)
+        path, delivers = rooted if rooted is not None else ("", False)
         if path == "/ws" or path.startswith("/ws/"):
-            route = (False, [name for name in path[4:].split("/") if name])
+            route = _Route(False, [name for name in path[4:].split("/") if name], delivers)
         elif path == "/stream":
             names = parse_qs(query).get("streams", [""])[-1]
-            route = (True, [name for name in names.split("/") if name])
+            route = _Route(True, [name for name in names.split("/") if name], delivers)
         else:
             return self._http(connection, 404, b'{"code":-1,"msg":"Not found."}')
-        invalid = [name for name in route[1] if not valid_stream_name(name)]
+        invalid = [name for name in route.streams if not valid_stream_name(name)]
         if invalid:
             body = orjson.dumps(
                 {"code": 2, "msg": f"Invalid request: invalid stream name {invalid[0]!r}"}
             )
             return self._http(connection, 400, body)
-        streams = len(set(route[1]))
+        streams = len(set(route.streams))
         if self._too_many_streams(streams):
             body = orjson.dumps({"code": 2, "msg": self._too_many_streams_msg(streams)})
             return self._http(connection, 400, body)
@@ -358,9 +372,10 @@ class Exchange:
     async def _handle(self, connection: ServerConnection) -> None:
         ws = _ours(connection)
         assert ws.request is not None  # the handler runs once the handshake has read it
-        combined, streams = ws.route
+        combined, streams, delivers = ws.route
         record = ConnectionRecord(next(self._ids), ws.request.path, combined, [], time.time())
         session = Session(ws, record, self)
+        session.delivers = delivers
         self.records.append(record)
         self._sessions[record.id] = session
         ws.session = session
@@ -371,6 +386,14 @@ class Exchange:
         await session.serve()
 
 
+class _Route(NamedTuple):
+    """What a handshake's path asked for."""
+
+    combined: bool  # /stream?streams=, each event wrapped; else /ws/...
+    streams: list[str]
+    delivers: bool  # the path serves these streams (USD-M: under /market only)
+
+
 class _Connection(ServerConnection):
     """Carries the route chosen during the handshake; can be reset right on accept; counts the
     client's messages against the rate limit as they arrive, before any is handled."""
@@ -378,7 +401,7 @@ class _Connection(ServerConnection):
     def __init__(self, exchange: Exchange, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.exchange = exchange
-        self.route: tuple[bool, list[str]] = (False, [])
+        self.route = _Route(False, [], True)
         self.session: Session | None = None  # set by the handler
         self.flooded = False  # the client went over the rate limit: closing with 1008
         self._incoming = IncomingRate(exchange.limits.max_incoming_per_second)
@@ -444,6 +467,10 @@ class ExchangeSimulator:
 
     ``max_url_bytes``, ``max_streams`` and ``max_incoming_per_second`` are Binance's limits on a
     connection, Binance's values by default, ``None`` for none (``limits.py``).
+
+    The market's venue (``venues.py``: spot, or usdm for USD-M futures) decides the routes and
+    what is left at ``VENUE`` (the default): pings, pong timeout, the request weight a minute and
+    the incoming messages a second.
     """
 
     def __init__(
@@ -451,30 +478,41 @@ class ExchangeSimulator:
         market: Market,
         host: str = "127.0.0.1",
         port: int = 0,
-        ping_interval: float | None = 20.0,
-        pong_timeout: float | None = 60.0,
+        ping_interval: float | _VenueDefault | None = VENUE,
+        pong_timeout: float | _VenueDefault | None = VENUE,
         close_timeout: float = 2.0,
-        rest_weight_limit: int = 6000,
+        rest_weight_limit: int | _VenueDefault = VENUE,
         ssl_context: ssl.SSLContext | None = None,
         keep_frames: bool = True,
         max_url_bytes: int | None = MAX_URL_BYTES,
         max_streams: int | None = MAX_STREAMS,
-        max_incoming_per_second: int | None = MAX_INCOMING_PER_SECOND,
+        max_incoming_per_second: int | _VenueDefault | None = VENUE,
         endpoints: int = 1,
     ) -> None:
         if endpoints < 1:
             raise ValueError("a simulator serves at least one endpoint")
+        venue = market.venue
         self.market = market
         self._endpoints = endpoints
         self.host = host
         self._port = port
         self._scheme = "s" if ssl_context is not None else ""
         self._options: _ExchangeOptions = {
-            "ping_interval": ping_interval,
-            "pong_timeout": pong_timeout,
+            "ping_interval": venue.ping_interval if ping_interval is VENUE else ping_interval,
+            "pong_timeout": venue.pong_timeout if pong_timeout is VENUE else pong_timeout,
             "close_timeout": close_timeout,
-            "rest_weight_limit": rest_weight_limit,
-            "limits": ConnectionLimits(max_url_bytes, max_streams, max_incoming_per_second),
+            "rest_weight_limit": (
+                venue.weight_limit if rest_weight_limit is VENUE else rest_weight_limit
+            ),
+            "limits": ConnectionLimits(
+                max_url_bytes,
+                max_streams,
+                (
+                    venue.limits.max_incoming_per_second
+                    if max_incoming_per_second is VENUE
+                    else max_incoming_per_second
+                ),
+            ),
             "ssl_context": ssl_context,
             "keep_frames": keep_frames,
         }

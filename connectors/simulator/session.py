@@ -117,6 +117,7 @@ class Session:
         self.muted = (
             False  # market data no longer reaches this connection (faults.mute_open_connections)
         )
+        self.delivers = True  # its path serves the streams it asks for (USD-M: /market only)
         self._ready = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
         self._lifetime: asyncio.TimerHandle | None = None

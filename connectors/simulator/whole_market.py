@@ -15,6 +15,7 @@ from typing import Unpack
 
 from connectors.simulator.market import GeneratedFeed, Market, MarketOptions
 from connectors.simulator.symbols import market_pairs
+from connectors.simulator.venues import SPOT
 
 # REST history kept per symbol by default: enough for a client to fill a reconnect's gap, little
 # enough that 20,000 trades/s fit in memory (~700 bytes a trade).
@@ -32,9 +33,16 @@ def zipf_rates(count: int, total: float, exponent: float = 1.0) -> list[float]:
 
 
 def whole_market_feeds(
-    symbols: int, rate: float, *, zipf_exponent: float = 1.0, seed: int = 0
+    symbols: int,
+    rate: float,
+    *,
+    zipf_exponent: float = 1.0,
+    seed: int = 0,
+    kind: str = "trade",
+    venue: str = SPOT.name,
 ) -> list[GeneratedFeed]:
-    """One feed per pair of ``market_pairs(symbols, seed)``, busiest first."""
+    """One feed per pair of ``market_pairs(symbols, seed)``, busiest first, of ``kind`` events
+    in the form of ``venue``."""
     if rate <= 0:
         raise ValueError("a whole market's rate must be > 0")
     pairs = market_pairs(symbols, seed)
@@ -48,6 +56,8 @@ def whole_market_feeds(
             first_id=first_ids.randrange(1, _FIRST_ID_BOUND),
             poisson=True,
             seed=seed * _SEED_STRIDE + rank,
+            kind=kind,
+            venue=venue,
         )
         for rank, (pair, pair_rate) in enumerate(
             zip(pairs, zipf_rates(symbols, rate, zipf_exponent), strict=True)
@@ -61,10 +71,18 @@ def whole_market(
     *,
     zipf_exponent: float = 1.0,
     seed: int = 0,
+    kind: str = "trade",
     **options: Unpack[MarketOptions],
 ) -> Market:
     """A ``Market`` of ``whole_market_feeds``; ``options`` are ``Market``'s keyword arguments
     (``history_seconds`` defaults to ``WHOLE_MARKET_HISTORY_SECONDS`` here)."""
     options.setdefault("history_seconds", WHOLE_MARKET_HISTORY_SECONDS)
-    feeds = whole_market_feeds(symbols, rate, zipf_exponent=zipf_exponent, seed=seed)
+    feeds = whole_market_feeds(
+        symbols,
+        rate,
+        zipf_exponent=zipf_exponent,
+        seed=seed,
+        kind=kind,
+        venue=options.get("venue", SPOT.name),
+    )
     return Market(feeds, **options)

@@ -98,6 +98,7 @@ class Bridge(Generic[ItemT]):
         self.stopping = threading.Event()
         self.connecting = threading.Lock()
         self._lines = [Line(self, i, url, len(urls)) for i, url in enumerate(urls)]
+        self.urls = [line.url for line in self._lines]
         self.where = " + ".join(line.where for line in self._lines)  # what log lines show
         self._redundant = len(self._lines) > 1
         self._buffer = BoundedBuffer(config.buffer_size, config.overflow)

@@ -1,6 +1,7 @@
 """The three file outputs as a reader finds them, on a real MiniCluster: the fields of a line in
-their documented order for both stream kinds, late trades as dead letters carrying the trade's own
-line, a bridge dead letter's awkward text intact, and the hour folders."""
+their documented order for both stream kinds (and USD-M's ``market`` last), late trades as dead
+letters carrying the trade's own line, a bridge dead letter's awkward text intact, and the hour
+folders."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ TRADES = [
 ]
 
 
-def write_outputs(out_dir, kind: str) -> None:
+def write_outputs(out_dir, kind: str, market: str | None) -> None:
     config = Configuration()
     config.set_string("parallelism.default", "1")
     config.set_string("pipeline.auto-watermark-interval", "0")  # a watermark after every trade
@@ -59,12 +60,17 @@ def write_outputs(out_dir, kind: str) -> None:
     )
     statements = t_env.create_statement_set()
     add_file_output(
-        t_env, statements, trade_lines(t_env, tables.trades, kind), out_dir, "trades", "1 s"
+        t_env,
+        statements,
+        trade_lines(t_env, tables.trades, kind, market),
+        out_dir,
+        "trades",
+        "1 s",
     )
     add_file_output(
         t_env,
         statements,
-        bar_lines(t_env, minute_bars(t_env, tables.trades)),
+        bar_lines(t_env, minute_bars(t_env, tables.trades), market),
         out_dir,
         "bars",
         "1 s",
@@ -72,7 +78,9 @@ def write_outputs(out_dir, kind: str) -> None:
     add_file_output(
         t_env,
         statements,
-        dead_letter_lines(t_env, tables.dead_letters, late_trades(t_env, tables.trades), kind),
+        dead_letter_lines(
+            t_env, tables.dead_letters, late_trades(t_env, tables.trades), kind, market
+        ),
         out_dir,
         "dead-letters",
         "1 s",
@@ -80,9 +88,12 @@ def write_outputs(out_dir, kind: str) -> None:
     statements.execute().wait()
 
 
-@pytest.mark.parametrize("kind", ["trade", "aggTrade"])
-def test_lines_fields_late_trades_and_folders(tmp_path, kind):
-    write_outputs(tmp_path, kind)
+@pytest.mark.parametrize(
+    "kind, market", [("trade", None), ("aggTrade", None), ("aggTrade", "usdm")]
+)
+def test_lines_fields_late_trades_and_folders(tmp_path, kind, market):
+    write_outputs(tmp_path, kind, market)
+    marked = {} if market is None else {"market": market}
     trades = [row for _, row in committed_rows(tmp_path, "trades")]
     third = next(t for t in trades if t.get("trade_id", t.get("agg_id")) == 3)
     if kind == "trade":
@@ -107,6 +118,7 @@ def test_lines_fields_late_trades_and_folders(tmp_path, kind):
             "event_time": MINUTE + 60_000,
             "buyer_is_maker": False,
         }
+    expected |= marked
     assert third == expected and list(third) == list(
         expected
     )  # the keys in the documented order too
@@ -125,15 +137,18 @@ def test_lines_fields_late_trades_and_folders(tmp_path, kind):
             '"quantity":"2.00000000",',
             '"quantity":"2.00000000","first_trade_id":30,"last_trade_id":32,',
         )
+    if market is not None:
+        line = line.replace("}", f',"market":"{market}"}}')
     assert (late["raw"], late["raw_encoding"]) == (line, "utf-8")
+    assert all(row.get("market") == market for row in letters.values())
     assert (
         late["error"]
         == "trade time 1723161659999 is behind the watermark: its 1-minute bar was already emitted"
     )
 
-    bars = sorted(
-        (row["window_start"], row["trade_count"]) for _, row in committed_rows(tmp_path, "bars")
-    )
+    bar_rows = [row for _, row in committed_rows(tmp_path, "bars")]
+    assert all(list(row)[-1] == "market" for row in bar_rows) == (market is not None)
+    bars = sorted((row["window_start"], row["trade_count"]) for row in bar_rows)
     assert bars == [(MINUTE, 3), (MINUTE + 60_000, 6)]  # the late trade is in no bar
     folders = {p.parent.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("part-*")}
     assert {"trades/hour=2024-08-09--00", "bars/hour=2024-08-09--00"} <= folders

@@ -21,13 +21,18 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 JOB_TIMEOUT = 600  # a hang guard only: a healthy run takes well under a minute
 
 
-def job_command(sim, out: Path, tmp: Path, *extra: str, duration: float = 12) -> list[str]:
-    """``python job/main.py`` reading the simulator ``sim`` (WebSocket and REST), bounded."""
+def job_command(
+    sim, out: Path, tmp: Path, *extra: str, duration: float = 12, market: str = "spot"
+) -> list[str]:
+    """``python job/main.py`` reading the simulator ``sim`` (WebSocket and REST), bounded; with
+    ``market`` usdm, as USD-M futures (whose streams are under ``/market``)."""
     return [
         sys.executable,
         str(MAIN),
+        "--market",
+        market,
         "--ws-url",
-        sim.ws_url,
+        sim.ws_url + ("/market" if market == "usdm" else ""),
         "--rest-url",
         sim.http_url,
         "--symbols",
@@ -101,13 +106,21 @@ def capture_trades(capture_dir: Path) -> list[dict]:
     return [e.data for e in events]
 
 
-def expected_bars(trades: list[dict]) -> dict[tuple[str, int], dict]:
+# Per stream kind: the event's id field, and the fields of the first and last trade id it holds.
+_IDS = {"trade": ("t", "t", "t"), "aggTrade": ("a", "f", "l")}
+# Per stream kind: the name of the id column of a trades line.
+WRITTEN_ID = {"trade": "trade_id", "aggTrade": "agg_id"}
+
+
+def expected_bars(trades: list[dict], kind: str = "trade") -> dict[tuple[str, int], dict]:
+    """Bars of ``@trade`` (or, with ``kind``, ``@aggTrade``) events."""
+    seq, first, last = _IDS[kind]
     groups = defaultdict(list)
     for t in trades:
         groups[(t["s"], t["T"] // 60_000 * 60_000)].append(t)
     bars = {}
     for (symbol, start), ts in groups.items():
-        ts.sort(key=lambda t: t["t"])
+        ts.sort(key=lambda t: t[seq])
         prices = [Decimal(t["p"]) for t in ts]
         volume = sum((Decimal(t["q"]) for t in ts), Decimal(0))
         quote = sum((_CTX.multiply(Decimal(t["p"]), Decimal(t["q"])) for t in ts), Decimal(0))
@@ -122,9 +135,9 @@ def expected_bars(trades: list[dict]) -> dict[tuple[str, int], dict]:
             "volume": volume,
             "quote_volume": quote,
             "vwap": _CTX.divide(quote, volume).quantize(Decimal("1e-8"), context=_CTX),
-            "trade_count": len(ts),
-            "first_trade_id": ts[0]["t"],
-            "last_trade_id": ts[-1]["t"],
+            "trade_count": sum(t[last] - t[first] + 1 for t in ts),
+            "first_trade_id": ts[0][first],
+            "last_trade_id": ts[-1][last],
         }
     return bars
 
@@ -162,18 +175,22 @@ def assert_trades_exact(written: list[dict], sent: dict[str, list[int]], capture
         )
 
 
-def published(sim, symbol: str) -> list[dict]:
-    """The ``@trade`` events the simulator's market published for ``symbol``, in id order."""
-    return list(sim.market.published(symbol).events)
+def published(sim, symbol: str, kind: str = "trade") -> list[dict]:
+    """The ``@trade`` (or ``kind``) events the simulator's market published for ``symbol``, in id
+    order."""
+    return list(sim.market.published(symbol, kind).events)
 
 
 def assert_every_published_trade_once(
-    written: list[dict], sim, first_ids: dict | None = None, symbols=SYMBOLS
+    written: list[dict], sim, first_ids: dict | None = None, symbols=SYMBOLS, kind: str = "trade"
 ) -> list[dict]:
     """Per symbol, the written trades are every trade the market published from the first one
     written (or ``first_ids``) up to the last one written, once each, with the published strings.
     Returns those published trades (to compute the expected bars from). A symbol of ``symbols``
-    with nothing written is passed over: a whole market has symbols that never trade in a run."""
+    with nothing written is passed over: a whole market has symbols that never trade in a run.
+    ``kind`` aggTrade: the same of aggregate trades, by aggregate id."""
+    seq, first, last = _IDS[kind]
+    written_id = WRITTEN_ID[kind]
     by_symbol = defaultdict(list)
     for w in written:
         by_symbol[w["symbol"]].append(w)
@@ -183,27 +200,29 @@ def assert_every_published_trade_once(
         rows = by_symbol[symbol]
         if not rows and symbols is not SYMBOLS:
             continue
-        ids = [w["trade_id"] for w in rows]
+        ids = [w[written_id] for w in rows]
         assert len(ids) == len(set(ids)), (
             f"{symbol}: {len(ids) - len(set(ids))} trades written twice"
         )
         start = first_ids[symbol] if first_ids else min(ids)
-        events = [e for e in published(sim, symbol) if start <= e["t"] <= max(ids)]
-        missing = sorted({e["t"] for e in events} - set(ids))
+        events = [e for e in published(sim, symbol, kind) if start <= e[seq] <= max(ids)]
+        missing = sorted({e[seq] for e in events} - set(ids))
         assert not missing, (
             f"{symbol}: {len(missing)} published trades not written, e.g. {missing[:10]}"
         )
-        assert sorted(ids) == [e["t"] for e in events], (
+        assert sorted(ids) == [e[seq] for e in events], (
             f"{symbol}: written ids differ from published ids"
         )
-        source = {e["t"]: e for e in events}
+        source = {e[seq]: e for e in events}
         for w in rows:
-            e = source[w["trade_id"]]
-            assert (w["price"], w["quantity"], w["trade_time"], w["buyer_is_maker"]) == (
-                e["p"],
-                e["q"],
-                e["T"],
-                e["m"],
-            )
+            e = source[w[written_id]]
+            assert (
+                w["price"],
+                w["quantity"],
+                w["trade_time"],
+                w["buyer_is_maker"],
+                w.get("first_trade_id", e[first]),
+                w.get("last_trade_id", e[last]),
+            ) == (e["p"], e["q"], e["T"], e["m"], e[first], e[last])
         expected += events
     return expected

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
-from connectors.binance.history import DEFAULT_REST_URL
+from connectors.binance.markets import SPOT, USDM
 from helpers.flinkjob import MAIN, REPO
 from job.main import parse_args
 
 # 1,500 symbols of Binance's longest name length (1000SATSFDUSD: 13 characters)
 MARKET = ",".join(f"s{i:04d}xxxxusdt" for i in range(1500))
+THREE_DAYS_AGO = str(round(time.time() * 1000) - 3 * 86_400_000)
 
 
 def test_help_lists_every_option_with_its_default(capsys):
@@ -52,8 +54,9 @@ def test_help_lists_every_option_with_its_default(capsys):
         "--max-batch",
     ):
         assert option in text, option
+    words = " ".join(text.split())  # as argparse wrapped them
     assert (
-        "(default: 100000)" in text and f"(default: {DEFAULT_REST_URL})" in text
+        "(default: 100000)" in words and f"(default: {SPOT.rest_url})" in words
     )  # from the config's own fields
 
 
@@ -99,6 +102,37 @@ def test_redundant_lines_default_to_both_binance_hosts():
     assert given.ws_url == ["ws://a.example", "ws://b.example"]
 
 
+def test_the_market_sets_the_defaults_the_options_left_out():
+    spot, usdm = parse_args([]), parse_args(["--market", "usdm"])
+    assert (spot.stream, spot.ws_url, spot.rest.rest_url, spot.rest.rest_weight_budget) == (
+        "trade",
+        ["wss://stream.binance.com:9443"],
+        "https://api.binance.com",
+        3000,
+    )
+    assert (usdm.stream, usdm.ws_url, usdm.rest.rest_url, usdm.rest.rest_weight_budget) == (
+        "aggTrade",
+        ["wss://fstream.binance.com/market"],
+        "https://fapi.binance.com",
+        1200,
+    )
+    # USD-M's server pings every 3 minutes, spot's every 20 s: neither connection is silent longer
+    assert (spot.bridge.silence_timeout, usdm.bridge.silence_timeout) == (45.0, 365.0)
+    recently = str(int(THREE_DAYS_AGO) + 36 * 3_600_000)
+    given = parse_args(
+        [
+            *("--market", "usdm", "--rest-weight-budget", "600", "--silence-timeout", "30"),
+            *("--ws-url", "ws://127.0.0.1:9/market/", "--since", recently),
+        ]
+    )
+    assert (given.rest.rest_weight_budget, given.bridge.silence_timeout, given.ws_url) == (
+        600,
+        30.0,
+        ["ws://127.0.0.1:9/market/"],
+    )
+    assert USDM.ws_url.endswith(USDM.ws_route) and not SPOT.ws_route
+
+
 def test_a_whole_market_is_planned_into_connections_binance_accepts():
     """1,500 symbols: by default 8 connections of 187-188 streams; --shards asks for more, never
     for fewer than the streams per connection allow."""
@@ -141,6 +175,11 @@ def test_a_whole_market_is_planned_into_connections_binance_accepts():
         (["--line-lag-limit", "0"], "--line-lag-limit"),
         (["--line-lag-limit", "2"], "--line-lag-limit"),  # the default lateness bound: 2,000 ms
         (["--symbols", MARKET, "--streams-per-connection", "1024"], "--streams-per-connection"),
+        (["--market", "coinm"], "--market"),
+        (["--market", "usdm", "--stream", "trade"], "--stream"),
+        (["--market", "usdm", "--ws-url", "wss://fstream.binance.com"], "--ws-url"),
+        (["--market", "usdm", "--ws-url", "wss://fstream.binance.com/public"], "--ws-url"),
+        (["--market", "usdm", "--since", THREE_DAYS_AGO], "--since"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_option(argv, option, capsys):

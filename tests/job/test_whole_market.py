@@ -45,6 +45,32 @@ def test_all_symbols_come_from_exchange_info_filtered_and_planned(simulator):
     assert "btcusdt" not in args.symbol_list and "ethusdt" not in args.symbol_list
 
 
+def test_usdm_all_symbols_are_its_perpetuals_that_trade(simulator, caplog):
+    """USD-M's exchangeInfo takes no filter: the job keeps the TRADING perpetuals, not the
+    quarterly contracts listed beside them (BTCUSDT_YYMMDD), nor a halted one, nor one whose name
+    no stream name here can carry (with a warning naming it), and asks /fapi/v1/exchangeInfo
+    (weight 1) once."""
+    sim = simulator(whole_market(300, rate=50, kind="aggTrade", venue="usdm"))
+    sim.faults.halt_symbol("SOLUSDT")
+    args = parse_args(["--market", "usdm", "--symbols", "all", "--rest-url", sim.http_url])
+    resolve_whole_market(args)
+    assert len(args.symbol_list) == 299 and "solusdt" not in args.symbol_list
+    assert args.symbol_list[:2] == ["btcusdt", "ethusdt"] and args.stream == "aggTrade"
+    assert all(s.isascii() and s.isalnum() for s in args.symbol_list)
+    assert "1 usdm symbol left out, not ASCII letters and digits: 币安人生USDT" in caplog.text
+    assert [(path.split("?")[0], status) for path, status, _ in sim.rest_requests] == [
+        ("/fapi/v1/exchangeInfo", 200)
+    ]
+
+    demo = parse_args(["--demo", "--market", "usdm", "--symbols", "all"])
+    sim = start_demo(demo)
+    try:
+        resolve_whole_market(demo, sim.http_url)
+    finally:
+        sim.stop()
+    assert len(demo.symbol_list) == 1500 and sim.market.venue.name == "usdm"
+
+
 def test_the_demo_of_all_symbols_is_a_generated_whole_market():
     args = parse_args(["--demo", "--symbols", "all"])
     sim = start_demo(args)

@@ -75,11 +75,27 @@ def test_the_cli_runs_a_whole_market(http_get):
         assert first_message(combined).startswith('{"stream":"')
 
 
+def test_the_cli_as_usdm_futures(http_get):
+    with running_cli("--venue", "usdm", "--generate", "btcusdt", "--live") as lines:
+        combined = next(line.split()[-1] for line in lines if line.startswith("combined:"))
+        assert combined.endswith("/market/stream?streams=btcusdt@aggTrade")
+        assert '"nq":' in first_message(combined)
+        history = next(line.split()[-1] for line in lines if line.startswith("REST:"))
+        assert "/fapi/v1/aggTrades?symbol=BTCUSDT" in history
+        status, headers, _ = http_get(history)
+        assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "20"
+
+
 @pytest.mark.parametrize(
-    "arguments",
-    [["--market-symbols", "10", "--generate", "btcusdt"], ["--market-symbols", "0"]],
+    "arguments, option",
+    [
+        (["--market-symbols", "10", "--generate", "btcusdt"], "--market-symbols"),
+        (["--market-symbols", "0"], "--market-symbols"),
+        (["--venue", "usdm"], "--venue"),
+        (["--venue", "usdm", "--capture", "x.gz"], "--capture"),
+    ],
 )
-def test_the_cli_refuses_a_whole_market_it_cannot_make(arguments):
+def test_the_cli_refuses_a_market_it_cannot_make(arguments, option):
     result = subprocess.run(
         [sys.executable, "-m", "connectors.simulator", *arguments],
         cwd=REPO,
@@ -88,4 +104,4 @@ def test_the_cli_refuses_a_whole_market_it_cannot_make(arguments):
         timeout=30,
         check=False,
     )
-    assert result.returncode == 2 and "--market-symbols" in result.stderr
+    assert result.returncode == 2 and option in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from connectors.binance.archive import Archive, ArchiveConfig, ArchiveHistory
 from connectors.binance.history import BinanceHistory, RestConfig
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, Trade
@@ -21,6 +22,10 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
     overlap, a restart after ``resume_after``, an id jump) are fetched from Binance's REST history
     and delivered in order before the live trades that follow; ``since_ms`` then starts the
     symbols without a ``resume_after`` position at that time. Without it gaps are only counted.
+
+    With ``archive`` too (an ``ArchiveConfig``), a ``since_ms`` a day or more back reads the
+    complete days from Binance's public archive instead of REST (``connectors/binance/archive.py``).
+    ``until_ms`` ends the history there: the feed replays it and is then ``finished``, no live part.
     """
 
     def __init__(
@@ -31,13 +36,21 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
         config: BridgeConfig = BridgeConfig(),
         rest: RestConfig | None = None,
         since_ms: int | None = None,
+        archive: ArchiveConfig | None = None,
+        until_ms: int | None = None,
     ) -> None:
         self.symbols = normalize_symbols(symbols)
-        history = (
+        rest_history = (
             BinanceHistory(stream, rest, config.gate_dir, config.ca_file)
             if rest is not None
             else None
         )
+        history: BinanceHistory | ArchiveHistory | None = rest_history
+        if rest_history is not None and archive is not None and since_ms is not None:
+            if stream != "trade":
+                raise ValueError("the archive holds @trade history: use it with stream='trade'")
+            archive_files = Archive(archive, config.ca_file)
+            history = ArchiveHistory(rest_history, archive_files, since_ms, until_ms)
         super().__init__(
             stream_url(base_url, self.symbols, stream),
             BinanceDecoder(kinds=(stream,), symbols=self.symbols),
@@ -46,4 +59,6 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
             history=history,
         )
         if since_ms is not None:
-            self.resume_at(since_ms, [s.upper() for s in self.symbols])
+            self.resume_at(since_ms, [s.upper() for s in self.symbols], until_ms)
+        elif until_ms is not None:
+            raise ValueError("until_ms ends a replay that since_ms starts")

@@ -2,7 +2,9 @@
 
 Lifecycle, stated once: ``resume_after()`` / ``resume_at()`` (optional), then ``start()`` connects
 in the background; ``drain()`` hands over what arrived and raises a ``FeedError`` once the bridge
-has given up; ``close()`` stops every thread and socket.
+has given up; ``close()`` stops every thread and socket. A start in the past (``resume_at``)
+replays the history up to now before the first connection opens, or only up to its ``until``,
+and then the feed is ``finished``: it never connects.
 
 Threads and who may do what:
 
@@ -50,6 +52,9 @@ from connectors.websocket.ratelimited_log import RateLimitedLog
 from connectors.websocket.sequencing import SequenceTracker, Verdict
 
 log = logging.getLogger(__name__)
+
+REPLAY_REPORT_S = 10.0  # a long replay says how far it has come this often
+REPLAY_POLL_S = 0.5
 
 # What a bridge delivers: its decoder's records and failures and its history's (the subclass for an
 # exchange names them: BinanceFeed's are Trade, AggTrade and DeadLetter).
@@ -231,6 +236,9 @@ class Bridge(Generic[ItemT]):
             else None
         )
         self._start_time: tuple[int, list[str]] | None = None  # resume_at(): (time in ms, keys)
+        self._until: int | None = None  # resume_at(): the replay's end, ms; no live part
+        self._targets: dict[str, int] = {}  # key -> last seq to replay (with ``_until``)
+        self._finished = False  # the replay up to ``_until`` is in the buffer: nothing follows
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._error: FeedError | None = None
@@ -253,6 +261,8 @@ class Bridge(Generic[ItemT]):
                 "parse_failures",
                 "oversized",
                 "handover_duplicates",
+                "history_behind_ms",  # a level: how far behind now the replay stands (0: done)
+                "history_eta_s",  # a level: the replay's estimated seconds to go
             ),
             0,
         )
@@ -268,12 +278,14 @@ class Bridge(Generic[ItemT]):
                 self._sequencer.restore(key, seq)
         return self
 
-    def resume_at(self, time_ms: int, keys: Iterable[str]) -> Self:
+    def resume_at(self, time_ms: int, keys: Iterable[str], until_ms: int | None = None) -> Self:
         """Start these keys (those without a ``resume_after`` position) at the first record at or
-        after ``time_ms``, fetched from the history before the live stream goes on."""
+        after ``time_ms``, fetched from the history before the live stream goes on; with
+        ``until_ms``, end before the first record at or after it, and never connect."""
         if self._history is None:
             raise ValueError("starting at a time needs a history to fetch from")
         self._start_time = (time_ms, list(keys))
+        self._until = until_ms
         return self
 
     def start(self) -> Self:
@@ -294,11 +306,18 @@ class Bridge(Generic[ItemT]):
         return items
 
     @property
+    def finished(self) -> bool:
+        """Whether a replay up to ``until`` has been delivered whole: nothing more will come."""
+        return self._finished and len(self._buffer) == 0
+
+    @property
     def holding(self) -> bool:
         """Whether records older than what this feed has delivered may still come: while no
         connection is open (what the exchange publishes meanwhile comes later, from the history)
         and while a backfill's barrier is in the buffer. A consumer that merges this feed with
         others keeps their event time from running ahead meanwhile (connectors/flink/source.py)."""
+        if self._finished:
+            return False  # nothing older than what it delivered can come any more
         return self._open_connections == 0 or self._buffer.barriers > 0
 
     @property
@@ -368,6 +387,11 @@ class Bridge(Generic[ItemT]):
         cfg = self.config
         backoff = Backoff(cfg.backoff_initial, cfg.backoff_max, cfg.backoff_jitter)
         self._resolve_start_time()
+        self._replay()
+        if self._until is not None:
+            self._finished = True
+            log.info("%s: history replayed up to %d: no live part", self.name, self._until)
+            return
         self._catch_up()
         readers.append(self._open())  # a first connect failure is the consumer's to handle
         self._connected()
@@ -412,6 +436,10 @@ class Bridge(Generic[ItemT]):
             with self._lock:
                 if key in self._sequencer.last_seqs:
                     continue  # a checkpointed position wins
+            if self._until is not None:
+                end = self._seq_at(history, key, self._until, deadline)
+                if end is not None:
+                    self._targets[key] = end - 1
             seq = self._seq_at(history, key, time_ms, deadline)
             if seq is None:
                 log.info(
@@ -446,6 +474,59 @@ class Bridge(Generic[ItemT]):
                 if self._stop.wait(wait):
                     raise _Stopped() from None
                 delay = min(RETRY_MAX, delay * 2)
+
+    def _replay(self) -> None:
+        """A start in the past: the history from there up to now (or ``until``) goes into the
+        buffer before any connection opens, so that a long catch-up holds back no live records
+        meanwhile (the catch-up at the connect then fetches the seconds the replay took). Its
+        progress goes to the log every ``REPLAY_REPORT_S`` and into ``stats``."""
+        if self._backfill is None or self._start_time is None:
+            return
+        with self._put_lock:
+            with self._lock:
+                barrier = self._backfill.replay(self._targets)
+            if barrier is None:
+                return
+            self._buffer.put_barrier(barrier)
+        started, first_position = time.monotonic(), None
+        reported = started
+        end_ms = self._until
+        while True:
+            with self._lock:
+                position = self._backfill.replay_position(barrier)
+                replayed = self._backfill.counts["backfilled"]
+            if position is None:
+                break
+            now = time.monotonic()
+            target = end_ms if end_ms is not None else int(time.time() * 1000)
+            if position and first_position is None:
+                first_position, started = position, now
+            behind = max(0, target - position) if position else 0
+            eta = _eta(first_position, position, now - started, behind)
+            with self._lock:
+                self._counts["history_behind_ms"] = behind
+                self._counts["history_eta_s"] = int(eta) if eta is not None else 0
+            if now - reported >= REPLAY_REPORT_S:
+                reported = now
+                log.info(
+                    "%s: history at %s, %d records replayed (%.0f/s), %s",
+                    self.name,
+                    _utc(position) if position else "its start",
+                    replayed,
+                    replayed / max(now - started, 1e-3),
+                    f"about {_duration(eta)} to go" if eta is not None else "rate not known yet",
+                )
+            if self._stop.wait(REPLAY_POLL_S):
+                raise _Stopped()
+        with self._lock:
+            self._counts["history_behind_ms"] = self._counts["history_eta_s"] = 0
+            replayed = self._backfill.counts["backfilled"]
+        log.info(
+            "%s: history replayed: %d records in %.1fs",
+            self.name,
+            replayed,
+            time.monotonic() - started,
+        )
 
     def _catch_up(self) -> None:
         """Before a connection opens: what the stream sent while none was open is fetched, and
@@ -731,3 +812,23 @@ class Bridge(Generic[ItemT]):
             self._rlog.warning(
                 "sequence duplicate", "%s: %s id %d seen before, dropped", self.name, key, seq
             )
+
+
+def _eta(first: int | None, position: int, elapsed: float, behind: int) -> float | None:
+    """Seconds until a replay that went from ``first`` to ``position`` (ms of record time) in
+    ``elapsed`` seconds has made up ``behind`` ms more, at the same pace; None: no pace yet."""
+    if first is None or position <= first or elapsed < 1.0:
+        return None
+    return behind / ((position - first) / elapsed)
+
+
+def _utc(time_ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time_ms / 1000))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

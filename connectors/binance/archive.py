@@ -358,6 +358,8 @@ class ArchiveHistory:
         return list(self._days)
 
     def fetch(self, key: str, first_seq: int) -> list[Record]:
+        """A full page unless the history has nothing newer (the backfill reads a short page so):
+        where the archive lacks ids, the page goes on with REST's."""
         cursor = self._cursor(key)
         page: list[Record] = list(cursor.failures)
         cursor.failures.clear()
@@ -367,8 +369,6 @@ class ArchiveHistory:
                 cursor.done = True
                 log.info("archive: %s: archive days done, REST from id %d", key, first_seq)
             elif type(head) is _Hole:
-                if page:
-                    return page  # the next page begins at the hole
                 cursor.pop()
                 cursor.rest_before_head = True
             elif type(head) is DeadLetter:
@@ -380,15 +380,13 @@ class ArchiveHistory:
                     cursor.rest_before_head = False
                     continue
                 if head.seq > first_seq and cursor.rest_before_head:
-                    if page:
-                        return page
-                    return self._rest.fetch(key, first_seq)  # ids the archive lacks
+                    break  # ids the archive lacks: from REST
                 page.append(head)
                 cursor.pop()
                 cursor.rest_before_head = False
                 first_seq = head.seq + 1
                 self.counts["archive_trades"] += 1
-        if len(page) < PAGE_SIZE:  # the archive is over: the rest of the page from REST
+        if len(page) < PAGE_SIZE:
             page += self._rest.fetch(key, first_seq)[: PAGE_SIZE - len(page)]
         return page
 

@@ -252,6 +252,7 @@ def test_three_days_back_archive_days_then_rest_then_live_every_trade_once_in_or
     rest = sum(len(published_on(sim, s, today())) for s in want) - 600  # today's, minus live
     assert stats["rest_requests"] >= rest // 1000 + 2  # today's pages, one per symbol at least
     assert sim.connections  # and then live
+    assert stats["missing_ids"] < 200  # only what traded live while the replay ran
     # the two symbols' trades came merged by time: none far behind one delivered before it
     newest = 0
     for item in items:
@@ -273,7 +274,11 @@ def test_a_missing_and_a_corrupt_day_come_from_rest_instead(simulator, feeds):
     stats = feed.stats
     assert stats["archive_fallbacks"] == 2 and stats["archive_missing"] == 1
     assert stats["archive_corrupt"] == 2  # downloaded twice, refused
-    assert stats["archive_trades"] == len(published_on(sim, "BTCUSDT", today() - 3 * DAY))
+    # the REST pages for the missing and the corrupt day reach into the following day's ids
+    assert (
+        0 < stats["archive_trades"] <= len(published_on(sim, "BTCUSDT", today() - 3 * DAY)) + 1000
+    )
+    assert stats["gaps"] == 0  # all of it in the replay, before any connection
 
 
 def test_until_replays_up_to_that_time_and_never_connects(simulator, feeds):

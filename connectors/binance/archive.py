@@ -391,9 +391,25 @@ class ArchiveHistory:
         return page
 
     def seq_at(self, key: str, time_ms: int) -> int | None:
-        """The first id at or after ``time_ms``: read from the archive when its day is there."""
+        """The first id at or after ``time_ms``: read from the archive when its day is there. The
+        start of a replay (its first day) is found by the replay's own reading, which then goes on
+        from there rather than reading that day again."""
         day = day_of(time_ms)
-        if day in self._days:
+        if self._days and day == self._days[0] and key not in self._cursors:
+            cursor = self._cursor(key)
+            while (head := cursor.peek()) is not None:
+                if type(head) is _Hole:
+                    cursor.pop()
+                    cursor.rest_before_head = True
+                    break
+                if type(head) is DeadLetter:
+                    cursor.failures.append(head)
+                elif type(head) is Trade:
+                    if head.time >= time_ms:
+                        return head.seq
+                    cursor.rest_before_head = False
+                cursor.pop()
+        elif day in self._days:
             for record in self._day_records(key, day):
                 if type(record) is Trade and record.time >= time_ms:
                     return record.seq

@@ -732,7 +732,7 @@ def run_until(
     assert reporter is not None  # main refuses --until without one
     client = env.execute_async(name)
     result = client.get_job_execution_result()
-    while reporter.histories_done < shards:
+    while len(reporter.histories_done) < shards:
         if result.done():
             result.result()  # the job ended (failed) before: raise its error
             return

@@ -115,6 +115,26 @@ def test_an_interrupted_download_is_resumed_where_it_stopped(simulator, archive)
     assert len(list(read_day(path, "BTCUSDT", Parser(kinds=("trade",))))) > 4000
 
 
+def test_a_download_a_killed_run_left_is_resumed_by_the_next(simulator, archive, tmp_path):
+    sim = simulator(past_market())
+    day = today() - 2 * DAY
+    name = f"BTCUSDT-trades-{day}.zip"
+    whole = archive(sim, tmp_path / "first").day_file("BTCUSDT", day).read_bytes()
+    folder = tmp_path / "data/spot/daily/trades/BTCUSDT"
+    folder.mkdir(parents=True)
+    (folder / f"{name}.part").write_bytes(whole[:30_000])  # what the killed run had written
+    before = len(sim.archive_requests)
+
+    path = archive(sim).day_file("BTCUSDT", day)
+
+    assert path.read_bytes() == whole and not (folder / f"{name}.part").exists()
+    assert [(p.rsplit("/", 1)[1], s) for p, s, _ in sim.archive_requests[before:]] == [
+        (name + ".CHECKSUM", 200),
+        (name, 206),
+    ]
+    assert sim.archive_requests[-1][2] == len(whole) - 30_000  # the rest, nothing twice
+
+
 def test_a_corrupt_day_is_refused_after_a_second_download(simulator, archive, tmp_path):
     sim = simulator(past_market())
     day = today() - 2 * DAY

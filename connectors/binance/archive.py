@@ -46,6 +46,7 @@ from connectors.binance.history import PAGE_SIZE, BinanceHistory
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
 from connectors.settings import check_settings, check_url, setting
+from connectors.websocket.ratelimited_log import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +309,7 @@ class _Cursor:
     """Where one symbol's replay stands in its archive days."""
 
     items: Iterator[Record | _Hole]
+    days: list[datetime.date]  # the days it reads, in order
     head: Record | _Hole | None = None
     peeked: bool = False
     # whether ids before the head may be missing from the archive: before its first day (the
@@ -345,10 +347,12 @@ class ArchiveHistory:
         if rest.kind != "trade":
             raise ValueError("the archive's day files hold @trade history only")
         self._rest, self._archive = rest, archive
+        self._since, self._until = since_ms, until_ms
         self._days = archive_days(since_ms, until_ms)
         self._parser = Parser(kinds=("trade",))
         self._cursors: dict[str, _Cursor] = {}
         self._needed = 0  # days planned, over every symbol started
+        self._rlog = RateLimitedLog(log)  # a whole market's days would flood the console
         self.counts = dict.fromkeys(
             ("archive_days_fetched", "archive_trades", "archive_fallbacks"), 0
         )
@@ -360,14 +364,20 @@ class ArchiveHistory:
     def fetch(self, key: str, first_seq: int) -> list[Record]:
         """A full page unless the history has nothing newer (the backfill reads a short page so):
         where the archive lacks ids, the page goes on with REST's."""
-        cursor = self._cursor(key)
+        cursor = self._cursors.get(key) or self._resumed(key, first_seq)
         page: list[Record] = list(cursor.failures)
         cursor.failures.clear()
         while not cursor.done and len(page) < PAGE_SIZE:
             head = cursor.peek()
             if head is None:
                 cursor.done = True
-                log.info("archive: %s: archive days done, REST from id %d", key, first_seq)
+                self._rlog.log(
+                    logging.INFO,
+                    "archive: days done",
+                    "archive: %s: archive days done, REST from id %d",
+                    key,
+                    first_seq,
+                )
             elif type(head) is _Hole:
                 cursor.pop()
                 cursor.rest_before_head = True
@@ -386,17 +396,28 @@ class ArchiveHistory:
                 cursor.rest_before_head = False
                 first_seq = head.seq + 1
                 self.counts["archive_trades"] += 1
-        if len(page) < PAGE_SIZE:
+        if len(page) < PAGE_SIZE and not (cursor.done and self._covers_until(cursor)):
             page += self._rest.fetch(key, first_seq)[: PAGE_SIZE - len(page)]
         return page
 
+    def _covers_until(self, cursor: _Cursor) -> bool:
+        """Whether the archive read to its end holds everything up to ``until_ms``: then a short
+        last page is the end (a replay stops before ``until_ms``), no REST page is needed."""
+        last = cursor.days[-1] if cursor.days else None
+        return (
+            self._until is not None
+            and last is not None
+            and not cursor.rest_before_head
+            and day_start_ms(last) + DAY_MS >= self._until
+        )
+
     def seq_at(self, key: str, time_ms: int) -> int | None:
         """The first id at or after ``time_ms``: read from the archive when its day is there. The
-        start of a replay (its first day) is found by the replay's own reading, which then goes on
-        from there rather than reading that day again."""
+        start (``since_ms``) is found by the replay's own reading, which then goes on from there
+        rather than reading that day again."""
         day = day_of(time_ms)
-        if self._days and day == self._days[0] and key not in self._cursors:
-            cursor = self._cursor(key)
+        if time_ms == self._since and day in self._days and key not in self._cursors:
+            cursor = self._cursor(key, self._days)
             while (head := cursor.peek()) is not None:
                 if type(head) is _Hole:
                     cursor.pop()
@@ -430,39 +451,58 @@ class ArchiveHistory:
         return counts
 
     def close(self) -> None:
+        self._rlog.flush(force=True)
         self._rest.close()
         self._archive.close()
 
-    def _cursor(self, key: str) -> _Cursor:
-        cursor = self._cursors.get(key)
-        if cursor is None:
-            self._needed += len(self._days)
-            cursor = self._cursors[key] = _Cursor(self._replay(key))
-            if not self._days:
-                cursor.done = True
+    def _cursor(self, key: str, days: list[datetime.date]) -> _Cursor:
+        self._needed += len(days)
+        cursor = self._cursors[key] = _Cursor(self._replay(key, days), days)
+        cursor.done = not days
         return cursor
 
-    def _replay(self, key: str) -> Iterator[Record | _Hole]:
-        for n, day in enumerate(self._days, 1):
+    def _resumed(self, key: str, first_seq: int) -> _Cursor:
+        """A replay that begins at an id rather than at the start time (a restart from a
+        checkpoint, or a start whose first day REST serves): the days before that id's are passed
+        over, not read through. Its time costs a page of REST (weight 25)."""
+        days = self._days
+        if days:
+            probe = self._rest.fetch(key, first_seq)[:1]
+            when = probe[0].time if probe and type(probe[0]) is Trade else None
+            days = [] if when is None else [d for d in days if d >= day_of(when)]
+        return self._cursor(key, days)
+
+    def _replay(self, key: str, days: list[datetime.date]) -> Iterator[Record | _Hole]:
+        for day in days:
             try:
-                records = self._day_records(key, day, f"{n} of {len(self._days)} days")
-                yield from records
+                yield from self._day_records(key, day, replay=True)
             except ArchiveUnavailable as exc:
                 self.counts["archive_fallbacks"] += 1
-                log.warning("archive: %s %s: %s: its trades come from REST instead", key, day, exc)
+                self._rlog.warning(
+                    "archive: fallback",
+                    "archive: %s %s: %s: its trades come from REST instead",
+                    key,
+                    day,
+                    exc,
+                )
                 yield _Hole(day, str(exc))
 
-    def _day_records(self, key: str, day: datetime.date, progress: str = "") -> Iterator[Record]:
-        """The day file's records; ``progress``: say so once it is there (the replay's view)."""
+    def _day_records(self, key: str, day: datetime.date, replay: bool = False) -> Iterator[Record]:
+        """The day file's records; for the ``replay``, counted and said (rate-limited: a whole
+        market's days are thousands of files)."""
         started = time.monotonic()
         path = self._archive.day_file(key, day)
-        if progress:
+        if replay:
             self.counts["archive_days_fetched"] += 1
-            log.info(
-                "archive: %s %s ready (%s, %.1f MB, %.1fs)",
+            self._rlog.flush()
+            self._rlog.log(
+                logging.INFO,
+                "archive: day ready",
+                "archive: %s %s ready (%d of %d day files, %.1f MB, %.1fs)",
                 key,
                 day,
-                progress,
+                self.counts["archive_days_fetched"],
+                self._needed,
                 path.stat().st_size / 1e6,
                 time.monotonic() - started,
             )

@@ -434,13 +434,14 @@ class Bridge(Generic[ItemT]):
         deadline = time.monotonic() + self.config.backfill_timeout
         for key in keys:
             with self._lock:
-                if key in self._sequencer.last_seqs:
-                    continue  # a checkpointed position wins
-            if self._until is not None:
+                resumed = key in self._sequencer.last_seqs  # a checkpointed position wins
+            seq = None if resumed else self._seq_at(history, key, time_ms, deadline)
+            if self._until is not None:  # after the start: a history may read on from there
                 end = self._seq_at(history, key, self._until, deadline)
                 if end is not None:
                     self._targets[key] = end - 1
-            seq = self._seq_at(history, key, time_ms, deadline)
+            if resumed:
+                continue
             if seq is None:
                 log.info(
                     "%s: %s has no record at or after %d yet: it starts live",

@@ -209,7 +209,7 @@ def test_which_days_come_from_the_archive():
 def feeds(tmp_path):
     opened = []
 
-    def open_feed(sim, since_ms, until_ms=None, symbols=("btcusdt",)):
+    def open_feed(sim, since_ms, until_ms=None, symbols=("btcusdt",), resume_after=None):
         feed = BinanceFeed(
             list(symbols),
             "trade",
@@ -221,7 +221,7 @@ def feeds(tmp_path):
             until_ms=until_ms,
         )
         opened.append(feed)
-        return feed.start()
+        return feed.resume_after(resume_after or {}).start()
 
     yield open_feed
     for feed in opened:
@@ -311,3 +311,19 @@ def test_until_replays_up_to_that_time_and_never_connects(simulator, feeds):
     assert [i.trade_id for i in items] == ids
     assert feed.stats["archive_days_fetched"] == 3  # yesterday's too, cut at noon
     assert sim.connections == []
+
+
+def test_a_restart_mid_replay_goes_on_from_its_checkpointed_id_skipping_the_days_before(
+    simulator, feeds
+):
+    sim = simulator(past_market(live_count=0))
+    since = day_start_ms(today() - 3 * DAY)
+    middle = published_on(sim, "BTCUSDT", today() - 2 * DAY)[2000]["t"]  # delivered before
+    until = day_start_ms(today())
+    feed = feeds(sim, since, until, resume_after={"BTCUSDT": middle})
+    items = drain_until(feed, lambda items: feed.finished)
+    ids = [e["t"] for e in sim.market.published("BTCUSDT").events if e["T"] < until]
+    assert [i.trade_id for i in items] == ids[ids.index(middle) + 1 :]
+    stats = feed.stats
+    assert stats["archive_days_fetched"] == stats["archive_days_needed"] == 2  # not the first
+    assert stats["rest_weight_used"] == 25 + 4  # the id's time; until's id: nothing else

@@ -97,6 +97,11 @@ class ArchiveUnavailable(Exception):
     """A day file the archive could not supply, and why."""
 
 
+class ArchiveUnreachable(ArchiveUnavailable):
+    """The archive itself does not answer (no route, refused, timed out, 5xx): the other days
+    will not fare better."""
+
+
 def day_of(time_ms: int) -> datetime.date:
     return datetime.datetime.fromtimestamp(time_ms / 1000, datetime.UTC).date()
 
@@ -200,10 +205,12 @@ class Archive:
         try:
             response = self._session.get(url, timeout=self._timeout, verify=self._verify)
         except requests.RequestException as exc:
-            raise ArchiveUnavailable(f"GET {url}: {type(exc).__name__}: {exc}") from exc
+            raise ArchiveUnreachable(f"GET {url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 404:
             self.counts["archive_missing"] += 1
             raise ArchiveUnavailable(f"{name} is not published (HTTP 404)")
+        if response.status_code >= 500:
+            raise ArchiveUnreachable(f"GET {url}: HTTP {response.status_code}")
         if response.status_code != 200:
             raise ArchiveUnavailable(f"GET {url}: HTTP {response.status_code}")
         return response.content
@@ -244,7 +251,7 @@ class Archive:
                     cause,
                 )
                 time.sleep(min(5.0, 0.2 * 2**attempt))
-        raise ArchiveUnavailable(f"{name}: download failed {DOWNLOAD_ATTEMPTS} times: {cause}")
+        raise ArchiveUnreachable(f"{name}: download failed {DOWNLOAD_ATTEMPTS} times: {cause}")
 
 
 def read_day(path: Path, symbol: str, parser: Parser) -> Generator[Record, None, None]:
@@ -353,6 +360,7 @@ class ArchiveHistory:
         self._cursors: dict[str, _Cursor] = {}
         self._needed = 0  # days planned, over every symbol started
         self._rlog = RateLimitedLog(log)  # a whole market's days would flood the console
+        self._unreachable = ""  # why the archive is given up for this run, once it is
         self.counts = dict.fromkeys(
             ("archive_days_fetched", "archive_trades", "archive_fallbacks"), 0
         )
@@ -430,10 +438,13 @@ class ArchiveHistory:
                         return head.seq
                     cursor.rest_before_head = False
                 cursor.pop()
-        elif day in self._days:
-            for record in self._day_records(key, day):
-                if type(record) is Trade and record.time >= time_ms:
-                    return record.seq
+        elif day in self._days and not self._unreachable:
+            try:
+                for record in self._day_records(key, day):
+                    if type(record) is Trade and record.time >= time_ms:
+                        return record.seq
+            except ArchiveUnavailable as exc:
+                log.info("archive: %s %s: %s: looking the time up over REST", key, day, exc)
         return self._rest.seq_at(key, time_ms)
 
     def newest_seqs(self, keys: Sequence[str]) -> Mapping[str, int] | None:
@@ -473,9 +484,19 @@ class ArchiveHistory:
         return self._cursor(key, days)
 
     def _replay(self, key: str, days: list[datetime.date]) -> Iterator[Record | _Hole]:
-        for day in days:
+        for n, day in enumerate(days):
+            if self._unreachable:
+                self.counts["archive_fallbacks"] += len(days) - n
+                yield _Hole(day, self._unreachable)
+                return
             try:
                 yield from self._day_records(key, day, replay=True)
+            except ArchiveUnreachable as exc:
+                self._unreachable = str(exc)
+                log.warning("archive: unreachable (%s): the history comes from REST instead", exc)
+                self.counts["archive_fallbacks"] += len(days) - n
+                yield _Hole(day, str(exc))
+                return
             except ArchiveUnavailable as exc:
                 self.counts["archive_fallbacks"] += 1
                 self._rlog.warning(

@@ -8,7 +8,8 @@ As Binance writes them (binance-public-data README, 2025-01-09; rows quoted in i
 CSV member named like the zip with ``.csv``, no header, the columns ``id, price, qty, quoteQty,
 time, isBuyerMaker, isBestMatch``, booleans ``True``/``False``, time in ms before 2025-01-01 and
 in microseconds from then on (here the ms time and a made-up sub-millisecond part). A day is
-published once it has ended, and only with trades in it (404 otherwise). The zip is the same bytes
+published once it has ended, by the clock and by the symbol's trades (one came after it), and
+only with trades in it (404 otherwise). The zip is the same bytes
 on every request, so that a download cut short can be resumed with ``Range``.
 
 Faults on command (``Faults``): a day answered 404 although complete (``hide_archive_day``), a zip
@@ -127,7 +128,8 @@ class ArchiveFiles:
         return (206 if first else 200), body, extra
 
     def _zip(self, symbol: str, day: datetime.date) -> bytes | None:
-        """The day's zip; None when it is not published: not over yet, hidden, or no trades."""
+        """The day's zip; None when it is not published: not over yet (by the clock, and by the
+        market's trade times: a replayed capture's day goes on), hidden, or no trades."""
         start = int(datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp())
         start_ms = start * 1000
         if start_ms + _DAY_MS > time.time() * 1000 or (symbol, day) in self.hidden:
@@ -136,7 +138,7 @@ class ArchiveFiles:
         if made is not None:
             return made
         published = self.market.published(symbol, "trade")
-        if published is None:
+        if published is None or not published.times or published.times[-1] < start_ms + _DAY_MS:
             return None
         first = published.index_of_time(start_ms)
         events = published.events[first : published.index_of_time(start_ms + _DAY_MS)]

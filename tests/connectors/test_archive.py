@@ -209,7 +209,9 @@ def test_which_days_come_from_the_archive():
 def feeds(tmp_path):
     opened = []
 
-    def open_feed(sim, since_ms, until_ms=None, symbols=("btcusdt",), resume_after=None):
+    def open_feed(
+        sim, since_ms, until_ms=None, symbols=("btcusdt",), resume_after=None, archive_url=None
+    ):
         feed = BinanceFeed(
             list(symbols),
             "trade",
@@ -217,7 +219,9 @@ def feeds(tmp_path):
             BridgeConfig(gate_dir=str(tmp_path), **FAST),
             rest=RestConfig(rest_url=sim.http_url),
             since_ms=since_ms,
-            archive=ArchiveConfig(archive_url=sim.http_url, archive_cache=str(tmp_path / "cache")),
+            archive=ArchiveConfig(
+                archive_url=archive_url or sim.http_url, archive_cache=str(tmp_path / "cache")
+            ),
             until_ms=until_ms,
         )
         opened.append(feed)
@@ -327,3 +331,15 @@ def test_a_restart_mid_replay_goes_on_from_its_checkpointed_id_skipping_the_days
     stats = feed.stats
     assert stats["archive_days_fetched"] == stats["archive_days_needed"] == 2  # not the first
     assert stats["rest_weight_used"] == 25 + 4  # the id's time; until's id: nothing else
+
+
+def test_an_archive_that_does_not_answer_is_given_up_for_rest_at_once(simulator, feeds, caplog):
+    sim = simulator(past_market(live_count=0))
+    since = day_start_ms(today() - 3 * DAY)
+    until = day_start_ms(today())
+    feed = feeds(sim, since, until, archive_url="http://127.0.0.1:9")  # nothing listens there
+    items = drain_until(feed, lambda items: feed.finished)
+    ids = [e["t"] for e in sim.market.published("BTCUSDT").events if since <= e["T"] < until]
+    assert [i.trade_id for i in items] == ids
+    assert feed.stats["archive_fallbacks"] == 3 and feed.stats["archive_days_fetched"] == 0
+    assert len([r for r in caplog.records if "archive: unreachable" in r.getMessage()]) == 1

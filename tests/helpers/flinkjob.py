@@ -30,6 +30,8 @@ def job_command(sim, out: Path, tmp: Path, *extra: str, duration: float = 12) ->
         sim.ws_url,
         "--rest-url",
         sim.http_url,
+        "--archive-url",  # a test never reads Binance's own archive
+        sim.http_url,
         "--symbols",
         "btcusdt,ethusdt",
         "--duration",

@@ -432,6 +432,11 @@ def feed_factory(
         if args.rest is None
         else dataclasses.replace(args.rest, **({"rest_url": rest_url} if rest_url else {}))
     )
+    archive = (  # --demo: the simulator's archive too
+        dataclasses.replace(args.archive, archive_url=rest_url)
+        if rest_url and args.archive is not None
+        else args.archive
+    )
     return functools.partial(
         feed_class,
         stream=args.stream,
@@ -439,7 +444,7 @@ def feed_factory(
         config=args.bridge,
         rest=rest,
         since_ms=args.since,
-        archive=args.archive if args.since is not None else None,
+        archive=archive if args.since is not None else None,
         until_ms=args.until,
     )
 

@@ -255,9 +255,9 @@ class Archive:
 
 
 def read_day(path: Path, symbol: str, parser: Parser) -> Generator[Record, None, None]:
-    """The trades of a day file in its order (ids ascending), each row checked as a REST entry
-    is; a row that fails is a dead letter. Raises ``ArchiveUnavailable`` for a file that is no
-    archive day file."""
+    """The trades of a day file in its order, each row checked as a REST entry is; a row that
+    fails is a dead letter. Raises ``ArchiveUnavailable`` for a file that is no archive day file,
+    or once an id is not above the one before (the rest of the day is then REST's)."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
@@ -269,10 +269,19 @@ def read_day(path: Path, symbol: str, parser: Parser) -> Generator[Record, None,
         try:
             with archive.open(members[0]) as raw:
                 rows = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"))
+                last = -1
                 for row in rows:
                     if rows.line_num == 1 and row and not row[0].isdigit():
                         continue  # a header row
-                    yield _trade(row, symbol, parser)
+                    record = _trade(row, symbol, parser)
+                    if type(record) is Trade:
+                        if record.trade_id <= last:  # the replay reads ids in order: REST's
+                            raise ArchiveUnavailable(
+                                f"{path.name}: id {record.trade_id} after {last} "
+                                f"(row {rows.line_num}): not in ascending order"
+                            )
+                        last = record.trade_id
+                    yield record
         except (zipfile.BadZipFile, OSError, EOFError, csv.Error) as exc:
             raise ArchiveUnavailable(f"{path.name} cannot be read to its end: {exc}") from exc
 

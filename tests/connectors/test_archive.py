@@ -195,6 +195,19 @@ def test_a_bad_row_is_a_dead_letter_and_the_rest_is_read(tmp_path):
     assert [r.trade_id for r in got[1:]] == [8]
 
 
+def test_ids_out_of_order_end_the_reading_of_a_day_there(tmp_path):
+    day = datetime.date(2026, 12, 1)
+    time = day_start_ms(day) * 1000
+    rows = "".join(f"{i},1.00000000,2.00000000,2.00000000,{time},True,True\n" for i in (5, 6, 8, 7))
+    path = tmp_path / "day.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.csv", rows)
+    got = []
+    with pytest.raises(ArchiveUnavailable, match="id 7 after 8"):
+        got.extend(read_day(path, "BTCUSDT", Parser(kinds=("trade",))))
+    assert [r.trade_id for r in got] == [5, 6, 8]  # the replay takes it from REST from 9 on
+
+
 def test_which_days_come_from_the_archive():
     now = day_start_ms(datetime.date(2026, 12, 4)) + 10 * 3_600_000  # 10:00 UTC
     d = datetime.date(2026, 12, 1)

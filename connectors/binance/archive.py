@@ -312,12 +312,11 @@ def _trade(row: list[str], symbol: str, parser: Parser) -> Record:
 
 
 class _Hole:
-    """A planned day the archive could not supply: its ids come from REST."""
+    """Where a planned day the archive could not supply stands in a replay: REST's from there
+    (why is logged where it happens)."""
 
-    __slots__ = ("day", "why")
 
-    def __init__(self, day: datetime.date, why: str) -> None:
-        self.day, self.why = day, why
+_HOLE = _Hole()
 
 
 @dataclass(eq=False)
@@ -374,10 +373,6 @@ class ArchiveHistory:
             ("archive_days_fetched", "archive_trades", "archive_fallbacks"), 0
         )
 
-    @property
-    def days(self) -> list[datetime.date]:
-        return list(self._days)
-
     def fetch(self, key: str, first_seq: int) -> list[Record]:
         """A full page unless the history has nothing newer (the backfill reads a short page so):
         where the archive lacks ids, the page goes on with REST's."""
@@ -395,7 +390,7 @@ class ArchiveHistory:
                     key,
                     first_seq,
                 )
-            elif type(head) is _Hole:
+            elif head is _HOLE:
                 cursor.pop()
                 cursor.rest_before_head = True
             elif type(head) is DeadLetter:
@@ -436,7 +431,7 @@ class ArchiveHistory:
         if time_ms == self._since and day in self._days and key not in self._cursors:
             cursor = self._cursor(key, self._days)
             while (head := cursor.peek()) is not None:
-                if type(head) is _Hole:
+                if head is _HOLE:
                     cursor.pop()
                     cursor.rest_before_head = True
                     break
@@ -496,7 +491,7 @@ class ArchiveHistory:
         for n, day in enumerate(days):
             if self._unreachable:
                 self.counts["archive_fallbacks"] += len(days) - n
-                yield _Hole(day, self._unreachable)
+                yield _HOLE
                 return
             try:
                 yield from self._day_records(key, day, replay=True)
@@ -504,7 +499,7 @@ class ArchiveHistory:
                 self._unreachable = str(exc)
                 log.warning("archive: unreachable (%s): the history comes from REST instead", exc)
                 self.counts["archive_fallbacks"] += len(days) - n
-                yield _Hole(day, str(exc))
+                yield _HOLE
                 return
             except ArchiveUnavailable as exc:
                 self.counts["archive_fallbacks"] += 1
@@ -515,7 +510,7 @@ class ArchiveHistory:
                     day,
                     exc,
                 )
-                yield _Hole(day, str(exc))
+                yield _HOLE
 
     def _day_records(self, key: str, day: datetime.date, replay: bool = False) -> Iterator[Record]:
         """The day file's records; for the ``replay``, counted and said (rate-limited: a whole

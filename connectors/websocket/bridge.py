@@ -390,7 +390,7 @@ class Bridge(Generic[ItemT]):
         self._replay()
         if self._until is not None:
             self._finished = True
-            log.info("%s: history replayed up to %d: no live part", self.name, self._until)
+            log.info("%s: history replayed up to %s: no live part", self.name, _utc(self._until))
             return
         self._catch_up()
         readers.append(self._open())  # a first connect failure is the consumer's to handle

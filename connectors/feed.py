@@ -50,7 +50,9 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
             if stream != "trade":
                 raise ValueError("the archive holds @trade history: use it with stream='trade'")
             archive_files = Archive(archive, config.ca_file)
-            history = ArchiveHistory(rest_history, archive_files, since_ms, until_ms)
+            history = ArchiveHistory(
+                rest_history, archive_files, since_ms, until_ms, len(self.symbols)
+            )
         super().__init__(
             stream_url(base_url, self.symbols, stream),
             BinanceDecoder(kinds=(stream,), symbols=self.symbols),

@@ -358,7 +358,9 @@ class ArchiveHistory:
         archive: Archive,
         since_ms: int,
         until_ms: int | None = None,
+        symbols: int = 1,
     ) -> None:
+        """``symbols``: how many will be replayed, for the progress (days needed)."""
         if rest.kind != "trade":
             raise ValueError("the archive's day files hold @trade history only")
         self._rest, self._archive = rest, archive
@@ -366,7 +368,7 @@ class ArchiveHistory:
         self._days = archive_days(since_ms, until_ms)
         self._parser = Parser(kinds=("trade",))
         self._cursors: dict[str, _Cursor] = {}
-        self._needed = 0  # days planned, over every symbol started
+        self._needed = len(self._days) * symbols  # day files to read, over every symbol
         self._rlog = RateLimitedLog(log)  # a whole market's days would flood the console
         self._unreachable = ""  # why the archive is given up for this run, once it is
         self.counts = dict.fromkeys(
@@ -471,7 +473,7 @@ class ArchiveHistory:
         self._archive.close()
 
     def _cursor(self, key: str, days: list[datetime.date]) -> _Cursor:
-        self._needed += len(days)
+        self._needed -= len(self._days) - len(days)
         cursor = self._cursors[key] = _Cursor(self._replay(key, days), days)
         cursor.done = not days
         return cursor

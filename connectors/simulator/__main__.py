@@ -68,6 +68,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="random-walk trades (repeatable)",
     )
     parser.add_argument(
+        "--past-days",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help="--generate: the symbols traded this many days before the simulator started, so "
+        "that REST and the archive (/data/spot/daily/trades/...) have history to serve",
+    )
+    parser.add_argument(
+        "--past-rate",
+        type=float,
+        default=0.1,
+        metavar="N",
+        help="--past-days: trades a second in those days (default %(default)g)",
+    )
+    parser.add_argument(
         "--market-symbols",
         type=int,
         metavar="N",
@@ -158,8 +173,15 @@ def build_market(args: argparse.Namespace) -> Market:
             args.capture, kinds=args.kinds.split(","), symbols=symbols, loop=args.loop
         )
     rate = _GENERATED_RATE if args.rate is None else args.rate
-    feeds += [GeneratedFeed(symbol, rate=rate) for symbol in args.generate]
-    return Market(feeds, speed=args.speed, pause_without_subscribers=not args.live)
+    past = {"past_seconds": args.past_days * 86_400, "past_rate": args.past_rate}
+    feeds += [GeneratedFeed(symbol, rate=rate, **past) for symbol in args.generate]
+    return Market(
+        feeds,
+        speed=args.speed,
+        pause_without_subscribers=not args.live,
+        # past days are history the archive serves: none of it trimmed
+        **({"history_limit": None} if args.past_days else {}),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
         for symbol in market.symbols[:_SHOWN]:
             print(f"REST:     {sim.http_url}/api/v3/historicalTrades?symbol={symbol}")
         print(f"symbols:  {sim.http_url}/api/v3/exchangeInfo")
+        if args.past_days:
+            print(f"archive:  {sim.http_url}/data/spot/daily/trades/<SYMBOL>/ (--archive-url)")
         print(f"ticker:   {sim.http_url}/api/v3/ticker/24hr")
         print("Ctrl-C to stop", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

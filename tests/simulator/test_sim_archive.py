@@ -16,6 +16,7 @@ import pytest
 
 from connectors.binance.archive import day_start_ms
 from connectors.simulator import GeneratedFeed, Market
+from connectors.simulator.__main__ import build_market, parse_args
 
 DAY = datetime.timedelta(days=1)
 
@@ -89,3 +90,12 @@ def test_faults_hide_a_day_corrupt_one_and_cut_a_download(simulator):
         get(day_url(sim, yesterday))
     sim.faults.hide_archive_day("BTCUSDT", yesterday)
     assert get(day_url(sim, yesterday))[0] == get(day_url(sim, yesterday, ".CHECKSUM"))[0] == 404
+
+
+def test_the_command_line_makes_past_days_to_serve(simulator):
+    args = parse_args(["--generate", "btcusdt", "--past-days", "2", "--past-rate", "0.01"])
+    sim = simulator(build_market(args))
+    published = sim.market.published("BTCUSDT")
+    assert published.times[0] < day_start_ms(datetime.datetime.now(datetime.UTC).date() - DAY)
+    yesterday = datetime.datetime.now(datetime.UTC).date() - DAY
+    assert get(day_url(sim, yesterday))[0] == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from connectors.binance.archive import Archive, ArchiveConfig, ArchiveHistory
 from connectors.binance.history import BinanceHistory, RestConfig
 from connectors.binance.markets import MARKETS
 from connectors.binance.parser import Parser
@@ -32,6 +33,10 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
     ``redundancy``: how many lines read the streams, each over a connection of its own, line N
     from ``base_url``'s endpoint N (round robin when there are fewer endpoints than lines; by
     default the market's host and its mirrors); the first copy of each trade wins (bridge.py).
+
+    With ``archive`` too (an ``ArchiveConfig``), a ``since_ms`` a day or more back reads the
+    complete days from Binance's public archive instead of REST (``connectors/binance/archive.py``).
+    ``until_ms`` ends the history there: the feed replays it and is then ``finished``, no live part.
     """
 
     def __init__(
@@ -44,6 +49,8 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
         since_ms: int | None = None,
         market: str = "spot",
         redundancy: int = 1,
+        archive: ArchiveConfig | None = None,
+        until_ms: int | None = None,
     ) -> None:
         facts = MARKETS[market]
         facts.check_stream(stream)
@@ -58,11 +65,19 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
         for endpoint in endpoints:
             facts.check_ws_url(endpoint)
         self.symbols = normalize_symbols(symbols)
-        history = (
+        rest_history = (
             BinanceHistory(stream, rest, config.gate_dir, config.ca_file, facts)
             if rest is not None
             else None
         )
+        history: BinanceHistory | ArchiveHistory | None = rest_history
+        if rest_history is not None and archive is not None and since_ms is not None:
+            if market != "spot" or stream != "trade":
+                raise ValueError("the archive is read for spot @trade history only")
+            archive_files = Archive(archive, config.ca_file)
+            history = ArchiveHistory(
+                rest_history, archive_files, since_ms, until_ms, len(self.symbols)
+            )
         super().__init__(
             [
                 stream_url(endpoints[line % len(endpoints)], self.symbols, stream)
@@ -74,4 +89,6 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
             history=history,
         )
         if since_ms is not None:
-            self.resume_at(since_ms, [s.upper() for s in self.symbols])
+            self.resume_at(since_ms, [s.upper() for s in self.symbols], until_ms)
+        elif until_ms is not None:
+            raise ValueError("until_ms ends a replay that since_ms starts")

@@ -22,9 +22,11 @@ _FEED_EVENTS = re.compile(
     r" - ((?:connected to|connection to .* lost after|reconnecting to"
     r"|waiting [\d.]+s before connecting"
     r"|connect to .* failed|handing over|.*: catching up after|.*: backfill done"
+    r"|archive: .*|.*: history .*|shard .*: history .*"
     r"|.* ids \d+\.\.\d+ are lost"
     r"|.*: \w+ skipped ids|shard .*: feed failed|.*: backfill of .* cannot go on).*)$"
 )
+_HISTORY_DONE = re.compile(r" - shard (\S+): history replayed up to --until")
 _CAUSE = re.compile(
     r"^Caused by: (?:pemja\.core\.PythonException: <class '(?:[\w.]+\.)?(\w+)'>: )?(.*)$"
 )
@@ -42,6 +44,8 @@ class ConsoleReporter:
         self._partial: dict[Path, str] = {}
         self._cause = ""  # the innermost cause of the latest failure
         self._restarts = 0
+        # shards that replayed their history up to --until (a set: a restarted job says it again)
+        self.histories_done: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="console-reporter", daemon=True)
 
@@ -77,6 +81,8 @@ class ConsoleReporter:
         at = stamp.group(1) + " " if stamp else ""
         if (event := _FEED_EVENTS.search(line)) is not None:
             self._print(at + event.group(1))
+            if (done := _HISTORY_DONE.search(line)) is not None:
+                self.histories_done.add(done.group(1))
         elif (cause := _CAUSE.match(line)) is not None:
             self._cause = ": ".join(filter(None, cause.groups()))
         elif _RESTARTING.search(line):

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # imported where used: PyFlink starts a JVM, the simulator ne
     from pyflink.datastream import StreamExecutionEnvironment
 
     from connectors.simulator import ExchangeSimulator
+    from job.console import ConsoleReporter
     from job.metrics_gateway import MetricsGateway
 
 SettingsT = TypeVar("SettingsT", bound="DataclassInstance")
@@ -154,6 +155,7 @@ def _settings(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from connectors.binance.archive import ArchiveConfig
     from connectors.binance.history import RestConfig
     from connectors.binance.markets import MARKETS, SPOT, USDM
     from connectors.binance.streams import (
@@ -236,8 +238,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_since,
         metavar="TIME",
         help="on a start without checkpointed state, begin at this time (ISO 8601, UTC unless it "
-        "says otherwise, or ms since the epoch): the trades since come from the REST history, "
-        "then the live stream follows",
+        "says otherwise, or ms since the epoch): the trades since come from Binance's archive "
+        "(complete days) and the REST history (the rest), then the live stream follows",
+    )
+    g.add_argument(
+        "--until",
+        type=_since,
+        metavar="TIME",
+        help="with --since: a bounded backfill job that ends before the first trade at this time, "
+        "every file committed; no live part",
     )
     g.add_argument(
         "--demo",
@@ -266,6 +275,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         BridgeConfig,
         skip=[f.name for f in dataclasses.fields(BridgeConfig) if f.name != "backfill_timeout"],
     )
+
+    g = p.add_argument_group("history from Binance's archive (--since a day or more back)")
+    g.add_argument(
+        "--no-archive",
+        action="store_true",
+        help="fetch all of --since's history from REST, none from the archive's day files",
+    )
+    _add_settings(g, ArchiveConfig)
 
     g = p.add_argument_group("what to write")
     g.add_argument(
@@ -370,6 +387,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         plan_shards(args, p.error)
     if args.since is not None and args.no_backfill:
         p.error("--since needs the REST history: leave out --no-backfill")
+    if args.until is not None and (args.since is None or args.until <= args.since):
+        p.error("--until ends what --since starts: give --since, before --until")
+    if args.until is not None and args.duration is not None:
+        p.error("--until bounds the job by itself: leave out --duration")
     for item in args.set:
         if "=" not in item:
             p.error(f"--set expects KEY=VALUE, not {item!r}")
@@ -393,6 +414,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             {"rest_url": facts.rest_url, "rest_weight_budget": facts.default_weight_budget},
         )
     )
+    # the archive holds spot @trade history only
+    archived = not args.no_archive and args.market == "spot" and args.stream == "trade"
+    args.archive = _settings(p, ArchiveConfig, args) if archived else None
     return args
 
 
@@ -487,6 +511,11 @@ def feed_factory(
         if args.rest is None
         else dataclasses.replace(args.rest, **({"rest_url": rest_url} if rest_url else {}))
     )
+    archive = (  # --demo: the simulator's archive too
+        dataclasses.replace(args.archive, archive_url=rest_url)
+        if rest_url and args.archive is not None
+        else args.archive
+    )
     return functools.partial(
         feed_class,
         stream=args.stream,
@@ -496,6 +525,8 @@ def feed_factory(
         rest=rest,
         since_ms=args.since,
         market=args.market,
+        archive=archive if args.since is not None else None,
+        until_ms=args.until,
     )
 
 
@@ -732,6 +763,11 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
                 sim.stop()
             raise
     local = "PYFLINK_GATEWAY_PORT" not in os.environ  # set when `flink run -py` drives this script
+    if args.until is not None and not local:
+        raise SystemExit(
+            "job/main.py: error: --until runs embedded (python job/main.py); under flink run, "
+            "stop the job with `flink stop --drain` once its log says the history was replayed"
+        )
     reporter = None
     if local:
         # The embedded cluster logs to $FLINK_LOG_DIR; by default a folder of this run's own, so a
@@ -777,7 +813,10 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             f" ({shards} shards x {args.redundancy} lines)" if args.redundancy > 1 else "",
             f" for {args.duration:g}s" if args.duration else "",
         )
-        env.execute(name)
+        if args.until is not None:
+            run_until(env, name, len(args.shard_plan), reporter, conf)
+        else:
+            env.execute(name)
         log.info("job finished")
     except KeyboardInterrupt:  # Ctrl-C: the embedded cluster goes down with this process
         log.info("interrupted: stopping")
@@ -797,6 +836,40 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
         if reporter is not None:
             reporter.stop()
     return 0
+
+
+def run_until(
+    env: StreamExecutionEnvironment,
+    name: str,
+    shards: int,
+    reporter: ConsoleReporter | None,
+    conf: Configuration,
+) -> None:
+    """``--until``: the job runs until every shard has replayed its history, then stops with its
+    last trades written, every window closed (the watermark advanced to the end of time) and the
+    files committed: Flink's stop with a draining savepoint. The shards say so in the log that
+    the console follows (an embedded run)."""
+    assert reporter is not None  # main refuses --until without one
+    client = env.execute_async(name)
+    result = client.get_job_execution_result()
+    while len(reporter.histories_done) < shards:
+        if result.done():
+            result.result()  # the job ended (failed) before: raise its error
+            return
+        time.sleep(0.5)
+    folder = conf.get_string("execution.checkpointing.dir", "") or "file:///tmp/binance-flink"
+    log.info("history replayed up to --until: stopping the job (draining)")
+    # PyFlink 2.3's JobClient.stop_with_savepoint calls a Java signature Flink 2 no longer has
+    # (it lacks the format argument): the Java client directly.
+    from pyflink.common.completable_future import CompletableFuture
+    from pyflink.java_gateway import get_gateway
+
+    formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
+    stopped = client._j_job_client.stopWithSavepoint(
+        True, folder.rstrip("/") + "/until-savepoints", formats.DEFAULT
+    )
+    CompletableFuture(stopped, str).result()
+    result.result()
 
 
 def _root_cause(exc: BaseException) -> str:

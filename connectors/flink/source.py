@@ -268,6 +268,10 @@ class _BridgeFunction(KeyedProcessFunction):
             raise
         yield from self._emit(shard, batch, self._watermark_cap())
         self.metrics.publish()
+        if feed.finished:  # a bounded history (--until) is all out: the job is stopped from outside
+            log.info("shard %s: history replayed up to --until (%s)", shard, feed.name)
+            yield from self._finish(shard)
+            return
         # A full batch means more is waiting: come back at once. A quiet feed is drained less and
         # less often, up to idle_interval: each timer is a JVM-Python round trip, and at a steady
         # 10 ms they cost an idle job a third of a core (bench/).

@@ -78,6 +78,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="random-walk trades (repeatable)",
     )
     parser.add_argument(
+        "--past-days",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help="--generate: the symbols traded this many days before the simulator started, so "
+        "that REST and the archive (/data/spot/daily/trades/...) have history to serve",
+    )
+    parser.add_argument(
+        "--past-rate",
+        type=float,
+        default=0.1,
+        metavar="N",
+        help="--past-days: trades a second in those days (default %(default)g)",
+    )
+    parser.add_argument(
         "--market-symbols",
         type=int,
         metavar="N",
@@ -175,11 +190,18 @@ def build_market(args: argparse.Namespace) -> Market:
             args.capture, kinds=args.kinds.split(","), symbols=symbols, loop=args.loop
         )
     rate = _GENERATED_RATE if args.rate is None else args.rate
+    past = {"past_seconds": args.past_days * 86_400, "past_rate": args.past_rate}
     feeds += [
-        GeneratedFeed(symbol, rate=rate, kind=kind, venue=args.venue) for symbol in args.generate
+        GeneratedFeed(symbol, rate=rate, kind=kind, venue=args.venue, **past)
+        for symbol in args.generate
     ]
     return Market(
-        feeds, speed=args.speed, pause_without_subscribers=not args.live, venue=args.venue
+        feeds,
+        speed=args.speed,
+        pause_without_subscribers=not args.live,
+        venue=args.venue,
+        # past days are history the archive serves: none of it trimmed
+        **({"history_limit": None} if args.past_days else {}),
     )
 
 
@@ -217,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         for symbol in market.symbols[:_SHOWN]:
             print(f"REST:     {rest}/{history}?symbol={symbol}")
         print(f"symbols:  {rest}/exchangeInfo")
+        if args.past_days:
+            print(f"archive:  {sim.http_url}/data/spot/daily/trades/<SYMBOL>/ (--archive-url)")
         if "ticker/24hr" in venue.weights:
             print(f"ticker:   {rest}/ticker/24hr")
         print("Ctrl-C to stop", flush=True)

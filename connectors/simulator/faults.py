@@ -30,6 +30,10 @@ What a client sees:
   shorter timeout gives up).
 - ``hide_history(symbol, ids)``: REST answers leave out these trade ids (aggregate ids for an
   ``@aggTrade`` market), as if Binance had skipped them.
+- ``hide_archive_day(symbol, day)``: the archive answers 404 for that day's zip and checksum (a
+  day not published); ``corrupt_archive_day(symbol, day)``: its zip no longer matches its
+  ``.CHECKSUM``; ``cut_archive_downloads(after_bytes, times)``: the next zip downloads end after
+  that many bytes, the connection closed short of the ``Content-Length`` it announced.
 
 And the market's own events, which a whole-market client must follow:
 
@@ -43,10 +47,12 @@ And the market's own events, which a whole-market client must follow:
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from connectors.simulator.archive import ArchiveFiles
 from connectors.simulator.market import GeneratedFeed, Market
 from connectors.simulator.rest import RestApi
 from connectors.simulator.session import INJECTED, NOTICE, DropPlan, Frame, Session
@@ -60,6 +66,7 @@ class FaultTarget(Protocol):
     speaking: asyncio.Event  # cleared: nothing is sent on any connection
     latency: float  # seconds market data waits before it is sent (a slower line)
     rest: RestApi
+    archive: ArchiveFiles
     market: Market
 
     async def listen(self) -> None: ...
@@ -148,6 +155,15 @@ class Faults:
 
     def hide_history(self, symbol: str, ids: Iterable[int]) -> None:
         self._call(self._exchange.rest.hidden[symbol.upper()].update, list(ids))
+
+    def hide_archive_day(self, symbol: str, day: datetime.date) -> None:
+        self._call(self._exchange.archive.hidden.add, (symbol.upper(), day))
+
+    def corrupt_archive_day(self, symbol: str, day: datetime.date) -> None:
+        self._call(self._exchange.archive.corrupt.add, (symbol.upper(), day))
+
+    def cut_archive_downloads(self, after_bytes: int, times: int = 1) -> None:
+        self._call(self._exchange.archive.cuts.extend, [after_bytes] * times)
 
     def list_symbol(
         self,

@@ -24,7 +24,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Protocol, TypedDict, Unpack
 
@@ -81,6 +81,11 @@ class Feed(ABC):
     @abstractmethod
     def pop(self) -> tuple[bytes, int]:
         """The next event's payload and its sequence number (trade or aggregate id)."""
+
+    def past(self) -> Iterator[tuple[bytes, int]]:
+        """Events published before the market started (payload, sequence number), oldest first:
+        what its REST history and archive hold from the start. None by default."""
+        return iter(())
 
 
 class ReplayFeed(Feed):
@@ -156,6 +161,10 @@ class GeneratedFeed(Feed):
     Trades come evenly spaced, or with ``poisson`` at random (exponential) intervals averaging
     ``1/rate``, as independent traders' orders do: a whole market's symbols then neither start
     nor tick in step.
+
+    With ``past_seconds``, the symbol traded before the market started: ``past()`` makes that
+    many seconds of trades up to now, ``past_rate`` a second, evenly spaced (the days the archive
+    serves); the live trades go on from their last id and price.
     """
 
     def __init__(
@@ -171,6 +180,8 @@ class GeneratedFeed(Feed):
         seed: int | None = None,
         kind: str = "trade",
         venue: str = SPOT.name,
+        past_seconds: float = 0.0,
+        past_rate: float = 0.1,
     ) -> None:
         if rate < 0:
             raise ValueError("rate must be >= 0")
@@ -193,6 +204,8 @@ class GeneratedFeed(Feed):
         self._random = random.Random(seed)
         self._poisson = poisson and rate > 0
         self._offset_ns = self._gap_ns() if self._poisson else 0
+        self._past_ms = round(past_seconds * 1000)
+        self._past_rate = past_rate
 
     def next_offset_ns(self) -> int | None:
         if self._count is not None and self._emitted >= self._count:
@@ -200,6 +213,24 @@ class GeneratedFeed(Feed):
         return self._offset_ns
 
     def pop(self) -> tuple[bytes, int]:
+        payload, trade_id = self._trade(time.time_ns() // 1_000_000)
+        self._emitted += 1
+        if self._poisson:
+            self._offset_ns += self._gap_ns()
+        else:
+            # From the count, not summed, so that rounding never drifts the pace.
+            self._offset_ns = round(self._emitted * self._interval_ns)
+        return payload, trade_id
+
+    def past(self) -> Iterator[tuple[bytes, int]]:
+        if not self._past_ms:
+            return
+        end = time.time_ns() // 1_000_000
+        count = int(self._past_ms / 1000 * self._past_rate)
+        for i in range(count):
+            yield self._trade(end - self._past_ms + i * self._past_ms // count)
+
+    def _trade(self, now_ms: int) -> tuple[bytes, int]:
         # One draw per trade (it is the generator's hot path): 2 bits for the price step
         # (down, flat, flat, up), 1 for the maker side, the rest for the quantity.
         bits = self._random.getrandbits(32)
@@ -212,7 +243,6 @@ class GeneratedFeed(Feed):
             q = _decimal(((bits >> 3) % 50_000 + 1) * 1_000)
         p, m = _decimal(self._price, self._price_decimals), "true" if bits & 4 else "false"
         seq = self._next_id
-        now_ms = time.time_ns() // 1_000_000
         if self._kind == "trade":
             payload = (
                 f'{{"e":"trade","E":{now_ms},"s":"{self._symbol}","t":{seq},'
@@ -238,12 +268,6 @@ class GeneratedFeed(Feed):
                 )
             ).encode()
         self._next_id += 1
-        self._emitted += 1
-        if self._poisson:
-            self._offset_ns += self._gap_ns()
-        else:
-            # From the count, not summed, so that rounding never drifts the pace.
-            self._offset_ns = round(self._emitted * self._interval_ns)
         return payload, seq
 
     def _gap_ns(self) -> int:
@@ -410,6 +434,9 @@ class Market:
             if kind in _HISTORIES
             else None
         )
+        if history is not None:
+            for payload, seq in feed.past():
+                history.append(seq, payload)
         clock = _Clock(feed, history, len(self._clocks))
         clock.subscribers = self._waiting.pop(feed.stream, 0)
         clock.halted = self._status.get(symbol, TRADING) != TRADING

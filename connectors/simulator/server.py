@@ -13,6 +13,8 @@ under ``/market``, connections on its other roots taking no stream, and its REST
 - ``GET /api/v3/historicalTrades``, ``/api/v3/aggTrades``, ``/api/v3/exchangeInfo`` and
   ``/api/v3/ticker/24hr`` over plain HTTP, from what the market published, with Binance's
   request weight limit (``rest.py``);
+- ``GET /data/spot/daily/trades/...``: the public archive's day files of what it published
+  (``archive.py``), as ``data.binance.vision`` serves them;
 - a log of every HTTP status answered and every close the server sent (``exchange_log.py``).
 
 With ``endpoints=N`` the simulator serves the same market on N ports, as Binance serves the same
@@ -45,11 +47,13 @@ from urllib.parse import parse_qs
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event, State
 
+from connectors.simulator.archive import ArchiveFiles
 from connectors.simulator.commands import (
     InvalidRequest,
     error_reply,
@@ -128,6 +132,7 @@ class Exchange:
         self.speaking.set()
         self.room = asyncio.Event()
         self.rest = RestApi(market, rest_weight_limit)
+        self.archive = ArchiveFiles(market)
         self.faults = Faults(self, call)
         self.records: list[ConnectionRecord] = []
         self.log = ExchangeLog()
@@ -320,6 +325,14 @@ class Exchange:
         if self.rest.routes(path):
             status, body, headers = await self.rest.answer(path, query)
             return self._http(connection, status, body, headers)
+        if self.archive.routes(path):
+            status, body, headers = self.archive.answer(path, request.headers.get("Range"))
+            return Response(
+                status,
+                http.HTTPStatus(status).phrase,
+                Headers([("Connection", "close"), *headers.items()]),
+                body,
+            )
         rooted = self.market.venue.route(path)
         path, delivers = rooted if rooted is not None else ("", False)
         if path == "/ws" or path.startswith("/ws/"):
@@ -604,6 +617,11 @@ class ExchangeSimulator:
     def rest_requests(self) -> list[tuple[str, int, float]]:
         """``(path?query, status, time.time())`` of every REST request answered, oldest first."""
         return list(self._running().rest.answered)
+
+    @property
+    def archive_requests(self) -> list[tuple[str, int, int]]:
+        """``(path, status, body bytes)`` of every archive file request answered, oldest first."""
+        return list(self._running().archive.served)
 
     def sent_trade_ids(self, symbol: str) -> list[int]:
         """Ids of the ``<symbol>@trade`` events written to any connection, connection by

@@ -169,6 +169,30 @@ class Backfiller:
         )
         return episode.barrier
 
+    def replay(self, targets: Mapping[str, int]) -> Barrier | None:
+        """Before any connection opens (a start in the past): an episode fetching, for every key
+        with a position, what came after it, up to its target if it has one, else up to the
+        history's newest; without a deadline, however long it takes. Returns its barrier, which
+        the caller puts into the buffer; ``replay_position`` follows it."""
+        positions = self.sequencer.last_seqs
+        if not positions:
+            return None
+        episode = self._new_episode()
+        episode.deadline = math.inf
+        for key, last in positions.items():
+            episode.fills[key] = _Fill(key, last + 1, targets.get(key))
+        self._wake.set()
+        return episode.barrier
+
+    def replay_position(self, barrier: Barrier) -> int | None:
+        """How far the episode of ``barrier`` has come: the time of the record fetched last by
+        the key that is furthest behind (0 before each key has one); None once it has ended."""
+        episode = next((e for e in self.episodes if e.barrier is barrier), None)
+        if episode is None:
+            return None
+        open_fills = [f for f in episode.fills.values() if not f.done]
+        return min((f.last_time or 0 for f in open_fills), default=0)
+
     def connected(self) -> None:
         """The connection a catch-up waits for is open: its deadline starts now, and each key is
         fetched once its first live record has come or the grace has passed."""

@@ -2,7 +2,9 @@
 
 Lifecycle, stated once: ``resume_after()`` / ``resume_at()`` (optional), then ``start()`` connects
 in the background; ``drain()`` hands over what arrived and raises a ``FeedError`` once the bridge
-has given up; ``close()`` stops every thread and socket.
+has given up; ``close()`` stops every thread and socket. A start in the past (``resume_at``)
+replays the history up to now before the first connection opens, or only up to its ``until``,
+and then the feed is ``finished``: it never connects.
 
 A bridge reads its streams over one line, or over several (redundancy: the same streams from one
 URL each, line.py), merged as exchanges' feed arbitration does it: records pass in each key's
@@ -51,6 +53,9 @@ from connectors.websocket.ratelimited_log import RateLimitedLog
 from connectors.websocket.sequencing import SequenceTracker, Verdict
 
 log = logging.getLogger(__name__)
+
+REPLAY_REPORT_S = 10.0  # a long replay says how far it has come this often
+REPLAY_POLL_S = 0.5
 
 # What a bridge delivers: its decoder's records and failures and its history's (the subclass for an
 # exchange names them: BinanceFeed's are Trade, AggTrade and DeadLetter).
@@ -120,6 +125,9 @@ class Bridge(Generic[ItemT]):
         )
         self._catching_up = False  # a catch-up's barrier waits for a line to connect
         self._start_time: tuple[int, list[str]] | None = None  # resume_at(): (time in ms, keys)
+        self._until: int | None = None  # resume_at(): the replay's end, ms; no live part
+        self._targets: dict[str, int] = {}  # key -> last seq to replay (with ``_until``)
+        self._finished = False  # the replay up to ``_until`` is in the buffer: nothing follows
         # Redundant lines: key -> seq -> a record that jumped ahead on one line while another may
         # still deliver what it skipped; key -> (seq, monotonic time) of a record delivered, whose
         # copy tells how far the other line trails (one probe a key at a time: cheap, unbiased).
@@ -143,6 +151,8 @@ class Bridge(Generic[ItemT]):
                 "controls",
                 "parse_failures",
                 "oversized",
+                "history_behind_ms",  # a level: how far behind now the replay stands (0: done)
+                "history_eta_s",  # a level: the replay's estimated seconds to go
             ),
             0,
         )
@@ -159,12 +169,14 @@ class Bridge(Generic[ItemT]):
                 self._restored[key] = seq
         return self
 
-    def resume_at(self, time_ms: int, keys: Iterable[str]) -> Self:
+    def resume_at(self, time_ms: int, keys: Iterable[str], until_ms: int | None = None) -> Self:
         """Start these keys (those without a ``resume_after`` position) at the first record at or
-        after ``time_ms``, fetched from the history before the live stream goes on."""
+        after ``time_ms``, fetched from the history before the live stream goes on; with
+        ``until_ms``, end before the first record at or after it, and never connect."""
         if self._history is None:
             raise ValueError("starting at a time needs a history to fetch from")
         self._start_time = (time_ms, list(keys))
+        self._until = until_ms
         return self
 
     def start(self) -> Self:
@@ -185,6 +197,11 @@ class Bridge(Generic[ItemT]):
         return items
 
     @property
+    def finished(self) -> bool:
+        """Whether a replay up to ``until`` has been delivered whole: nothing more will come."""
+        return self._finished and len(self._buffer) == 0
+
+    @property
     def holding(self) -> bool:
         """Whether records older than what this feed has delivered may still come: while no
         line is open (what the exchange publishes meanwhile comes later, from the history) and
@@ -192,6 +209,8 @@ class Bridge(Generic[ItemT]):
         keeps their event time from running ahead meanwhile (connectors/flink/source.py). What
         the arbitration of redundant lines parks is not held for: it waits at most
         ``line_lag_limit``, which a consumer keeps under its lateness bound (job/main.py)."""
+        if self._finished:
+            return False  # nothing older than what it delivered can come any more
         return not any(line.open for line in self._lines) or self._buffer.barriers > 0
 
     @property
@@ -258,6 +277,13 @@ class Bridge(Generic[ItemT]):
     def _run(self) -> None:
         try:
             self._resolve_start_time()
+            self._replay()
+            if self._until is not None:
+                self._finished = True
+                log.info(
+                    "%s: history replayed up to %s: no live part", self.name, _utc(self._until)
+                )
+                return
             self._start_lines()
             while True:
                 self._wake.wait(self.config.poll_interval)
@@ -306,9 +332,14 @@ class Bridge(Generic[ItemT]):
         deadline = time.monotonic() + self.config.backfill_timeout
         for key in keys:
             with self._lock:
-                if key in self._sequencer.last_seqs:
-                    continue  # a checkpointed position wins
-            seq = self._seq_at(history, key, time_ms, deadline)
+                resumed = key in self._sequencer.last_seqs  # a checkpointed position wins
+            seq = None if resumed else self._seq_at(history, key, time_ms, deadline)
+            if self._until is not None:  # after the start: a history may read on from there
+                end = self._seq_at(history, key, self._until, deadline)
+                if end is not None:
+                    self._targets[key] = end - 1
+            if resumed:
+                continue
             if seq is None:
                 log.info(
                     "%s: %s has no record at or after %d yet: it starts live",
@@ -342,6 +373,59 @@ class Bridge(Generic[ItemT]):
                 if self.stopping.wait(wait):
                     raise Stopped() from None
                 delay = min(RETRY_MAX, delay * 2)
+
+    def _replay(self) -> None:
+        """A start in the past: the history from there up to now (or ``until``) goes into the
+        buffer before any connection opens, so that a long catch-up holds back no live records
+        meanwhile (the catch-up at the connect then fetches the seconds the replay took). Its
+        progress goes to the log every ``REPLAY_REPORT_S`` and into ``stats``."""
+        if self._backfill is None or self._start_time is None:
+            return
+        with self._put_lock:
+            with self._lock:
+                barrier = self._backfill.replay(self._targets)
+            if barrier is None:
+                return
+            self._buffer.put_barrier(barrier)
+        started, first_position = time.monotonic(), None
+        reported = started
+        end_ms = self._until
+        while True:
+            with self._lock:
+                position = self._backfill.replay_position(barrier)
+                replayed = self._backfill.counts["backfilled"]
+            if position is None:
+                break
+            now = time.monotonic()
+            target = end_ms if end_ms is not None else int(time.time() * 1000)
+            if position and first_position is None:
+                first_position, started = position, now
+            behind = max(0, target - position) if position else 0
+            eta = _eta(first_position, position, now - started, behind)
+            with self._lock:
+                self._counts["history_behind_ms"] = behind
+                self._counts["history_eta_s"] = int(eta) if eta is not None else 0
+            if now - reported >= REPLAY_REPORT_S:
+                reported = now
+                log.info(
+                    "%s: history at %s, %d records replayed (%.0f/s), %s",
+                    self.name,
+                    _utc(position) if position else "its start",
+                    replayed,
+                    replayed / max(now - started, 1e-3),
+                    f"about {_duration(eta)} to go" if eta is not None else "rate not known yet",
+                )
+            if self.stopping.wait(REPLAY_POLL_S):
+                raise Stopped()
+        with self._lock:
+            self._counts["history_behind_ms"] = self._counts["history_eta_s"] = 0
+            replayed = self._backfill.counts["backfilled"]
+        log.info(
+            "%s: history replayed: %d records in %.1fs",
+            self.name,
+            replayed,
+            time.monotonic() - started,
+        )
 
     def _settle_parked(self) -> None:
         """Redundant lines: records parked longer than ``line_lag_limit``, or that no other line
@@ -643,3 +727,23 @@ class Bridge(Generic[ItemT]):
             self._rlog.warning(
                 "sequence duplicate", "%s: %s id %d seen before, dropped", self.name, key, seq
             )
+
+
+def _eta(first: int | None, position: int, elapsed: float, behind: int) -> float | None:
+    """Seconds until a replay that went from ``first`` to ``position`` (ms of record time) in
+    ``elapsed`` seconds has made up ``behind`` ms more, at the same pace; None: no pace yet."""
+    if first is None or position <= first or elapsed < 1.0:
+        return None
+    return behind / ((position - first) / elapsed)
+
+
+def _utc(time_ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time_ms / 1000))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

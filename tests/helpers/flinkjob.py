@@ -35,6 +35,8 @@ def job_command(
         sim.ws_url + ("/market" if market == "usdm" else ""),
         "--rest-url",
         sim.http_url,
+        "--archive-url",  # a test never reads Binance's own archive
+        sim.http_url,
         "--symbols",
         "btcusdt,ethusdt",
         "--duration",

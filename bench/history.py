@@ -32,12 +32,13 @@ import time
 from pathlib import Path
 
 from connectors.binance.archive import ArchiveConfig, day_start_ms
-from connectors.binance.history import WEIGHTS, RestConfig
+from connectors.binance.history import RestConfig
+from connectors.binance.markets import SPOT
 from connectors.binance.records import Trade
 from connectors.feed import BinanceFeed
 from connectors.flink.outputs import committed_rows
 from connectors.simulator import ExchangeSimulator, GeneratedFeed, Market
-from connectors.websocket.bridge import BridgeConfig
+from connectors.websocket.config import BridgeConfig
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET = 3000  # the job's default --rest-weight-budget, weight a minute
@@ -103,13 +104,42 @@ def flink_replay(sim: ExchangeSimulator, since: int, until: int, work: Path, wan
     assert found, run.stdout[-3000:]
     records, seconds = int(found[1]), float(found[2])
     written = sorted(row["trade_id"] for _, row in committed_rows(out, "trades"))
-    assert written == want, "the job did not write every trade of the range once"
+    if written != want:
+        raise IncompleteReplay("the job did not write every trade of the range once")
     return {
         "trades": records,
         "replay_seconds": seconds,
         "trades_per_s": round(records / seconds),
         "job_seconds": round(total, 1),
     }
+
+
+class IncompleteReplay(Exception):
+    """A way did not deliver every trade of the range once: its rate is not a figure."""
+
+
+def measure(days: int, rate: float, work: Path, flink: bool) -> dict:
+    """Both ways (and through the job with ``flink``) over the same ``days``; raises
+    ``IncompleteReplay`` if one did not deliver every trade of the range once."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    since = day_start_ms(today - datetime.timedelta(days=days))
+    until = day_start_ms(today)
+    results: dict = {"days": days, "rate": rate}
+    with ExchangeSimulator(market(days, rate)) as sim:
+        want = [e["t"] for e in sim.market.published("BTCUSDT").events if since <= e["T"] < until]
+        for name, archive in (("archive", True), ("rest", False)):
+            print(f"replaying {len(want)} trades from {name} ...", flush=True)
+            result = replay(sim, since, until, work / name, archive)
+            if result.pop("ids") != want:
+                raise IncompleteReplay(f"{name}: not every trade of the range once")
+            results[name] = result
+        if flink:
+            print("replaying them through the job ...", flush=True)
+            results["flink"] = flink_replay(sim, since, until, work / "flink", want)
+    rest_pages = -(-len(want) // 1000)
+    weight = SPOT.weights["historicalTrades"]
+    results["rest_at_budget_s"] = round(rest_pages * weight / BUDGET * 60)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,29 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flink", action="store_true", help="also through the job (a minute or more)")
     p.add_argument("--output", type=Path, default=REPO / "bench" / "history.json")
     args = p.parse_args(argv)
-    today = datetime.datetime.now(datetime.UTC).date()
-    since = day_start_ms(today - datetime.timedelta(days=args.days))
-    until = day_start_ms(today)
-    results: dict = {"days": args.days, "rate": args.rate}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        ExchangeSimulator(market(args.days, args.rate)) as sim,
-    ):
-        work = Path(tmp)
-        want = [e["t"] for e in sim.market.published("BTCUSDT").events if since <= e["T"] < until]
-        for name, archive in (("archive", True), ("rest", False)):
-            print(f"replaying {len(want)} trades from {name} ...", flush=True)
-            result = replay(sim, since, until, work / name, archive)
-            assert result.pop("ids") == want, f"{name}: not every trade of the range once"
-            results[name] = result
-        if args.flink:
-            print("replaying them through the job ...", flush=True)
-            results["flink"] = flink_replay(sim, since, until, work / "flink", want)
-    rest_pages = -(-len(want) // 1000)
-    results["rest_at_budget_s"] = round(rest_pages * WEIGHTS["historicalTrades"] / BUDGET * 60)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = measure(args.days, args.rate, Path(tmp), args.flink)
+    trades = results["archive"]["trades"]
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     a, r = results["archive"], results["rest"]
-    print(f"\n{len(want):,} trades ({args.days} days at {args.rate:g}/s):")
+    print(f"\n{trades:,} trades ({args.days} days at {args.rate:g}/s):")
     print("| way | trades/s | weight | requests | note |")
     print("|---|---|---|---|---|")
     print(

@@ -306,6 +306,7 @@ def markdown(r: dict, profile: dict | None) -> str:
         "",
     ]
     lines += wholemarket_markdown(r)
+    lines += history_markdown(r)
     return "\n".join(lines)
 
 
@@ -358,6 +359,31 @@ def wholemarket_markdown(r: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def history_markdown(r: dict) -> list[str]:
+    return [
+        "## 8. History: the archive against REST",
+        "",
+        f"{r['history_days']} complete days of one symbol ({r['history_rate']:g} trades a second, "
+        f"{_n(r['history_archive_trades'])} trades) replayed by `BinanceFeed(since_ms=, "
+        "until_ms=)` from the simulator's archive day files and from its REST history alone, "
+        "and through the job (`--since --until`) into its trades sink (`bench/history.py`); "
+        "every way delivered every trade of the range once.",
+        "",
+        "| way | trades/s | REST weight |",
+        "|---|---|---|",
+        f"| archive (download, checksum, read) | {_n(r['history_archive_trades_per_s'])} "
+        f"| {r['history_archive_weight']} |",
+        f"| REST only (loopback, no budget wait) | {_n(r['history_rest_trades_per_s'])} "
+        f"| {_n(r['history_rest_weight'])} |",
+        f"| archive, through the job into the trades sink | "
+        f"{_n(r['history_flink_trades_per_s'])} | |",
+        "",
+        f"On Binance REST would also wait for its budget (3,000 weight a minute): "
+        f"{r['history_rest_at_budget_s']} s for these days.",
+        "",
+    ]
 
 
 def soak_markdown(soak: dict | None) -> str:

@@ -34,13 +34,15 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent)
 )  # run as a script, bench/ is not installed
 
-from bench import bridge_profile, flink_runs, report, scaleout, wholemarket
+from bench import bridge_profile, flink_runs, history, report, scaleout, wholemarket
 from bench.data import REPO, Trades
 from bench.loadserver import LoadServer
 from bench.validity import SERVER_HEADROOM, InvalidRun, require
 
 PLANS = {
     "full": {
+        "history_days": 2,
+        "history_rate": 2.0,
         "wholemarket_warmup": 20.0,
         "wholemarket_window": 30.0,
         "wholemarket_after": 30.0,
@@ -56,6 +58,8 @@ PLANS = {
         "idle": 60.0,
     },
     "quick": {
+        "history_days": 1,
+        "history_rate": 2.0,
         "wholemarket_warmup": 10.0,
         "wholemarket_window": 15.0,
         "wholemarket_after": 25.0,
@@ -71,6 +75,8 @@ PLANS = {
         "idle": 15.0,
     },
     "smoke": {
+        "history_days": 1,
+        "history_rate": 0.5,
         "wholemarket_warmup": 5.0,
         "wholemarket_window": 5.0,
         "wholemarket_after": 20.0,
@@ -431,6 +437,26 @@ def whole_market(plan: dict, scratch: Path, results: dict) -> None:
     results["wholemarket_hold_max_s_2lines"] = results["wholemarket_5k_2lines_hold_s"]
 
 
+def history_replay(plan: dict, scratch: Path, results: dict) -> None:
+    """The same complete days of one symbol's trades from the archive and from REST alone, and
+    from the archive through the job into its trades sink (bench/history.py)."""
+    try:
+        found = history.measure(
+            plan["history_days"], plan["history_rate"], scratch / "history", flink=True
+        )
+    except history.IncompleteReplay as incomplete:
+        raise InvalidRun(f"history replay: {incomplete}") from None
+    for way in ("archive", "rest", "flink"):
+        results.update({f"history_{way}_{k}": v for k, v in found[way].items()})
+    results["history_days"], results["history_rate"] = found["days"], found["rate"]
+    results["history_rest_at_budget_s"] = found["rest_at_budget_s"]
+    log(
+        f"history: archive {found['archive']['trades_per_s']:,} trades/s for "
+        f"{found['archive']['weight']} weight, REST {found['rest']['trades_per_s']:,} for "
+        f"{found['rest']['weight']:,}; through the job {found['flink']['trades_per_s']:,}/s"
+    )
+
+
 def measure(plan: dict, scratch: Path, results: dict) -> dict | None:
     """Every benchmark in turn, into ``results``; the bridge's profile if py-spy is there. Raises
     ``InvalidRun`` at the first measurement that is not a figure."""
@@ -452,6 +478,7 @@ def measure(plan: dict, scratch: Path, results: dict) -> dict | None:
     latency_and_idle(plan, scratch, results)
     redundant_lines(plan, scratch, results)
     whole_market(plan, scratch, results)
+    history_replay(plan, scratch, results)
     return profiled
 
 

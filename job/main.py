@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:  # imported where used: PyFlink starts a JVM, the simulator needs no Flink
     from _typeshed import DataclassInstance
@@ -106,6 +106,15 @@ def _config_path(text: str) -> str:
     except FileNotFoundError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return os.path.abspath(text)
+
+
+def _checkpoint(text: str) -> Any:
+    from job.resume import checkpoint_path
+
+    try:
+        return checkpoint_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_settings(
@@ -296,6 +305,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="any other Flink option, repeatable",
     )
 
+    g = p.add_argument_group("a rerun (README, Operating it)")
+    start = g.add_mutually_exclusive_group()
+    start.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: the checkpoints of this job's earlier runs are removed, not resumed"
+        " (default: resume from the last completed one; always fresh with --demo)",
+    )
+    start.add_argument(
+        "--from-checkpoint",
+        type=_checkpoint,
+        metavar="PATH",
+        help="resume from this checkpoint or savepoint (its chk-N or savepoint-... folder)"
+        " instead of the last one of this job's previous run",
+    )
+
     g = p.add_argument_group("metrics for Prometheus (python job/main.py; README, Security)")
     g.add_argument(
         "--metrics-host",
@@ -339,6 +364,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         except ValueError as exc:
             p.error(f"--symbols: {exc}")
         plan_shards(args, p.error)
+    if args.demo and args.from_checkpoint:
+        p.error("--from-checkpoint: --demo starts its exchange anew, there is nothing to resume")
     if args.since is not None and args.no_backfill:
         p.error("--since needs the REST history: leave out --no-backfill")
     for item in args.set:
@@ -474,6 +501,43 @@ def flink_config(args: argparse.Namespace, local: bool) -> Configuration:
     if local and not conf.contains_key("python.executable"):
         conf.set_string("python.executable", sys.executable)  # the workers use this venv
     return conf
+
+
+def choose_start(args: argparse.Namespace, conf: Configuration, local: bool) -> IO[str] | None:
+    """Where the run starts, said on the console in one line and set in ``conf``: an embedded
+    run checkpoints into a folder of its job's own and resumes from the last completed checkpoint
+    of its previous run (job/resume.py). Returns the lock held on that folder while the run lives.
+    """
+    from job import resume
+
+    if args.from_checkpoint is not None and not local:  # `flink run`: what `-s` does
+        conf.set_string("execution.state-recovery.path", args.from_checkpoint.as_uri())
+    if not local or conf.contains_key("execution.state-recovery.path"):
+        return None  # `flink run` (-s picks the checkpoint there), or --set: as given
+    root = resume.local_dir(conf.get_string("execution.checkpointing.dir", ""))
+    if root is None or not str(root).strip("/"):
+        log.info("checkpoints not in a local folder: a rerun starts fresh (--from-checkpoint)")
+        return None
+    scope = f"quote={args.quote} exclude={args.exclude}"
+    job_dir = root / resume.job_key(args.out, args.stream, args.symbol_list, scope)
+    try:
+        lock = resume.hold(job_dir)
+    except resume.AlreadyRunning as exc:
+        raise SystemExit(f"job/main.py: error: {exc}: stop it first") from None
+    start = resume.start_point(
+        job_dir,
+        fresh=args.fresh or args.demo,
+        chosen=args.from_checkpoint,
+        fresh_why="--demo (its exchange starts anew)" if args.demo else "",
+    )
+    conf.set_string("execution.checkpointing.dir", job_dir.as_uri())
+    if start.checkpoint is not None:
+        conf.set_string("execution.state-recovery.path", start.checkpoint.as_uri())
+        # CLAIM: the run owns what it resumed from and deletes it once its own replace it
+        claim = "CLAIM" if start.claim else "NO_CLAIM"
+        conf.set_string("execution.state-recovery.claim-mode", claim)
+    log.info("%s", start.message)
+    return lock
 
 
 def start_metrics_gateway(
@@ -640,6 +704,12 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = flink_config(args, local)
+    try:
+        lock = choose_start(args, conf, local)
+    except SystemExit:  # another run of the same job holds its folder
+        if sim is not None:
+            sim.stop()
+        raise
     gateway = start_metrics_gateway(args, conf, reporter.say) if reporter is not None else None
     if local and conf.get_string("python.execution-mode", "thread") == "process":
         log.warning(
@@ -682,6 +752,8 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             gateway.stop()
         if reporter is not None:
             reporter.stop()
+        if lock is not None:
+            lock.close()
     return 0
 
 

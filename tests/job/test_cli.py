@@ -44,6 +44,8 @@ def test_help_lists_every_option_with_its_default(capsys):
         "--backoff-max",
         "--python-mode",
         "--bundle-time",
+        "--fresh",
+        "--from-checkpoint",
         "--out-of-orderness",
         "--shards",
         "--drain-interval",
@@ -125,6 +127,7 @@ def test_a_whole_market_is_planned_into_connections_binance_accepts():
         (["--set", "no-equals-sign"], "--set"),
         (["--streams-per-connection", "1025"], "--streams-per-connection"),
         (["--symbols", MARKET, "--streams-per-connection", "1024"], "--streams-per-connection"),
+        (["--from-checkpoint", "/nonexistent/chk-1"], "--from-checkpoint"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_option(argv, option, capsys):

@@ -711,6 +711,8 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             sim.stop()
         raise
     gateway = start_metrics_gateway(args, conf, reporter.say) if reporter is not None else None
+    if gateway is not None and reporter is not None:
+        gateway.add_collector(reporter.metrics)  # the restarts by reason
     if local and conf.get_string("python.execution-mode", "thread") == "process":
         log.warning(
             "python.execution-mode process: the Python workers reach the JVM through gRPC servers"

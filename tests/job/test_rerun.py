@@ -13,6 +13,7 @@ import pytest
 
 from connectors.simulator import Market
 from helpers.flinkjob import (
+    SYMBOLS,
     assert_every_published_trade_once,
     completed_checkpoints,
     expected_bars,
@@ -31,7 +32,9 @@ pytestmark = pytest.mark.slow
 def test_the_same_command_after_kill_9_resumes_from_the_last_checkpoint(
     simulator, demo_captures, tmp_path
 ):
-    sim = simulator(Market.replay(demo_captures, speed=6.5, pause_without_subscribers=False))
+    sim = simulator(
+        Market.replay(demo_captures, speed=6.5, loop=True, pause_without_subscribers=False)
+    )
     out = tmp_path / "out"
     cmd = job_command(sim, out, tmp_path, "--rest-port", "0", duration=30)
     first = start_job(cmd, tmp_path / "log1", tmp_path / "stdout1.txt", group=True)
@@ -49,6 +52,7 @@ def test_the_same_command_after_kill_9_resumes_from_the_last_checkpoint(
     written_by_first = len(read_output(out, "trades"))
     assert written_by_first > 0
     time.sleep(5)  # the exchange trades on while the job is down
+    down_until = {s: sim.market.published(s).ids[-1] for s in SYMBOLS}
 
     second = start_job(cmd, tmp_path / "log2", tmp_path / "stdout2.txt")
     console = finish_job(second, tmp_path / "stdout2.txt")
@@ -56,6 +60,7 @@ def test_the_same_command_after_kill_9_resumes_from_the_last_checkpoint(
     assert re.search(r"resuming from \S+/chk-\d+ \(taken", console), console[-3000:]
     trades = assert_every_published_trade_once(read_output(out, "trades"), sim)
     assert len(trades) > written_by_first
+    assert all(max(t["t"] for t in trades if t["s"] == s) > down_until[s] for s in SYMBOLS)
     assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
     assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
     # What the killed run wrote after its last checkpoint stays in a hidden in-progress file that

@@ -221,8 +221,8 @@ def assert_every_published_trade_once(
         assert len(ids) == len(set(ids)), (
             f"{symbol}: {len(ids) - len(set(ids))} trades written twice"
         )
-        start = first_ids[symbol] if first_ids else min(ids)
-        events = [e for e in published(sim, symbol) if start <= e["t"] <= max(ids)]
+        start, last = first_ids[symbol] if first_ids else min(ids), max(ids)
+        events = [e for e in published(sim, symbol) if start <= e["t"] <= last]
         missing = sorted({e["t"] for e in events} - set(ids))
         assert not missing, (
             f"{symbol}: {len(missing)} published trades not written, e.g. {missing[:10]}"

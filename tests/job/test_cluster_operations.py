@@ -27,7 +27,7 @@ from helpers.flinkjob import (
     read_output,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ops]
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from helpers.flinkjob import (
     tail,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ops]
 
 DISK_MB = 64
 FULL_FOR_S = 20

@@ -26,7 +26,7 @@ from helpers.flinkjob import (
     start_job,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ops]
 
 
 def test_the_same_command_after_kill_9_resumes_from_the_last_checkpoint(

@@ -510,13 +510,25 @@ def choose_start(args: argparse.Namespace, conf: Configuration, local: bool) -> 
     """
     from job import resume
 
-    if args.from_checkpoint is not None and not local:  # `flink run`: what `-s` does
-        conf.set_string("execution.state-recovery.path", args.from_checkpoint.as_uri())
-    if not local or conf.contains_key("execution.state-recovery.path"):
-        return None  # `flink run` (-s picks the checkpoint there), or --set: as given
-    root = resume.local_dir(conf.get_string("execution.checkpointing.dir", ""))
-    if root is None or not str(root).strip("/"):
-        log.info("checkpoints not in a local folder: a rerun starts fresh (--from-checkpoint)")
+    if not local:  # `flink run`: its -s picks the checkpoint, the cluster's folder holds them
+        if args.from_checkpoint is not None:
+            raise SystemExit(
+                f"job/main.py: error: --from-checkpoint: under flink run, give it to flink run:"
+                f" flink run -s {args.from_checkpoint} -py job/main.py ..."
+            )
+        return None
+    if conf.contains_key("execution.state-recovery.path"):
+        return None  # --set execution.state-recovery.path=...: as given
+    where = conf.get_string("execution.checkpointing.dir", "")
+    root = resume.local_dir(where) if where else None
+    if root is None:  # not searched: a rerun starts fresh unless told where to resume from
+        if args.from_checkpoint is not None:
+            conf.set_string("execution.state-recovery.path", args.from_checkpoint.as_uri())
+        log.info(
+            "checkpoints not in a local folder (%s): %s",
+            where or "none",
+            f"resuming from {args.from_checkpoint}" if args.from_checkpoint else "starting fresh",
+        )
         return None
     scope = f"quote={args.quote} exclude={args.exclude}"
     job_dir = root / resume.job_key(args.out, args.stream, args.symbol_list, scope)

@@ -549,6 +549,16 @@ def choose_start(args: argparse.Namespace, conf: Configuration, local: bool) -> 
         claim = "CLAIM" if start.claim else "NO_CLAIM"
         conf.set_string("execution.state-recovery.claim-mode", claim)
     log.info("%s", start.message)
+    moved = resume.moved_symbols(job_dir, args.shard_plan)
+    if start.checkpoint is not None and moved:
+        log.warning(
+            "%d symbols are on another connection than in the run checkpointed (e.g. %s): their"
+            " positions are kept per connection, so they start as new ones do (live, or at"
+            " --since): what they traded while the job was down is not fetched (the same"
+            " --symbols, --shards and --streams-per-connection as before carry them on)",
+            len(moved),
+            ", ".join(moved[:3]),
+        )
     return lock
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -121,6 +122,19 @@ def _remove_runs(job_dir: Path, keep: Path | None) -> int:
             if older != keep:
                 shutil.rmtree(older, ignore_errors=True)
     return removed
+
+
+def moved_symbols(job_dir: Path, plan: Sequence[Sequence[str]]) -> list[str]:
+    """The symbols that ``plan`` (the shards, each a list of symbols) puts on another shard than
+    the previous run of this job did, which is recorded in ``job_dir`` and replaced by ``plan``.
+    The feed positions are keyed by shard: a moved symbol's position is not found on restore."""
+    record = job_dir / "shards.json"
+    try:
+        before = {s: i for i, group in enumerate(json.loads(record.read_text())) for s in group}
+    except (FileNotFoundError, ValueError):
+        before = {}
+    record.write_text(json.dumps([list(group) for group in plan]))
+    return sorted(s for i, group in enumerate(plan) for s in group if before.get(s, i) != i)
 
 
 class AlreadyRunning(Exception):

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from job.main import parse_args
-from job.resume import AlreadyRunning, checkpoint_path, hold, job_key, start_point
+from job.resume import (
+    AlreadyRunning,
+    checkpoint_path,
+    hold,
+    job_key,
+    moved_symbols,
+    start_point,
+)
 
 
 def checkpoint(job_dir: Path, run: str, n: int, at: float) -> Path:
@@ -81,3 +88,15 @@ def test_from_checkpoint_takes_the_folder_its_metadata_or_a_file_uri(tmp_path):
             parse_args(["--from-checkpoint", str(chk), *refused])
     with pytest.raises(ValueError, match="no checkpoint or savepoint"):
         checkpoint_path(str(tmp_path))
+
+
+def test_symbols_that_change_shard_between_runs_are_named(tmp_path):
+    """Positions are kept per shard: a symbol moved to another one would start without its own."""
+    assert moved_symbols(tmp_path, [["btcusdt", "solusdt"], ["ethusdt"]]) == []  # first run
+    assert moved_symbols(tmp_path, [["btcusdt", "solusdt", "xrpusdt"], ["ethusdt"]]) == []
+    # one symbol listed in front: round-robin shifts the others
+    assert moved_symbols(tmp_path, [["adausdt", "ethusdt", "xrpusdt"], ["btcusdt", "solusdt"]]) == [
+        "btcusdt",
+        "ethusdt",
+        "solusdt",
+    ]

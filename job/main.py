@@ -10,6 +10,7 @@ Run ``python job/main.py --help`` for every option.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -19,9 +20,11 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:  # imported where used: PyFlink starts a JVM, the simulator needs no Flink
     from _typeshed import DataclassInstance
@@ -503,11 +506,13 @@ def flink_config(args: argparse.Namespace, local: bool) -> Configuration:
     return conf
 
 
-def choose_start(args: argparse.Namespace, conf: Configuration, local: bool) -> IO[str] | None:
+def choose_start(
+    args: argparse.Namespace, conf: Configuration, local: bool, held: contextlib.ExitStack
+) -> None:
     """Where the run starts, said on the console in one line and set in ``conf``: an embedded
     run checkpoints into a folder of its job's own and resumes from the last completed checkpoint
-    of its previous run (job/resume.py). Returns the lock held on that folder while the run lives.
-    """
+    of its previous run (job/resume.py). What must last as long as the run (the lock on that
+    folder, the removal of what a killed run left in progress) goes into ``held``."""
     from job import resume
 
     if not local:  # `flink run`: its -s picks the checkpoint, the cluster's folder holds them
@@ -516,9 +521,9 @@ def choose_start(args: argparse.Namespace, conf: Configuration, local: bool) -> 
                 f"job/main.py: error: --from-checkpoint: under flink run, give it to flink run:"
                 f" flink run -s {args.from_checkpoint} -py job/main.py ..."
             )
-        return None
+        return
     if conf.contains_key("execution.state-recovery.path"):
-        return None  # --set execution.state-recovery.path=...: as given
+        return  # --set execution.state-recovery.path=...: as given
     where = conf.get_string("execution.checkpointing.dir", "")
     root = resume.local_dir(where) if where else None
     if root is None:  # not searched: a rerun starts fresh unless told where to resume from
@@ -529,13 +534,14 @@ def choose_start(args: argparse.Namespace, conf: Configuration, local: bool) -> 
             where or "none",
             f"resuming from {args.from_checkpoint}" if args.from_checkpoint else "starting fresh",
         )
-        return None
+        return
     scope = f"quote={args.quote} exclude={args.exclude}"
     job_dir = root / resume.job_key(args.out, args.stream, args.symbol_list, scope)
     try:
-        lock = resume.hold(job_dir)
+        held.callback(resume.hold(job_dir).close)
     except resume.AlreadyRunning as exc:
         raise SystemExit(f"job/main.py: error: {exc}: stop it first") from None
+    started = time.time()
     start = resume.start_point(
         job_dir,
         fresh=args.fresh or args.demo,
@@ -559,7 +565,34 @@ def choose_start(args: argparse.Namespace, conf: Configuration, local: bool) -> 
             len(moved),
             ", ".join(moved[:3]),
         )
-    return lock
+    if start.checkpoint is not None and args.out:
+        held.enter_context(_removing_dead_part_files(Path(args.out), job_dir, started))
+
+
+@contextlib.contextmanager
+def _removing_dead_part_files(out: Path, job_dir: Path, started: float) -> Iterator[None]:
+    """While the run lives, a thread that removes the part files a killed run left in progress
+    (job/resume.py, remove_dead_part_files), and says how many."""
+    from job.resume import remove_dead_part_files
+
+    stop = threading.Event()
+
+    def remove() -> None:
+        if dead := remove_dead_part_files(out, job_dir, started, stop):
+            log.info(
+                "removed %d part file%s the killed run left in progress (what it wrote after its"
+                " last checkpoint, written again from the history)",
+                len(dead),
+                "s" * (len(dead) > 1),
+            )
+
+    thread = threading.Thread(target=remove, name="dead-part-files", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5.0)
 
 
 def start_metrics_gateway(
@@ -726,8 +759,9 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = flink_config(args, local)
+    held = contextlib.ExitStack()
     try:
-        lock = choose_start(args, conf, local)
+        choose_start(args, conf, local, held)
     except SystemExit:  # another run of the same job holds its folder
         if sim is not None:
             sim.stop()
@@ -776,8 +810,7 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             gateway.stop()
         if reporter is not None:
             reporter.stop()
-        if lock is not None:
-            lock.close()
+        held.close()
     return 0
 
 

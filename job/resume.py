@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,14 +74,23 @@ def checkpoint_path(text: str) -> Path:
     return path.resolve()
 
 
-def completed_checkpoints(job_dir: Path) -> list[Path]:
-    """The complete checkpoints of every run in ``job_dir``, oldest first."""
+def completed_checkpoints(job_dir: Path, since: float = 0.0) -> list[Path]:
+    """The complete checkpoints of every run in ``job_dir`` (taken after ``since``), oldest
+    first. A running job deletes the ones it replaces meanwhile: those are left out."""
     found = []
     for metadata in job_dir.glob(f"*/chk-*/{METADATA}"):
         number = _CHECKPOINT.match(metadata.parent.name)
-        if number is not None:
-            found.append((metadata.stat().st_mtime, int(number.group(1)), metadata.parent))
+        taken = _mtime(metadata)
+        if number is not None and taken is not None and taken > since:
+            found.append((taken, int(number.group(1)), metadata.parent))
     return [path for *_, path in sorted(found)]
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
 
 
 def start_point(
@@ -135,6 +145,34 @@ def moved_symbols(job_dir: Path, plan: Sequence[Sequence[str]]) -> list[str]:
         before = {}
     record.write_text(json.dumps([list(group) for group in plan]))
     return sorted(s for i, group in enumerate(plan) for s in group if before.get(s, i) != i)
+
+
+def remove_dead_part_files(
+    out: Path, job_dir: Path, started: float, stop: threading.Event, checkpoints: int = 3
+) -> list[Path]:
+    """The in-progress part files a killed run left in ``out``, removed once this run (started
+    at ``started``) has completed ``checkpoints`` checkpoints; returns them (none if ``stop`` is
+    set first).
+
+    A run killed outright leaves a hidden in-progress file in each output it was writing: what it
+    wrote after its last checkpoint, which no checkpoint names, so nothing commits or reads it
+    (the rerun writes those trades again from the history). The one file its checkpoint does name
+    the rerun resumes, rolls at once (its age is past the roll interval) and commits with its next
+    checkpoint. So once this run has checkpointed a few times, an in-progress file it has not
+    touched since it started is dead: it can only be one of those, and no checkpoint of this run,
+    which a restart or the next rerun would resume from, names it."""
+    seen: set[Path] = set()  # Flink deletes all but the last few: count them as they come
+    while not stop.wait(1.0):
+        seen.update(completed_checkpoints(job_dir, since=started))
+        if len(seen) >= checkpoints:
+            # the live run renames its own in-progress files as it commits them: _mtime None
+            dead = [
+                p for p in out.rglob(".part-*.inprogress.*") if (_mtime(p) or started) < started
+            ]
+            for path in dead:
+                path.unlink(missing_ok=True)
+            return dead
+    return []
 
 
 class AlreadyRunning(Exception):

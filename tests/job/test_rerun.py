@@ -48,7 +48,6 @@ def test_the_same_command_after_kill_9_resumes_from_the_last_checkpoint(
         time.sleep(4)  # trades past the last checkpoint: the rerun must not write them again
     finally:
         kill_group(first)
-    killed_at = time.time()
     written_by_first = len(read_output(out, "trades"))
     assert written_by_first > 0
     time.sleep(5)  # the exchange trades on while the job is down
@@ -64,7 +63,7 @@ def test_the_same_command_after_kill_9_resumes_from_the_last_checkpoint(
     assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
     assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
     # What the killed run wrote after its last checkpoint stays in a hidden in-progress file that
-    # no run commits (Flink's file sink knows only the files its checkpoint names); what it held
-    # came again from the REST history, above. Nothing of the rerun is left in progress.
-    assert all(p.stat().st_mtime <= killed_at for p in in_progress_files(out))
+    # no checkpoint names (its trades came again from the REST history, above): the rerun removes
+    # those once it has checkpointed. Nothing is left in progress.
+    assert in_progress_files(out) == []
     assert "catching up after" in console  # the time it was down, from the REST history

@@ -4,6 +4,8 @@ newest complete checkpoint resumed and older runs' folders removed; one run of a
 from __future__ import annotations
 
 import os
+import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from job.resume import (
     hold,
     job_key,
     moved_symbols,
+    remove_dead_part_files,
     start_point,
 )
 
@@ -100,3 +103,33 @@ def test_symbols_that_change_shard_between_runs_are_named(tmp_path):
         "ethusdt",
         "solusdt",
     ]
+
+
+def test_part_files_a_killed_run_left_in_progress_go_once_the_rerun_has_checkpointed(tmp_path):
+    started = time.time()
+    out = tmp_path / "out" / "trades" / "hour=2024-08-09--00"
+    out.mkdir(parents=True)
+    names = (".part-a-0-3.inprogress.x", ".part-b-0-0.inprogress.y", "part-a-0-2")
+    dead, live, committed = (out / n for n in names)
+    for path in (dead, live, committed):
+        path.write_text("{}\n")
+    os.utime(dead, (started - 5, started - 5))
+    os.utime(committed, (started - 5, started - 5))
+    job_dir = tmp_path / "job"
+    checkpoint(job_dir, "run", 1, started + 1)
+
+    def checkpoints_come_and_go() -> None:  # as Flink does, retaining 2
+        for n in (2, 3):
+            time.sleep(1.5)
+            checkpoint(job_dir, "run", n, started + n)
+            shutil.rmtree(job_dir / "run" / f"chk-{n - 1}")
+
+    flink = threading.Thread(target=checkpoints_come_and_go)
+    flink.start()
+    removed = remove_dead_part_files(tmp_path / "out", job_dir, started, threading.Event())
+    flink.join()
+    assert removed == [dead]
+    assert not dead.exists() and live.exists() and committed.exists()
+    stop = threading.Event()
+    stop.set()  # the run ended first: nothing removed
+    assert remove_dead_part_files(tmp_path / "out", tmp_path / "none", started, stop) == []

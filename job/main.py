@@ -535,8 +535,10 @@ def choose_start(
             f"resuming from {args.from_checkpoint}" if args.from_checkpoint else "starting fresh",
         )
         return
+    every_symbol = args.symbols.strip().lower() == "all"  # the list changes with listings
     scope = f"quote={args.quote} exclude={args.exclude}"
-    job_dir = root / resume.job_key(args.out, args.stream, args.symbol_list, scope)
+    symbols = None if every_symbol else args.symbol_list
+    job_dir = root / resume.job_key(args.out, args.stream, symbols, scope)
     try:
         held.callback(resume.hold(job_dir).close)
     except resume.AlreadyRunning as exc:

@@ -39,7 +39,6 @@ _CHECKPOINT = re.compile(r"chk-(\d+)$")
 
 @dataclasses.dataclass(frozen=True)
 class StartPoint:
-    job_dir: Path  # this job's checkpoint folder
     checkpoint: Path | None  # restored from, or None: a fresh start
     claim: bool  # whether the run owns the restored checkpoint (deletes it once replaced)
     message: str  # one line for the console: what was chosen and why
@@ -101,17 +100,16 @@ def start_point(
     when the checkpoint was ``chosen``: it may be the one the user wants to keep). The caller
     ``hold``s ``job_dir``."""
     if chosen is not None:
-        return StartPoint(job_dir, chosen, False, f"resuming from {chosen} (--from-checkpoint)")
+        return StartPoint(chosen, False, f"resuming from {chosen} (--from-checkpoint)")
     latest = None if fresh else next(reversed(completed_checkpoints(job_dir)), None)
     if latest is None:
         removed = _remove_runs(job_dir, keep=None)
         why = fresh_why or ("--fresh" if fresh else f"no checkpoint of this job in {job_dir}")
         extra = f"; the checkpoints of {removed} earlier run{'s' * (removed > 1)} removed"
-        return StartPoint(job_dir, None, False, f"{why}: starting fresh{extra if removed else ''}")
+        return StartPoint(None, False, f"{why}: starting fresh{extra if removed else ''}")
     _remove_runs(job_dir, keep=latest)
     taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((latest / METADATA).stat().st_mtime))
     return StartPoint(
-        job_dir,
         latest,
         True,
         f"resuming from {latest} (taken {taken}), the last completed checkpoint of this job's"

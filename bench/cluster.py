@@ -6,6 +6,7 @@ it cannot touch any other cluster on the machine. Used by the benchmark's scale-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -39,6 +40,14 @@ def get_text(url: str) -> str:
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=5) as response:
         return orjson.loads(response.read())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_until(predicate, what: str, timeout: float = 180) -> None:
@@ -96,10 +105,13 @@ class StandaloneCluster:
         self.url = f"http://localhost:{rest_port}"
 
     def start(self) -> StandaloneCluster:
-        self.metrics.start()
-        reporter = self._config["metrics"]["reporter"]["prom"]
-        reporter["hostUrl"] = reporter["hostUrl"].format(port=self.metrics.port)
-        (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(self._config))
+        """Starts the daemons; again after ``kill()``: same ports, same checkpoint folder."""
+        if not (self.conf_dir / "config.yaml.written").exists():
+            self.metrics.start()
+            reporter = self._config["metrics"]["reporter"]["prom"]
+            reporter["hostUrl"] = reporter["hostUrl"].format(port=self.metrics.port)
+            (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(self._config))
+            (self.conf_dir / "config.yaml.written").touch()
         self._script("start-cluster.sh")
         wait_until(
             lambda: get_json(f"{self.url}/overview")["slots-available"] >= 1,
@@ -135,7 +147,30 @@ class StandaloneCluster:
     def daemon_pids(self) -> list[int]:
         return [int(p) for f in self.pid_dir.glob("*.pid") for p in f.read_text().split()]
 
+    def kill(self) -> None:
+        """SIGKILL to every daemon at once (JobManager and TaskManagers), as a lost machine or
+        the OOM killer would, and back once they are gone; ``start()`` brings the cluster up
+        again."""
+        pids = self.daemon_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            wait_until(lambda pid=pid: not _alive(pid), f"daemon {pid} gone", timeout=30)
+        for pid_file in self.pid_dir.glob("*.pid"):
+            pid_file.unlink()
+
+    def restart(self) -> None:
+        """The daemons stopped as ``stop-cluster.sh`` stops them and started again, e.g. to load
+        a new version of the job's Python code into the TaskManagers."""
+        self._stop_daemons()
+        self.start()
+
     def stop(self) -> None:
+        self._stop_daemons()
+        self.metrics.stop()
+
+    def _stop_daemons(self) -> None:
         pids = self.daemon_pids()
         subprocess.run(
             [str(PYFLINK_BIN / "stop-cluster.sh")],
@@ -153,7 +188,8 @@ class StandaloneCluster:
                 time.sleep(0.2)
             else:
                 os.kill(pid, signal.SIGKILL)
-        self.metrics.stop()
+        for pid_file in self.pid_dir.glob("*.pid"):
+            pid_file.unlink()
 
     def __enter__(self) -> StandaloneCluster:
         try:

@@ -89,6 +89,12 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
             history=history,
         )
         if since_ms is not None:
-            self.resume_at(since_ms, [s.upper() for s in self.symbols], until_ms)
+            # days of the archive take longer than a catch-up's deadline: replayed first
+            self.resume_at(
+                since_ms,
+                [s.upper() for s in self.symbols],
+                until_ms,
+                replay=history is not rest_history,
+            )
         elif until_ms is not None:
             raise ValueError("until_ms ends a replay that since_ms starts")

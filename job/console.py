@@ -13,8 +13,12 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 _TIME = re.compile(r"^\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d)")
 # Messages of the bridge and the operator (their logging lands in the Flink log as " - <message>").
@@ -30,6 +34,9 @@ _HISTORY_DONE = re.compile(r" - shard (\S+): history replayed up to --until")
 _CAUSE = re.compile(
     r"^Caused by: (?:pemja\.core\.PythonException: <class '(?:[\w.]+\.)?(\w+)'>: )?(.*)$"
 )
+# A task's failure: its exception on the line after this one, Caused by lines further down.
+_FAILED_WITH = re.compile(r"switched from \w+ to FAILED with failure cause:$")
+_EXCEPTION = re.compile(r"^(?:[\w$]+\.)*([\w$]+(?:Exception|Error)): (.*)$")
 _RESTARTING = re.compile(r"Job .* switched from state \w+ to RESTARTING")
 _ENDED = re.compile(r"Job .* switched from state \w+ to (FINISHED|FAILED|CANCELED)")
 
@@ -43,9 +50,12 @@ class ConsoleReporter:
         self._offsets: dict[Path, int] = {}
         self._partial: dict[Path, str] = {}
         self._cause = ""  # the innermost cause of the latest failure
+        self._failure_follows = False  # the next line is a failed task's exception
         self._restarts = 0
         # shards that replayed their history up to --until (a set: a restarted job says it again)
         self.histories_done: set[str] = set()
+        self._lock = threading.Lock()  # guards restarts_by_reason (read by the metrics thread)
+        self._restarts_by_reason: Counter[str] = Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="console-reporter", daemon=True)
 
@@ -79,14 +89,21 @@ class ConsoleReporter:
     def _line(self, line: str) -> None:
         stamp = _TIME.match(line)
         at = stamp.group(1) + " " if stamp else ""
+        failure_follows, self._failure_follows = self._failure_follows, False
         if (event := _FEED_EVENTS.search(line)) is not None:
             self._print(at + event.group(1))
             if (done := _HISTORY_DONE.search(line)) is not None:
                 self.histories_done.add(done.group(1))
+        elif failure_follows and (exception := _EXCEPTION.match(line)) is not None:
+            self._cause = ": ".join(exception.groups())
+        elif _FAILED_WITH.search(line):
+            self._failure_follows = True
         elif (cause := _CAUSE.match(line)) is not None:
             self._cause = ": ".join(filter(None, cause.groups()))
         elif _RESTARTING.search(line):
             self._restarts += 1
+            with self._lock:
+                self._restarts_by_reason[restart_reason(self._cause)] += 1
             self._print(
                 f"{at}job restarting (attempt {self._restarts}) after: "
                 f"{self._cause or 'see the log'}"
@@ -97,9 +114,30 @@ class ConsoleReporter:
                 + (f": {self._cause}" if ended.group(1) == "FAILED" and self._cause else "")
             )
 
+    def metrics(self) -> Iterator[Metric]:
+        """``binance_job_restarts_total{reason}``: the job's restarts this run saw, by reason (the
+        gateway serves it beside the pushed metrics)."""
+        restarts = CounterMetricFamily(
+            "binance_job_restarts",
+            "restarts of the job by the reason of the failure that caused them",
+            labels=["reason"],
+        )
+        with self._lock:
+            for reason, count in sorted(self._restarts_by_reason.items()):
+                restarts.add_metric([reason], count)
+        yield restarts
+
     def say(self, text: str) -> None:
         """A line of the run's own (not from the log), stamped like the others."""
         self._print(time.strftime("%H:%M:%S ") + text)
 
     def _print(self, text: str) -> None:
         print(f"[flink] {text}", file=self._out, flush=True)
+
+
+def restart_reason(cause: str) -> str:
+    """A failure's cause as a metric label: few values, so an alert can match one. A full disk
+    (the outputs', or the checkpoints') is ``disk_full``; otherwise the exception's class."""
+    if "No space left on device" in cause:
+        return "disk_full"
+    return cause.split(":", 1)[0].rsplit(".", 1)[-1] if cause else "unknown"

@@ -10,6 +10,7 @@ Run ``python job/main.py --help`` for every option.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -19,8 +20,10 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:  # imported where used: PyFlink starts a JVM, the simulator needs no Flink
@@ -110,6 +113,15 @@ def _config_path(text: str) -> str:
     except FileNotFoundError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return os.path.abspath(text)
+
+
+def _checkpoint(text: str) -> Any:
+    from job.resume import checkpoint_path
+
+    try:
+        return checkpoint_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_settings(
@@ -341,6 +353,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="any other Flink option, repeatable",
     )
 
+    g = p.add_argument_group("a rerun (README, Operating it)")
+    start = g.add_mutually_exclusive_group()
+    start.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: the checkpoints of this job's earlier runs are removed, not resumed"
+        " (default: resume from the last completed one; always fresh with --demo)",
+    )
+    start.add_argument(
+        "--from-checkpoint",
+        type=_checkpoint,
+        metavar="PATH",
+        help="resume from this checkpoint or savepoint (its chk-N or savepoint-... folder)"
+        " instead of the last one of this job's previous run",
+    )
+
     g = p.add_argument_group("metrics for Prometheus (python job/main.py; README, Security)")
     g.add_argument(
         "--metrics-host",
@@ -385,6 +413,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         except ValueError as exc:
             p.error(f"--symbols: {exc}")
         plan_shards(args, p.error)
+    if args.demo and args.from_checkpoint:
+        p.error("--from-checkpoint: --demo starts its exchange anew, there is nothing to resume")
     if args.since is not None and args.no_backfill:
         p.error("--since needs the REST history: leave out --no-backfill")
     if args.until is not None and (args.since is None or args.until <= args.since):
@@ -587,6 +617,97 @@ def flink_config(args: argparse.Namespace, local: bool) -> Configuration:
     return conf
 
 
+def choose_start(
+    args: argparse.Namespace, conf: Configuration, local: bool, held: contextlib.ExitStack
+) -> None:
+    """Where the run starts, said on the console in one line and set in ``conf``: an embedded
+    run checkpoints into a folder of its job's own and resumes from the last completed checkpoint
+    of its previous run (job/resume.py). What must last as long as the run (the lock on that
+    folder, the removal of what a killed run left in progress) goes into ``held``."""
+    from job import resume
+
+    if not local:  # `flink run`: its -s picks the checkpoint, the cluster's folder holds them
+        if args.from_checkpoint is not None:
+            raise SystemExit(
+                f"job/main.py: error: --from-checkpoint: under flink run, give it to flink run:"
+                f" flink run -s {args.from_checkpoint} -py job/main.py ..."
+            )
+        return
+    if conf.contains_key("execution.state-recovery.path"):
+        return  # --set execution.state-recovery.path=...: as given
+    where = conf.get_string("execution.checkpointing.dir", "")
+    root = resume.local_dir(where) if where else None
+    if root is None:  # not searched: a rerun starts fresh unless told where to resume from
+        if args.from_checkpoint is not None:
+            conf.set_string("execution.state-recovery.path", args.from_checkpoint.as_uri())
+        log.info(
+            "checkpoints not in a local folder (%s): %s",
+            where or "none",
+            f"resuming from {args.from_checkpoint}" if args.from_checkpoint else "starting fresh",
+        )
+        return
+    every_symbol = args.symbols.strip().lower() == "all"  # the list changes with listings
+    scope = f"quote={args.quote} exclude={args.exclude}"
+    symbols = None if every_symbol else args.symbol_list
+    job_dir = root / resume.job_key(args.out, args.stream, symbols, scope)
+    try:
+        held.callback(resume.hold(job_dir).close)
+    except resume.AlreadyRunning as exc:
+        raise SystemExit(f"job/main.py: error: {exc}: stop it first") from None
+    started = time.time()
+    start = resume.start_point(
+        job_dir,
+        fresh=args.fresh or args.demo,
+        chosen=args.from_checkpoint,
+        fresh_why="--demo (its exchange starts anew)" if args.demo else "",
+    )
+    conf.set_string("execution.checkpointing.dir", job_dir.as_uri())
+    if start.checkpoint is not None:
+        conf.set_string("execution.state-recovery.path", start.checkpoint.as_uri())
+        # CLAIM: the run owns what it resumed from and deletes it once its own replace it
+        claim = "CLAIM" if start.claim else "NO_CLAIM"
+        conf.set_string("execution.state-recovery.claim-mode", claim)
+    log.info("%s", start.message)
+    moved = resume.moved_symbols(job_dir, args.shard_plan)
+    if start.checkpoint is not None and moved:
+        log.warning(
+            "%d symbols are on another connection than in the run checkpointed (e.g. %s): their"
+            " positions are kept per connection, so they start as new ones do (live, or at"
+            " --since): what they traded while the job was down is not fetched (the same"
+            " --symbols, --shards and --streams-per-connection as before carry them on)",
+            len(moved),
+            ", ".join(moved[:3]),
+        )
+    if start.checkpoint is not None and args.out:
+        held.enter_context(_removing_dead_part_files(Path(args.out), job_dir, started))
+
+
+@contextlib.contextmanager
+def _removing_dead_part_files(out: Path, job_dir: Path, started: float) -> Iterator[None]:
+    """While the run lives, a thread that removes the part files a killed run left in progress
+    (job/resume.py, remove_dead_part_files), and says how many."""
+    from job.resume import remove_dead_part_files
+
+    stop = threading.Event()
+
+    def remove() -> None:
+        if dead := remove_dead_part_files(out, job_dir, started, stop):
+            log.info(
+                "removed %d part file%s the killed run left in progress (what it wrote after its"
+                " last checkpoint, written again from the history)",
+                len(dead),
+                "s" * (len(dead) > 1),
+            )
+
+    thread = threading.Thread(target=remove, name="dead-part-files", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5.0)
+
+
 def start_metrics_gateway(
     args: argparse.Namespace, conf: Configuration, say: Callable[[str], None]
 ) -> MetricsGateway | None:
@@ -783,7 +904,16 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = flink_config(args, local)
+    held = contextlib.ExitStack()
+    try:
+        choose_start(args, conf, local, held)
+    except SystemExit:  # another run of the same job holds its folder
+        if sim is not None:
+            sim.stop()
+        raise
     gateway = start_metrics_gateway(args, conf, reporter.say) if reporter is not None else None
+    if gateway is not None and reporter is not None:
+        gateway.add_collector(reporter.metrics)  # the restarts by reason
     if local and conf.get_string("python.execution-mode", "thread") == "process":
         log.warning(
             "python.execution-mode process: the Python workers reach the JVM through gRPC servers"
@@ -835,6 +965,7 @@ def main(argv: Sequence[str] | None = None, trades_source: Callable[..., Any] | 
             gateway.stop()
         if reporter is not None:
             reporter.stop()
+        held.close()
     return 0
 
 

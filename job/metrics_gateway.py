@@ -22,7 +22,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.core import Metric
@@ -92,13 +92,17 @@ class _Pushes:
 
 
 class _Registry:
-    """What ``generate_latest`` reads: the merged pushes."""
+    """What ``generate_latest`` reads: the merged pushes, and the metrics of this process's own
+    ``collectors`` (called from the server's threads)."""
 
-    def __init__(self, pushes: _Pushes):
+    def __init__(self, pushes: _Pushes, collectors: list[Callable[[], Iterable[Metric]]]):
         self._pushes = pushes
+        self._collectors = collectors
 
     def collect(self) -> Iterator[Metric]:
         yield from self._pushes.merged()
+        for collect in list(self._collectors):
+            yield from collect()
 
 
 class MetricsGateway:
@@ -116,8 +120,14 @@ class MetricsGateway:
         self.host = host
         self._ports = range(port, port + ports) if port else range(1)
         self._pushes = _Pushes(expire_after)
+        self._collectors: list[Callable[[], Iterable[Metric]]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def add_collector(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        """Metrics of this process served beside the pushed ones, ``collect()`` called on every
+        scrape from a thread of the server."""
+        self._collectors.append(collect)
 
     @property
     def port(self) -> int:
@@ -136,7 +146,7 @@ class MetricsGateway:
         return f"{self.url}/metrics"
 
     def start(self) -> MetricsGateway:
-        handler = _handler(self._pushes)
+        handler = _handler(self._pushes, self._collectors)
         for port in self._ports:
             try:
                 self._server = ThreadingHTTPServer((self.host, port), handler)
@@ -169,8 +179,10 @@ class MetricsGateway:
         self.stop()
 
 
-def _handler(pushes: _Pushes) -> type[BaseHTTPRequestHandler]:
-    registry = _Registry(pushes)
+def _handler(
+    pushes: _Pushes, collectors: list[Callable[[], Iterable[Metric]]]
+) -> type[BaseHTTPRequestHandler]:
+    registry = _Registry(pushes, collectors)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
@@ -55,11 +57,17 @@ def job_env(log_dir: Path) -> dict:
     return dict(os.environ, FLINK_LOG_DIR=str(log_dir))
 
 
-def start_job(cmd, log_dir: Path, stdout_path: Path) -> subprocess.Popen:
+def start_job(cmd, log_dir: Path, stdout_path: Path, group: bool = False) -> subprocess.Popen:
+    """``group``: in a process group of its own (the JVM with it), to be killed as a whole."""
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(stdout_path, "wb") as out:  # the job holds its own copy
         return subprocess.Popen(
-            cmd, env=job_env(log_dir), stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+            cmd,
+            env=job_env(log_dir),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=group,
         )
 
 
@@ -75,6 +83,32 @@ def finish_job(proc: subprocess.Popen, stdout_path: Path) -> str:
     text = stdout_path.read_text(errors="replace")
     assert rc == 0, f"job exited with {rc}:\n{tail(stdout_path)}"
     return text
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL to ``proc``'s whole process group (started with ``group=True``: the client and its
+    JVM at once), and back once every process of it is gone."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_until_group_gone(proc.pid)
+
+
+def wait_until_group_gone(pgid: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            os.killpg(pgid, signal.SIGKILL)
+            raise AssertionError("processes of the job were left running after it stopped")
+        time.sleep(0.5)
+
+
+def completed_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """The complete checkpoints of every job and run under ``checkpoint_dir``."""
+    return [p.parent for p in checkpoint_dir.glob("*/*/chk-*/_metadata")]
 
 
 def tail(path: Path, n: int = 6000) -> str:
@@ -206,8 +240,8 @@ def assert_every_published_trade_once(
         assert len(ids) == len(set(ids)), (
             f"{symbol}: {len(ids) - len(set(ids))} trades written twice"
         )
-        start = first_ids[symbol] if first_ids else min(ids)
-        events = [e for e in published(sim, symbol, kind) if start <= e[seq] <= max(ids)]
+        start, last = first_ids[symbol] if first_ids else min(ids), max(ids)
+        events = [e for e in published(sim, symbol, kind) if start <= e[seq] <= last]
         missing = sorted({e[seq] for e in events} - set(ids))
         assert not missing, (
             f"{symbol}: {len(missing)} published trades not written, e.g. {missing[:10]}"

@@ -48,6 +48,8 @@ def test_help_lists_every_option_with_its_default(capsys):
         "--backoff-max",
         "--python-mode",
         "--bundle-time",
+        "--fresh",
+        "--from-checkpoint",
         "--out-of-orderness",
         "--shards",
         "--drain-interval",
@@ -180,6 +182,7 @@ def test_a_whole_market_is_planned_into_connections_binance_accepts():
         (["--market", "usdm", "--ws-url", "wss://fstream.binance.com"], "--ws-url"),
         (["--market", "usdm", "--ws-url", "wss://fstream.binance.com/public"], "--ws-url"),
         (["--market", "usdm", "--since", THREE_DAYS_AGO], "--since"),
+        (["--from-checkpoint", "/nonexistent/chk-1"], "--from-checkpoint"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_option(argv, option, capsys):

@@ -14,7 +14,14 @@ import pytest
 
 from bench.cluster import get_text, wait_until
 from connectors.simulator import load_events
-from helpers.flinkjob import MAIN, REPO, expected_bars, job_env, normalized_bars
+from helpers.flinkjob import (
+    MAIN,
+    REPO,
+    expected_bars,
+    job_env,
+    normalized_bars,
+    wait_until_group_gone,
+)
 from helpers.listeners import beyond_loopback
 
 pytestmark = pytest.mark.slow
@@ -73,17 +80,4 @@ def test_readme_demo_runs_until_interrupted_and_leaves_nothing_behind(tmp_path, 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    _wait_until_group_gone(proc.pid)
-
-
-def _wait_until_group_gone(pgid: int) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        if time.monotonic() > deadline:
-            os.killpg(pgid, signal.SIGKILL)
-            raise AssertionError("processes of the job were left running after it stopped")
-        time.sleep(0.5)
+    wait_until_group_gone(proc.pid)

@@ -240,8 +240,8 @@ def assert_every_published_trade_once(
         assert len(ids) == len(set(ids)), (
             f"{symbol}: {len(ids) - len(set(ids))} trades written twice"
         )
-        start, last = first_ids[symbol] if first_ids else min(ids), max(ids)
-        events = [e for e in published(sim, symbol, kind) if start <= e[seq] <= last]
+        start, newest = first_ids[symbol] if first_ids else min(ids), max(ids)
+        events = [e for e in published(sim, symbol, kind) if start <= e[seq] <= newest]
         missing = sorted({e[seq] for e in events} - set(ids))
         assert not missing, (
             f"{symbol}: {len(missing)} published trades not written, e.g. {missing[:10]}"

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 from connectors.binance.archive import Archive, ArchiveConfig, ArchiveHistory
 from connectors.binance.history import BinanceHistory, RestConfig
 from connectors.binance.markets import MARKETS
 from connectors.binance.parser import Parser
-from connectors.binance.records import AggTrade, DeadLetter, Trade
-from connectors.binance.streams import describe, normalize_symbols, stream_url
+from connectors.binance.records import AggTrade, Control, DeadLetter, Trade
+from connectors.binance.streams import (
+    MAX_STREAMS_PER_CONNECTION,
+    describe,
+    normalize_symbols,
+    stream_name,
+    stream_url,
+)
+from connectors.binance.subscriptions import SUBSCRIBE, Requests, missing
 from connectors.websocket.bridge import Bridge
 from connectors.websocket.config import BridgeConfig
+from connectors.websocket.line import Reader
+
+log = logging.getLogger(__name__)
 
 
 class BinanceDecoder(Parser):
@@ -37,6 +49,11 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
     With ``archive`` too (an ``ArchiveConfig``), a ``since_ms`` a day or more back reads the
     complete days from Binance's public archive instead of REST (``connectors/binance/archive.py``).
     ``until_ms`` ends the history there: the feed replays it and is then ``finished``, no live part.
+
+    ``add_symbols`` subscribes more symbols while the feed runs (a listing): a ``SUBSCRIBE`` on
+    every open connection, and the URL of every reconnect names them. Each new connection is
+    checked with ``LIST_SUBSCRIPTIONS``: a stream it lacks is subscribed again, a refused request
+    is logged as an error with Binance's reason and counted (``requests_refused``).
     """
 
     def __init__(
@@ -65,6 +82,9 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
         for endpoint in endpoints:
             facts.check_ws_url(endpoint)
         self.symbols = normalize_symbols(symbols)
+        self.stream = stream
+        self._endpoints = [endpoints[line % len(endpoints)] for line in range(redundancy)]
+        self._requests = Requests()
         rest_history = (
             BinanceHistory(stream, rest, config.gate_dir, config.ca_file, facts)
             if rest is not None
@@ -78,15 +98,15 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
             history = ArchiveHistory(
                 rest_history, archive_files, since_ms, until_ms, len(self.symbols)
             )
+        self._decoder = BinanceDecoder(kinds=(stream,), symbols=self.symbols)
         super().__init__(
-            [
-                stream_url(endpoints[line % len(endpoints)], self.symbols, stream)
-                for line in range(redundancy)
-            ],
-            BinanceDecoder(kinds=(stream,), symbols=self.symbols),
+            [stream_url(endpoint, self.symbols, stream) for endpoint in self._endpoints],
+            self._decoder,
             config,
             name=describe(self.symbols, stream),
             history=history,
+            # half the connection's allowance: the client's pongs count against it too
+            request_interval=2.0 / facts.max_incoming_per_second,
         )
         if since_ms is not None:
             # days of the archive take longer than a catch-up's deadline: replayed first
@@ -98,3 +118,73 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
             )
         elif until_ms is not None:
             raise ValueError("until_ms ends a replay that since_ms starts")
+
+    def add_symbols(self, symbols: Sequence[str], since_ms: int | None = None) -> list[str]:
+        """Subscribes ``symbols`` while the feed runs (any thread; returns at once): each is
+        complete from its first trade at or after ``since_ms`` (None: from its first live one).
+        Returns those that were new; ValueError, adding none, when they would not fit on one
+        connection (Binance's 1024 streams, or a reconnect's URL past its length limit)."""
+        new = [s for s in normalize_symbols(symbols) if s not in self.symbols]
+        if not new:
+            return []
+        wanted = [*self.symbols, *new]
+        if len(wanted) > MAX_STREAMS_PER_CONNECTION:
+            raise ValueError(
+                f"{self.name}: {len(wanted)} streams exceed Binance's"
+                f" {MAX_STREAMS_PER_CONNECTION} per connection"
+            )
+        for endpoint in self._endpoints:
+            stream_url(endpoint, wanted, self.stream)  # ValueError past the URL's length
+        self.join([s.upper() for s in new], since_ms)
+        return new
+
+    def extend(self, keys: list[str]) -> None:
+        new = [k.lower() for k in keys if k.lower() not in self.symbols]
+        if not new:
+            return
+        self._decoder.allow(new)
+        self.symbols = [*self.symbols, *new]
+        for line, endpoint in zip(self._lines, self._endpoints, strict=True):
+            line.url = stream_url(endpoint, self.symbols, self.stream)
+        streams = [stream_name(s, self.stream) for s in new]
+        for line in self._lines:
+            for reader in line.readers:
+                if reader.open:
+                    self.send(reader, self._requests.subscribe(streams))
+        log.info("%s: subscribing %d more: %s", self.name, len(new), describe(new, self.stream))
+
+    def on_connected(self, reader: Reader) -> None:
+        self.send(reader, self._requests.list_subscriptions())
+
+    def on_control(self, reader: Reader, item: Any) -> bool:
+        if type(item) is not Control or "id" not in item.payload:
+            return False
+        answer = self._requests.answer(item.payload)
+        if answer is None:
+            return False
+        request, where = answer.request, reader.line.name
+        if answer.error is not None:
+            self._counts["requests_refused"] += 1  # under the bridge's lock (on_control)
+            log.error(
+                "%s: Binance refused %s%s: %s",
+                where,
+                request.method,
+                f" of {len(request.streams)} streams ({', '.join(request.streams[:3])}"
+                f"{', ...' if len(request.streams) > 3 else ''})"
+                if request.method == SUBSCRIBE
+                else "",
+                answer.error,
+            )
+        elif answer.streams is not None:  # LIST_SUBSCRIPTIONS
+            lacking = missing([stream_name(s, self.stream) for s in self.symbols], answer.streams)
+            if lacking:
+                self._counts["resubscribed"] += len(lacking)
+                log.warning(
+                    "%s: the connection lacks %d of %d streams (%s): subscribing them",
+                    where,
+                    len(lacking),
+                    len(self.symbols),
+                    ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else ""),
+                )
+                self.send(reader, self._requests.subscribe(lacking))
+        return True

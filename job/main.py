@@ -64,6 +64,13 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
     return parse
 
 
+def _at_least_zero(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _at_least(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = int(text)
@@ -169,6 +176,7 @@ def _settings(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from connectors.binance.archive import ArchiveConfig
     from connectors.binance.history import RestConfig
+    from connectors.binance.listings import DEFAULT_REFRESH_S
     from connectors.binance.markets import MARKETS, SPOT, USDM
     from connectors.binance.streams import (
         DEFAULT_STREAMS_PER_CONNECTION,
@@ -206,6 +214,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument(
         "--exclude", metavar="SYMBOLS", help="with --symbols all: leave these out, e.g. btcusdt"
+    )
+    g.add_argument(
+        "--listing-refresh",
+        type=_at_least_zero,
+        default=DEFAULT_REFRESH_S,
+        metavar="S",
+        help="with --symbols all: read exchangeInfo this often while running; a symbol listed"
+        " meanwhile joins without a restart, complete from its first trade (0: never;"
+        " default: %(default)g, 20 of the IP's 6,000 request weight a minute)",
     )
     g.add_argument(
         "--stream",
@@ -404,7 +421,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     apply_market(args, p.error)
     if args.symbols is None:
         args.symbols = "btcusdt,ethusdt" if args.demo else "btcusdt"
-    args.symbol_list = args.shard_plan = None  # for --symbols all: after exchangeInfo (main)
+    args.symbol_list = args.shard_plan = args.listings = None  # --symbols all: after exchangeInfo
     if args.symbols.strip().lower() != "all":
         if args.quote or args.exclude:
             p.error(f"--{'quote' if args.quote else 'exclude'} goes with --symbols all")
@@ -496,24 +513,34 @@ def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
 def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
     """``--symbols all``: the symbols that trade now (on ``rest_url``, else the REST options'),
     and their connections; a failure ends the command with one line."""
-    from connectors.binance.exchange_info import ExchangeInfoUnavailable, trading_symbols
+    from connectors.binance.exchange_info import TRADING, ExchangeInfoUnavailable
     from connectors.binance.history import RestConfig
+    from connectors.binance.listings import Listings
 
     facts = args.market_facts
+    listings = Listings(
+        rest=dataclasses.replace(
+            args.rest or RestConfig(facts.rest_url, facts.default_weight_budget),
+            **({"rest_url": rest_url} if rest_url else {}),
+        ),
+        market=args.market,
+        quotes=tuple(args.quote.replace(" ", "").split(",")) if args.quote else (),
+        exclude=tuple(args.exclude.replace(" ", "").split(",")) if args.exclude else (),
+        listed=frozenset(),
+        planned_at_ms=int(time.time() * 1000),
+        refresh_s=args.listing_refresh,
+        gate_dir=args.bridge.gate_dir,
+        ca_file=args.bridge.ca_file,
+    )
     try:
-        args.symbol_list = trading_symbols(
-            dataclasses.replace(
-                args.rest or RestConfig(facts.rest_url, facts.default_weight_budget),
-                **({"rest_url": rest_url} if rest_url else {}),
-            ),
-            quotes=(args.quote or "").replace(" ", "").split(",") if args.quote else (),
-            exclude=(args.exclude or "").replace(" ", "").split(",") if args.exclude else (),
-            gate_dir=args.bridge.gate_dir,
-            ca_file=args.bridge.ca_file,
-            market=facts,
-        )
+        listed = listings.read()
     except ExchangeInfoUnavailable as exc:
         raise SystemExit(f"job/main.py: error: --symbols all: {exc}") from None
+    args.symbol_list = [symbol for symbol, status in listed.items() if status == TRADING]
+    if not args.symbol_list:
+        raise SystemExit(f"job/main.py: error: --symbols all: no {args.market} symbol trades")
+    if args.listing_refresh > 0:
+        args.listings = dataclasses.replace(listings, listed=frozenset(listed))
 
     def refuse(message: str) -> NoReturn:
         print(f"job/main.py: error: {message}", file=sys.stderr)
@@ -779,6 +806,7 @@ def build(
         duration_s=args.duration,
         parallelism=args.parallelism,
         drain=args.drain,
+        listings=args.listings,
     )
     market = args.market_facts.output_name
     bars = bar_lines(t_env, minute_bars(t_env, trades), market)

@@ -2,7 +2,7 @@
 
 Requests and answers (2026; no API key needed)::
 
-    GET /api/v3/exchangeInfo?symbolStatus=TRADING&showPermissionSets=false        weight 20
+    GET /api/v3/exchangeInfo?showPermissionSets=false                              weight 20
     {"timezone":"UTC","serverTime":..,"rateLimits":[..],"exchangeFilters":[],
      "symbols":[{"symbol":"BTCUSDT","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT",..},..]}
     GET /fapi/v1/exchangeInfo                                                      weight 1
@@ -11,11 +11,12 @@ Requests and answers (2026; no API key needed)::
                  "status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT",..},..]}
 
 Spot: without a ``permissions`` filter the answer lists the SPOT, MARGIN and LEVERAGED symbols: the
-spot market this project reads; ``symbolStatus`` leaves out those in BREAK, HALT, END_OF_DAY or
-CANCEL_ONLY. USD-M takes no filter: every contract comes back, perpetual or quarterly
-(``BTCUSDT_261225``), TRADING, SETTLING or PENDING_TRADING, a few with Chinese characters in their
-names (``币安人生USDT``); the market's ``contract_types`` and TRADING are kept, and names that are
-not ASCII letters and digits are left out with a warning (a stream name here is one of those).
+spot market this project reads. Every status comes back (TRADING, BREAK, HALT, END_OF_DAY,
+CANCEL_ONLY): the job trades the TRADING symbols and watches the others (``listings.py``). USD-M
+takes no filter: every contract comes back, perpetual or quarterly (``BTCUSDT_261225``), TRADING,
+SETTLING or PENDING_TRADING, a few with Chinese characters in their names (``币安人生USDT``); the
+market's ``contract_types`` are kept, and names that are not ASCII letters and digits are left out
+with a warning (a stream name here is one of those).
 The request goes through the same per-host weight gate as the REST history, so that every process
 on the machine shares one budget.
 """
@@ -30,11 +31,11 @@ import requests
 
 from connectors.binance.history import RestConfig
 from connectors.binance.markets import SPOT, BinanceMarket
-from connectors.binance.streams import normalize_symbols
 from connectors.websocket.gate import WeightGate
 
 log = logging.getLogger(__name__)
 _SHOWN = 3  # names a warning quotes
+TRADING = "TRADING"
 
 
 class ExchangeInfoUnavailable(Exception):
@@ -51,6 +52,24 @@ def trading_symbols(
 ) -> list[str]:
     """The TRADING symbols of ``market`` (lower case, in the exchange's order), only those quoted
     in ``quotes`` when given (e.g. ``["USDT", "FDUSD"]``), without those in ``exclude``."""
+    listed = listed_symbols(rest, quotes, exclude, gate_dir, ca_file, market)
+    symbols = [symbol for symbol, status in listed.items() if status == TRADING]
+    if not symbols:
+        raise ExchangeInfoUnavailable(f"{market.name} exchangeInfo: no TRADING symbol matches")
+    return symbols
+
+
+def listed_symbols(
+    rest: RestConfig,
+    quotes: Collection[str] = (),
+    exclude: Collection[str] = (),
+    gate_dir: str | None = None,
+    ca_file: str | None = None,
+    market: BinanceMarket = SPOT,
+) -> dict[str, str]:
+    """Every symbol ``market`` lists, whatever its status (lower case -> ``TRADING``, ``BREAK``,
+    ...; in the exchange's order), filtered as ``trading_symbols`` says. A listing shows here
+    ahead of its trading (Binance: in ``BREAK`` until it opens)."""
     gate = WeightGate(rest.rest_url, rest.rest_weight_budget, gate_dir)
     wait = gate.reserve(market.weights["exchangeInfo"])
     if wait > 0:
@@ -75,23 +94,22 @@ def trading_symbols(
             f"GET {url}: HTTP {response.status_code} {response.text[:200]}"
         )
     try:
-        listed = orjson.loads(response.content)["symbols"]
+        entries = orjson.loads(response.content)["symbols"]
         wanted = {q.upper() for q in quotes}
         excluded = {s.upper() for s in exclude}
-        symbols = [
-            entry["symbol"]
-            for entry in listed
-            if entry["status"] == "TRADING"
-            and (market.contract_types is None or entry["contractType"] in market.contract_types)
+        listed = {
+            entry["symbol"]: entry["status"]
+            for entry in entries
+            if (market.contract_types is None or entry["contractType"] in market.contract_types)
             and (not wanted or entry["quoteAsset"] in wanted)
             and entry["symbol"] not in excluded
-        ]
+        }
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise ExchangeInfoUnavailable(
             f"GET {url}: not an exchangeInfo answer ({type(exc).__name__}: {exc}):"
             f" {response.text[:200]}"
         ) from exc
-    unnamable = [s for s in symbols if not (s.isascii() and s.isalnum())]
+    unnamable = [s for s in listed if not (s.isascii() and s.isalnum())]
     if unnamable:
         log.warning(
             "--symbols all: %d %s symbol%s left out, not ASCII letters and digits: %s",
@@ -100,7 +118,4 @@ def trading_symbols(
             "s" if len(unnamable) > 1 else "",
             ", ".join(unnamable[:_SHOWN]) + (", ..." if len(unnamable) > _SHOWN else ""),
         )
-        symbols = [s for s in symbols if s not in unnamable]
-    if not symbols:
-        raise ExchangeInfoUnavailable(f"GET {url}: no TRADING symbol matches")
-    return normalize_symbols(symbols)
+    return {s.lower(): status for s, status in listed.items() if s not in unnamable}

@@ -57,7 +57,7 @@ class BinanceMarket:
     max_incoming_per_second: int  # messages a client may send on one connection
     max_streams_per_connection: int
     ping_interval_s: float  # how often the server pings a connection
-    exchange_info_params: Mapping[str, str]  # what narrows exchangeInfo to symbols that trade
+    exchange_info_params: Mapping[str, str]  # what narrows exchangeInfo's answer
     contract_types: tuple[str, ...] | None  # of exchangeInfo's symbols, the ones read; None: all
     history_window_ms: int | None  # how far back the history serves asks by time; None: any
     # A line of this market's outputs names it, unless None: spot's lines predate markets and
@@ -129,7 +129,7 @@ SPOT = BinanceMarket(
     max_incoming_per_second=5,
     max_streams_per_connection=1024,
     ping_interval_s=20.0,
-    exchange_info_params={"symbolStatus": "TRADING", "showPermissionSets": "false"},
+    exchange_info_params={"showPermissionSets": "false"},
     contract_types=None,
     history_window_ms=None,
     output_name=None,

@@ -239,7 +239,13 @@ class Parser:
         if unknown:
             raise ValueError(f"unknown event kinds {sorted(unknown)}")
         self._builders = {kind: _BUILDERS[kind] for kind in kinds}
-        self._symbols = None if symbols is None else {s.upper() for s in symbols}
+        self._symbols = None if symbols is None else frozenset(s.upper() for s in symbols)
+
+    def allow(self, symbols: Iterable[str]) -> None:
+        """Records of ``symbols`` are expected from now on (a subscription added while running).
+        Replaced whole: reader threads read it meanwhile."""
+        if self._symbols is not None:
+            self._symbols = self._symbols | {s.upper() for s in symbols}
 
     def parse(self, payload: bytes, binary: bool = False) -> Parsed:
         if binary:

@@ -8,6 +8,7 @@ Stream names are lower case (``btcusdt@trade``); records carry the symbol upper 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 
 from connectors.binance.markets import MARKETS
@@ -88,6 +89,12 @@ def plan_connections(
         )
     n = min(max(connections, -(-len(symbols) // per_connection)), len(symbols))
     return [symbols[i::n] for i in range(n)]
+
+
+def home_shard(symbol: str, shards: int) -> int:
+    """The connection a symbol that joins while a job runs goes to: a function of its name alone,
+    so that every subtask, a restart and a rerun agree on it without asking each other."""
+    return zlib.crc32(symbol.lower().encode()) % shards
 
 
 def describe(symbols: Sequence[str], kind: str) -> str:

@@ -40,14 +40,16 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.data_stream import DataStream
 from pyflink.datastream.state import MapStateDescriptor
 
+from connectors.binance.listings import Listings, SymbolWatch
 from connectors.binance.records import AggTrade, DeadLetter, Trade
 from connectors.binance.streams import (
     DEFAULT_STREAMS_PER_CONNECTION,
+    home_shard,
     normalize_symbols,
     plan_connections,
 )
+from connectors.feed import BinanceFeed
 from connectors.settings import check_settings, setting
-from connectors.websocket.bridge import Bridge
 from connectors.websocket.errors import FeedError
 from connectors.websocket.ratelimited_log import RateLimitedLog
 
@@ -75,8 +77,8 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER_TYPE)
 
-# What a shard's feed drains: BinanceFeed, or a feed like it (the job's --feed-factory).
-Feed = Bridge[Trade | AggTrade | DeadLetter]
+# What a shard's feed drains: BinanceFeed, or a subclass (the job's --feed-factory).
+Feed = BinanceFeed
 FeedFactory = Callable[[list[str]], Feed]  # a shard's symbols -> its feed, not yet started
 # What the operator emits: a trade, or a dead letter into its side output.
 Emitted = TradeTuple | tuple[OutputTag, DeadLetterTuple]
@@ -135,17 +137,22 @@ def binance_trades(
     duration_s: float | None = None,
     parallelism: int | None = None,
     drain: DrainConfig = DrainConfig(),
+    listings: Listings | None = None,
 ) -> TradeTables:
     """The trades of ``symbols`` with event time by ``watermarks``, and the dead letters, as tables
     (the Table API's ``env.from_source(source, watermark_strategy, name)``).
 
     ``feed_factory(symbols)`` builds a shard's feed, e.g. ``functools.partial(BinanceFeed,
     stream="trade", rest=RestConfig())``; it travels to the TaskManagers pickled.
+
+    With ``listings`` (``--symbols all``), symbols the exchange lists while the job runs join it
+    (``connectors/binance/listings.py``), each on the shard ``home_shard`` names, where it
+    stays: its position is in that shard's state, restored with it.
     """
     groups = plan_shards(symbols, shards, streams_per_connection)
     seed = keyed_seed(t_env, len(groups), duration_s, name=f"{name}_seed")
     bridge = (
-        seed.process(_BridgeFunction(groups, feed_factory, drain), output_type=TRADE_TYPE)
+        seed.process(_BridgeFunction(groups, feed_factory, drain, listings), output_type=TRADE_TYPE)
         .name(f"{name} bridge")
         .uid(f"{name}-bridge")
     )
@@ -186,10 +193,15 @@ def trade_tables(
 
 class _BridgeFunction(KeyedProcessFunction):
     def __init__(
-        self, groups: list[list[str]], feed_factory: FeedFactory, drain: DrainConfig
+        self,
+        groups: list[list[str]],
+        feed_factory: FeedFactory,
+        drain: DrainConfig,
+        listings: Listings | None,
     ) -> None:
         self.groups = groups
         self.feed_factory = feed_factory
+        self.listings = listings
         self.interval = drain.drain_interval
         self.idle_interval = max(self.interval, drain.idle_drain_interval)
         self.max_batch = drain.max_batch
@@ -214,8 +226,14 @@ class _BridgeFunction(KeyedProcessFunction):
             self.subtask = "?"
         self.metrics = SourceMetrics(runtime_context.get_metrics_group(), self.feeds)
         self.failure_log = RateLimitedLog(log)
+        self.planned = {symbol for group in self.groups for symbol in group}
+        # shard -> symbol -> the time (ms) it is complete from: listings for that shard's feed
+        self.joining: dict[int, dict[str, int]] = {}
+        self.watch = SymbolWatch.of(self.listings, self.planned).start() if self.listings else None
 
     def close(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
         for shard, feed in list(self.feeds.items()):
             try:
                 feed.close()
@@ -268,6 +286,8 @@ class _BridgeFunction(KeyedProcessFunction):
             raise
         yield from self._emit(shard, batch, self._watermark_cap())
         self.metrics.publish()
+        if self.watch is not None:
+            self._join_listed(shard, feed)
         if feed.finished:  # a bounded history (--until) is all out: the job is stopped from outside
             log.info("shard %s: history replayed up to --until (%s)", shard, feed.name)
             yield from self._finish(shard)
@@ -299,13 +319,38 @@ class _BridgeFunction(KeyedProcessFunction):
         self.metrics.watermark_held(bool(self.held_since))
         return min(self.held_since.values(), default=NO_CAP)
 
+    def _join_listed(self, shard: int, feed: Feed) -> None:
+        """Symbols listed since the job started join their home shard's feed, from this shard's
+        timer (the watch serves the subtask: other shards' listings wait for their timers)."""
+        assert self.watch is not None
+        for symbol, since in self.watch.take().items():
+            self.joining.setdefault(home_shard(symbol, len(self.groups)), {})[symbol] = since
+        joining = self.joining.pop(shard, None)
+        if not joining:
+            return
+        try:
+            feed.add_symbols(list(joining), min(joining.values()))
+        except ValueError as exc:
+            log.error(
+                "shard %s: %d listed symbols cannot join (%s): %s; a rerun of the job plans"
+                " connections for them",
+                shard,
+                len(joining),
+                ", ".join(sorted(joining)[:3]),
+                exc,
+            )
+
     def _ensure_feed(self, shard: int) -> Feed:
         feed = self.feeds.get(shard)
         if feed is None:
-            symbols = self.groups[shard]
+            last_ids = dict(self.last_state.items())
+            # symbols that joined this shard before a restart: their positions are here
+            joined = sorted(
+                s.lower() for s in last_ids if s.lower() not in self.planned and self.listings
+            )
+            symbols = [*self.groups[shard], *joined]
             feed = self.feed_factory(symbols)
             self.feeds[shard] = feed
-            last_ids = dict(self.last_state.items())
             log.info(
                 "subtask %s shard %s: starting feed %s at %s, last ids %s",
                 self.subtask,

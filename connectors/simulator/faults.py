@@ -39,7 +39,8 @@ And the market's own events, which a whole-market client must follow:
 
 - ``list_symbol(symbol, rate, ...)``: a new symbol starts trading (random-walk trades, ids from
   ``first_id``) and is listed ``TRADING`` in exchangeInfo; a client already subscribed to its
-  stream gets its trades from the first.
+  stream gets its trades from the first; with ``status="BREAK"`` it is listed ahead of its
+  trading (as Binance shows an announced listing), which ``resume_symbol`` opens.
 - ``halt_symbol(symbol, status)``: its status becomes ``HALT`` or ``BREAK`` and its streams go
   quiet; ``resume_symbol(symbol)``: ``TRADING`` again, ids going on where they stopped.
 """
@@ -56,7 +57,7 @@ from connectors.simulator.archive import ArchiveFiles
 from connectors.simulator.market import GeneratedFeed, Market
 from connectors.simulator.rest import RestApi
 from connectors.simulator.session import INJECTED, NOTICE, DropPlan, Frame, Session
-from connectors.simulator.symbols import HALT
+from connectors.simulator.symbols import HALT, TRADING
 
 
 class FaultTarget(Protocol):
@@ -173,7 +174,10 @@ class Faults:
         start_price: str | None = None,
         tick: str = "0.01",
         first_id: int = 1,
+        status: str = TRADING,
     ) -> None:
+        """Lists ``symbol``: trading at once, or shown in ``status`` (BREAK: a listing announced,
+        its trading not open yet) until ``resume_symbol``."""
         venue = self._exchange.market.venue
         feed = GeneratedFeed(
             symbol,
@@ -184,7 +188,7 @@ class Faults:
             kind=venue.stream_kinds[0],
             venue=venue.name,
         )
-        self._call(self._exchange.market.list_feed, feed)
+        self._call(self._exchange.market.list_feed, feed, status)
 
     def halt_symbol(self, symbol: str, status: str = HALT) -> None:
         self._call(self._exchange.market.halt, symbol, status)

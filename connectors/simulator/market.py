@@ -419,9 +419,12 @@ class Market:
         """``TRADING``, ``HALT`` or ``BREAK``; None for a symbol the market does not list."""
         return self._status.get(symbol.upper())
 
-    def list_feed(self, feed: Feed) -> None:
+    def list_feed(self, feed: Feed, status: str = TRADING) -> None:
         """Add a feed: its symbol is listed (``TRADING``) and it plays like the others, at once
-        when the market runs already."""
+        when the market runs already. Listed in ``BREAK`` (as Binance shows a listing before its
+        trading opens) or ``HALT`` it waits for ``resume``."""
+        if status != TRADING and status not in HALTED_STATUSES:
+            raise ValueError(f"a listing is TRADING or one of {HALTED_STATUSES}, not {status!r}")
         if self._finished:
             raise RuntimeError("the market has finished: a feed listed now would never play")
         if feed.stream in self._clocks:
@@ -439,11 +442,12 @@ class Market:
                 history.append(seq, payload)
         clock = _Clock(feed, history, len(self._clocks))
         clock.subscribers = self._waiting.pop(feed.stream, 0)
-        clock.halted = self._status.get(symbol, TRADING) != TRADING
+        status = self._status.get(symbol, status)  # another kind of its streams listed it
+        clock.halted = status != TRADING
         # Replaced, not changed in place: other threads read these tables (class docstring).
         if history is not None:
             self._published = {**self._published, (symbol, kind): history}
-            self._status = {**self._status, symbol: self._status.get(symbol, TRADING)}
+            self._status = {**self._status, symbol: status}
         self._clocks = {**self._clocks, feed.stream: clock}
         if feed.next_offset_ns() is not None:
             self._unfinished += 1

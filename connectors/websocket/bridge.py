@@ -4,7 +4,7 @@ Lifecycle, stated once: ``resume_after()`` / ``resume_at()`` (optional), then ``
 in the background; ``drain()`` hands over what arrived and raises a ``FeedError`` once the bridge
 has given up; ``close()`` stops every thread and socket. A start in the past (``resume_at``)
 replays the history up to now before the first connection opens, or only up to its ``until``,
-and then the feed is ``finished``: it never connects.
+and then the feed is ``finished``: it never connects. ``join()`` adds keys while it runs.
 
 A bridge reads its streams over one line, or over several (redundancy: the same streams from one
 URL each, line.py), merged as exchanges' feed arbitration does it: records pass in each key's
@@ -16,8 +16,12 @@ fetched when the first one is back.
 Threads and who may do what:
 
 - the consumer calls ``drain()`` and reads ``stats``; nothing else once started;
-- the bridge's thread starts the lines, settles what the arbitration parked, and stops them all
-  when one fails for good;
+- the bridge's thread starts the lines, settles what the arbitration parked, sends the requests
+  queued for the exchange (``send``: only this thread writes to a connection, paced at
+  ``request_interval`` per connection), has joined keys subscribed (``extend``), and stops the
+  lines all when one fails for good;
+- a join's thread finds where each joined key starts (``join``: a history lookup may take a
+  while, and the bridge's thread must keep settling);
 - each line's supervisor opens, replaces and closes its connections (line.py);
 - one reader thread per connection decodes frames and puts records into the buffer through one
   sequencer, so a record that two connections deliver (a handover, another line) passes once;
@@ -34,6 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, Self, TypeVar
 
@@ -47,7 +52,7 @@ from connectors.websocket.backfill import (
 from connectors.websocket.buffer import Barrier, BoundedBuffer
 from connectors.websocket.config import BridgeConfig
 from connectors.websocket.connection import Message
-from connectors.websocket.errors import FeedError, short_url
+from connectors.websocket.errors import ConnectionLost, FeedError, short_url
 from connectors.websocket.line import Line, Reader, Stopped
 from connectors.websocket.ratelimited_log import RateLimitedLog
 from connectors.websocket.sequencing import SequenceTracker, Verdict
@@ -95,7 +100,10 @@ class Bridge(Generic[ItemT]):
         config: BridgeConfig = BridgeConfig(),
         name: str = "",
         history: History | None = None,
+        request_interval: float = 0.0,
     ) -> None:
+        """``request_interval``: seconds at least between two requests sent on one connection (the
+        exchange's limit on the messages a client sends)."""
         if not urls:
             raise ValueError("a bridge needs at least one URL")
         self.decoder, self.config = decoder, config
@@ -103,7 +111,6 @@ class Bridge(Generic[ItemT]):
         self.stopping = threading.Event()
         self.connecting = threading.Lock()
         self._lines = [Line(self, i, url, len(urls)) for i, url in enumerate(urls)]
-        self.urls = [line.url for line in self._lines]
         self.where = " + ".join(line.where for line in self._lines)  # what log lines show
         self._redundant = len(self._lines) > 1
         self._buffer = BoundedBuffer(config.buffer_size, config.overflow)
@@ -138,6 +145,13 @@ class Bridge(Generic[ItemT]):
         self._error: FeedError | None = None
         self._thread: threading.Thread | None = None
         self._restored: dict[str, int] = {}  # resume_after's positions: below them, duplicates
+        # Requests for the exchange: queued by any thread (``send``), written by the bridge's
+        # thread no closer together than ``request_interval`` on one connection.
+        self._outbox: deque[tuple[Reader, bytes]] = deque()
+        self._next_send: dict[Reader, float] = {}
+        self._request_interval = request_interval
+        self._joins: deque[list[str]] = deque()  # keys whose start is known: to subscribe
+        self._join_threads: list[threading.Thread] = []
         self._rlog = RateLimitedLog(log)
         self._counts = dict.fromkeys(
             (
@@ -150,6 +164,10 @@ class Bridge(Generic[ItemT]):
                 "messages",
                 "records",
                 "controls",
+                "requests",  # sent to the exchange (subscriptions, their checks)
+                "requests_refused",  # answered with an error: logged with the exchange's reason
+                "joined",  # keys added while running (join)
+                "resubscribed",  # streams a new connection lacked, subscribed again
                 "parse_failures",
                 "oversized",
                 "history_behind_ms",  # a level: how far behind now the replay stands (0: done)
@@ -157,6 +175,11 @@ class Bridge(Generic[ItemT]):
             ),
             0,
         )
+
+    @property
+    def urls(self) -> list[str]:
+        """Each line's URL, as its next connection will open it."""
+        return [line.url for line in self._lines]
 
     # -- the consumer's side ------------------------------------------------------------------
 
@@ -188,6 +211,42 @@ class Bridge(Generic[ItemT]):
         self._until = until_ms
         self._replay_first = replay or until_ms is not None
         return self
+
+    def join(self, keys: Sequence[str], start_ms: int | None) -> None:
+        """Adds ``keys`` while the feed runs; returns at once (call from any thread). Each starts
+        at its first record at or after ``start_ms``, or after its newest when it has none since
+        (None, or no history: at its first live one): a thread of the join looks that up, then
+        the bridge's thread has them subscribed (``extend``), and what a key published before
+        its first live record is fetched as any gap is."""
+        keys = list(keys)
+        thread = threading.Thread(
+            target=self._find_starts,
+            args=(keys, start_ms),
+            name=f"ws-join-{self.name}",
+            daemon=True,
+        )
+        self._join_threads = [t for t in self._join_threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def extend(self, keys: list[str]) -> None:
+        """In the bridge's thread: subscribe ``keys`` on every line (the exchange's protocol: a
+        subclass's). Their starts are in the sequencer already."""
+        raise NotImplementedError(f"{type(self).__name__} cannot add keys while it runs")
+
+    def send(self, reader: Reader, payload: bytes) -> None:
+        """Queues a request for ``reader``'s connection (any thread); dropped if the connection
+        is gone by its turn (a new connection asks again: ``on_connected``)."""
+        self._outbox.append((reader, payload))
+        self._wake.set()
+
+    def on_connected(self, reader: Reader) -> None:
+        """A line's new connection is open (the line's supervisor thread): a subclass may
+        ``send`` requests on it."""
+
+    def on_control(self, reader: Reader, item: Any) -> bool:
+        """A control message ``reader`` received (under the bridge's lock: no waiting here);
+        True when the subclass handled it, else it is logged."""
+        return False
 
     def start(self) -> Self:
         if self._thread is None:
@@ -274,6 +333,8 @@ class Bridge(Generic[ItemT]):
                 log.error("bridge %s did not stop within %.0fs", self.name, timeout)
         if self._backfill is not None:
             self._backfill.join(timeout)
+        for thread in self._join_threads:
+            thread.join(timeout)
         self._rlog.flush(force=True)
 
     def __enter__(self) -> Self:
@@ -303,6 +364,8 @@ class Bridge(Generic[ItemT]):
                     raise Stopped()
                 self._rlog.flush()
                 self._settle_parked()
+                self._extend_joined()
+                self._send_due()
                 for line in self._lines:
                     if line.error is not None:
                         raise line.error
@@ -438,6 +501,62 @@ class Bridge(Generic[ItemT]):
             time.monotonic() - started,
         )
 
+    def _find_starts(self, keys: list[str], start_ms: int | None) -> None:
+        """A join's thread: each key's start, then the keys go to the bridge's thread. A key
+        whose start cannot be found starts live (said in the log): a join never fails the feed."""
+        history = self._history
+        if history is not None and start_ms is not None:
+            deadline = time.monotonic() + self.config.backfill_timeout
+            for key in keys:
+                with self._lock:
+                    if key in self._sequencer.last_seqs:  # restored from a checkpoint: goes on
+                        continue
+                try:
+                    seq = self._seq_at(history, key, start_ms, deadline)
+                    if seq is None:  # nothing since: what comes after its newest is new
+                        newest = history.newest_seqs([key]) or {}
+                        last = newest.get(key, -1)
+                        if last >= 0:  # else it never traded: it starts at its first live one
+                            self.resume_after({key: last})
+                        continue
+                except (FeedError, HistoryUnavailable) as exc:
+                    log.warning("%s: %s joins live: %s", self.name, key, exc)
+                    continue
+                except Stopped:
+                    return
+                self.resume_after({key: seq - 1})
+        self._joins.append(keys)
+        self._wake.set()
+
+    def _extend_joined(self) -> None:
+        while self._joins:
+            keys = self._joins.popleft()
+            self.extend(keys)
+            self.count("joined", len(keys))
+
+    def _send_due(self) -> None:
+        """Writes the queued requests whose connection may take one now, in order per
+        connection; the others wait for the next round."""
+        now, waiting = time.monotonic(), deque[tuple[Reader, bytes]]()
+        held: set[Reader] = set()
+        while self._outbox:
+            reader, payload = self._outbox.popleft()
+            if not reader.open:
+                continue
+            if reader in held or self._next_send.get(reader, 0.0) > now:
+                held.add(reader)
+                waiting.append((reader, payload))
+                continue
+            try:
+                reader.conn.send_text(payload)
+            except ConnectionLost as exc:  # its reader sees the loss too, and reconnects
+                log.info("%s: request not sent: %s", reader.line.name, exc)
+                continue
+            self.count("requests")
+            self._next_send[reader] = now + self._request_interval
+        self._outbox.extendleft(reversed(waiting))
+        self._next_send = {r: t for r, t in self._next_send.items() if r.open}
+
     def _settle_parked(self) -> None:
         """Redundant lines: records parked longer than ``line_lag_limit``, or that no other line
         can still fill in, go on: the ids they jumped over are a gap (filled from the history)."""
@@ -487,6 +606,7 @@ class Bridge(Generic[ItemT]):
             with self._lock:
                 self._backfill.connected()
         self._catching_up = False
+        self.on_connected(line.readers[-1])
         if self._redundant and line.reconnects:
             log.info(
                 "%s is back: %d of %d lines open",
@@ -634,7 +754,8 @@ class Bridge(Generic[ItemT]):
                 out.append(item)
             else:
                 counts["controls"] += 1
-                log.info("control message on %s: %s", reader.line.name, item)
+                if not self.on_control(reader, item):
+                    log.info("control message on %s: %s", reader.line.name, item)
                 if item.wants_reconnect:
                     reader.wants_handover = True
                     reader.line.wake.set()

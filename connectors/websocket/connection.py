@@ -134,6 +134,18 @@ class Connection:
         self.messages += len(messages)
         return messages
 
+    def send_text(self, payload: bytes) -> None:
+        """A text message to the peer (a request of the exchange's protocol). Raises
+        ConnectionLost when the connection is gone: its reader finds out and reconnects."""
+        ws = self._ws
+        if ws is None:
+            raise ConnectionLost("connection closed here")
+        try:
+            # enable_multithread: websocket-client locks a frame's write against pongs and close
+            ws.send(payload, websocket.ABNF.OPCODE_TEXT)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionLost(f"cannot send: {_describe(exc)}") from exc
+
     def close(self, code: int = websocket.STATUS_NORMAL) -> None:
         ws, self._ws = self._ws, None
         if ws is None:

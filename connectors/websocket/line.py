@@ -131,7 +131,8 @@ class Line:
     """Line ``number`` (from 0) of ``host``, reading ``url``; ``start()`` runs its supervisor."""
 
     def __init__(self, host: LineHost, number: int, url: str, lines: int) -> None:
-        self.host, self.number, self.url = host, number, url
+        self.host, self.number = host, number
+        self.url = url  # replaced by the bridge's thread when keys join; read at each attempt
         self.where = short_url(url)  # what log lines show of the URL
         self.name = host.name if lines == 1 else f"{host.name} line {number + 1}/{lines}"
         self.readers: tuple[Reader, ...] = ()  # open or just ended; two during a handover

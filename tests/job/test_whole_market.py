@@ -101,6 +101,62 @@ def test_filters_without_all_and_an_unreachable_exchange_are_one_line(capsys):
 
 
 @pytest.mark.slow
+def test_a_listing_joins_the_running_job_complete_and_a_halt_stops_nothing(simulator, tmp_path):
+    """``--symbols all`` follows exchangeInfo while it runs: a symbol listed ahead of its trading
+    (shown in BREAK, as Binance announces a listing) joins at the next poll and is written
+    complete from its first trade, with no trade fetched from REST; a symbol that halts mid-run
+    stops no one's bars; nothing is late."""
+    sim = simulator(
+        whole_market(40, rate=200, pause_without_subscribers=False, seed=17, history_seconds=600)
+    )
+    out, logs, stdout = tmp_path / "out", tmp_path / "log", tmp_path / "stdout.txt"
+    cmd = [
+        sys.executable,
+        str(MAIN),
+        "--symbols",
+        "all",
+        "--listing-refresh",
+        "2",
+        "--ws-url",
+        sim.ws_url,
+        "--rest-url",
+        sim.http_url,
+        "--duration",
+        "35",
+        "--out",
+        str(out),
+        "--checkpoint-interval",
+        "2s",
+        "--checkpoint-dir",
+        (tmp_path / "checkpoints").as_uri(),
+    ]
+    proc = start_job(cmd, logs, stdout)
+    try:
+        sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
+        time.sleep(5)
+        sim.faults.list_symbol("NEWUSDT", rate=20, status="BREAK")
+        sim.faults.halt_symbol("ETHUSDT")
+        time.sleep(8)  # a few polls: it joins while its trading has not opened
+        sim.faults.resume_symbol("NEWUSDT")
+    finally:
+        finish_job(proc, stdout)
+
+    symbols = sorted(sim.market.symbols)
+    trades = assert_every_published_trade_once(read_output(out, "trades"), sim, symbols=symbols)
+    listed = [t["t"] for t in trades if t["s"] == "NEWUSDT"]
+    assert listed[:1] == [1] and len(listed) > 100  # from its first trade
+    assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
+    assert read_output(out, "dead-letters") == []  # nothing late
+    # where it starts, looked up once (nothing since the poll before: its newest id, none);
+    # no trade needed fetching
+    lookups = [p.split("?")[0] for p, _, _ in sim.rest_requests if "exchangeInfo" not in p]
+    assert lookups == ["/api/v3/aggTrades", "/api/v3/ticker/24hr"]
+    log = flink_log(logs)
+    assert "listings: 1 symbol joined (newusdt)" in log
+    assert sim.log.close_codes[1008] == 0
+
+
+@pytest.mark.slow
 @pytest.mark.scale
 def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(simulator, tmp_path):
     """1,500 symbols at 5,000 trades/s (Zipf: a few busy, a long quiet tail), the default plan

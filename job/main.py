@@ -510,6 +510,22 @@ def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
         refuse(f"--streams-per-connection: {exc}")
 
 
+def fits_a_connection(args: argparse.Namespace) -> Callable[[Sequence[str]], bool]:
+    """Whether a shard's symbols fit one connection to every endpoint (Binance's streams and URL
+    length)."""
+    from connectors.binance.streams import stream_url
+
+    def fits(symbols: Sequence[str]) -> bool:
+        try:
+            for endpoint in args.ws_url:
+                stream_url(endpoint, symbols, args.stream)
+        except ValueError:
+            return False
+        return True
+
+    return fits
+
+
 def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
     """``--symbols all``: the symbols that trade now (on ``rest_url``, else the REST options'),
     and their connections; a failure ends the command with one line."""
@@ -695,13 +711,13 @@ def choose_start(
         claim = "CLAIM" if start.claim else "NO_CLAIM"
         conf.set_string("execution.state-recovery.claim-mode", claim)
     log.info("%s", start.message)
-    moved = resume.moved_symbols(job_dir, args.shard_plan)
+    args.shard_plan, moved = resume.keep_homes(job_dir, args.shard_plan, fits_a_connection(args))
     if start.checkpoint is not None and moved:
         log.warning(
             "%d symbols are on another connection than in the run checkpointed (e.g. %s): their"
             " positions are kept per connection, so they start as new ones do (live, or at"
             " --since): what they traded while the job was down is not fetched (the same"
-            " --symbols, --shards and --streams-per-connection as before carry them on)",
+            " --shards and --streams-per-connection as before keep each symbol on its own)",
             len(moved),
             ", ".join(moved[:3]),
         )

@@ -28,10 +28,12 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlparse
+
+from connectors.binance.streams import home_shard
 
 METADATA = "_metadata"
 _CHECKPOINT = re.compile(r"chk-(\d+)$")
@@ -132,17 +134,40 @@ def _remove_runs(job_dir: Path, keep: Path | None) -> int:
     return removed
 
 
-def moved_symbols(job_dir: Path, plan: Sequence[Sequence[str]]) -> list[str]:
-    """The symbols that ``plan`` (the shards, each a list of symbols) puts on another shard than
-    the previous run of this job did, which is recorded in ``job_dir`` and replaced by ``plan``.
-    The feed positions are keyed by shard: a moved symbol's position is not found on restore."""
+def keep_homes(
+    job_dir: Path,
+    plan: Sequence[Sequence[str]],
+    fits: Callable[[Sequence[str]], bool],
+) -> tuple[list[list[str]], list[str]]:
+    """The shards of this run, and the symbols on another shard than in the previous run (whose
+    plan is recorded in ``job_dir``, then replaced by this run's). Feed positions are kept per
+    shard, so a symbol's shard is its home: with as many shards as before, each symbol stays on
+    its shard, and one new to the job goes to ``home_shard`` (where a listing joined the running
+    job too, its position with it). With another shard count, or a shard that would not ``fit``
+    on one connection, ``plan`` as given, and whatever it moved is named."""
     record = job_dir / "shards.json"
     try:
-        before = {s: i for i, group in enumerate(json.loads(record.read_text())) for s in group}
+        previous = [list(group) for group in json.loads(record.read_text())]
     except (FileNotFoundError, ValueError):
-        before = {}
-    record.write_text(json.dumps([list(group) for group in plan]))
-    return sorted(s for i, group in enumerate(plan) for s in group if before.get(s, i) != i)
+        previous = []
+    wanted = [symbol for group in plan for symbol in group]
+    kept = _kept(previous, wanted) if len(previous) == len(plan) else None
+    if kept is None or not all(map(fits, kept)):
+        kept = [list(group) for group in plan]
+    record.write_text(json.dumps(kept))
+    before = {s: i for i, group in enumerate(previous) for s in group}
+    moved = sorted(s for i, group in enumerate(kept) for s in group if before.get(s, i) != i)
+    return kept, moved
+
+
+def _kept(previous: list[list[str]], wanted: list[str]) -> list[list[str]]:
+    present = set(wanted)
+    groups = [[s for s in group if s in present] for group in previous]
+    placed = {s for group in groups for s in group}
+    for symbol in wanted:
+        if symbol not in placed:
+            groups[home_shard(symbol, len(groups))].append(symbol)
+    return groups
 
 
 def remove_dead_part_files(

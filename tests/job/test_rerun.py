@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from connectors.simulator import Market
+from connectors.simulator import Market, whole_market
 from helpers.flinkjob import (
     SYMBOLS,
     assert_every_published_trade_once,
@@ -67,3 +67,49 @@ def test_the_same_command_after_kill_9_resumes_from_the_last_checkpoint(
     # those once it has checkpointed. Nothing is left in progress.
     assert in_progress_files(out) == []
     assert "catching up after" in console  # the time it was down, from the REST history
+
+
+def test_a_listing_joined_before_the_kill_carries_on_in_the_rerun(simulator, tmp_path):
+    """``--symbols all`` over 4 connections: a symbol listed while the first run runs joins its
+    home shard; the run is killed with SIGKILL, the market trades on, the same command again
+    plans it on that same shard (a round-robin plan of the longer list would put it on another,
+    where its checkpointed position is not): every trade of every symbol written once across both
+    runs, the listed one's from its first, nothing late."""
+    sim = simulator(
+        whole_market(40, rate=200, pause_without_subscribers=False, seed=19, history_seconds=600)
+    )
+    out = tmp_path / "out"
+    cmd = job_command(sim, out, tmp_path, "--rest-port", "0", duration=30)
+    cmd[cmd.index("btcusdt,ethusdt")] = "all"
+    cmd += ["--shards", "4", "--listing-refresh", "1"]
+    first = start_job(cmd, tmp_path / "log1", tmp_path / "stdout1.txt", group=True)
+    try:
+        sim.wait_for(lambda: len(sim.connections) >= 4, timeout=300)
+        sim.faults.list_symbol("NEWUSDT", rate=20, status="BREAK")
+        time.sleep(4)  # it joins
+        sim.faults.resume_symbol("NEWUSDT")
+        time.sleep(3)
+
+        def newest() -> int:
+            done = completed_checkpoints(tmp_path / "checkpoints")
+            return max((int(p.name.removeprefix("chk-")) for p in done), default=0)
+
+        taken = newest()
+        sim.wait_for(lambda: newest() > taken, timeout=120, interval=0.5)  # one with it
+        time.sleep(2)
+    finally:
+        kill_group(first)
+    assert any(w["symbol"] == "NEWUSDT" for w in read_output(out, "trades"))
+    time.sleep(5)  # the exchange trades on while the job is down
+
+    second = start_job(cmd, tmp_path / "log2", tmp_path / "stdout2.txt")
+    console = finish_job(second, tmp_path / "stdout2.txt")
+
+    assert re.search(r"resuming from \S+/chk-\d+ \(taken", console), console[-3000:]
+    assert "on another connection than in the run checkpointed" not in console
+    symbols = sorted(sim.market.symbols)
+    trades = assert_every_published_trade_once(read_output(out, "trades"), sim, symbols=symbols)
+    listed = [t["t"] for t in trades if t["s"] == "NEWUSDT"]
+    assert listed[0] == 1 and listed[-1] > sim.market.published("NEWUSDT").ids[0] + 150
+    assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
+    assert read_output(out, "dead-letters") == []

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from connectors.binance.streams import home_shard
 from job.main import parse_args
 from job.resume import (
     AlreadyRunning,
     checkpoint_path,
     hold,
     job_key,
-    moved_symbols,
+    keep_homes,
     remove_dead_part_files,
     start_point,
 )
@@ -93,16 +94,32 @@ def test_from_checkpoint_takes_the_folder_its_metadata_or_a_file_uri(tmp_path):
         checkpoint_path(str(tmp_path))
 
 
-def test_symbols_that_change_shard_between_runs_are_named(tmp_path):
-    """Positions are kept per shard: a symbol moved to another one would start without its own."""
-    assert moved_symbols(tmp_path, [["btcusdt", "solusdt"], ["ethusdt"]]) == []  # first run
-    assert moved_symbols(tmp_path, [["btcusdt", "solusdt", "xrpusdt"], ["ethusdt"]]) == []
-    # one symbol listed in front: round-robin shifts the others
-    assert moved_symbols(tmp_path, [["adausdt", "ethusdt", "xrpusdt"], ["btcusdt", "solusdt"]]) == [
-        "btcusdt",
-        "ethusdt",
-        "solusdt",
-    ]
+def test_a_rerun_keeps_each_symbol_on_its_shard_and_puts_new_ones_home(tmp_path):
+    """Positions are kept per shard: a rerun keeps every symbol where the previous run had it
+    (round-robin over a changed list would shift them), puts one new to the job on its
+    ``home_shard`` (where a listing joined the running job), and names what moved only when the
+    shard count changed."""
+    fits = lambda group: len(group) <= 3  # noqa: E731
+    first = [["btcusdt", "solusdt"], ["ethusdt", "xrpusdt"]]
+    assert keep_homes(tmp_path, first, fits) == (first, [])  # first run
+    # adausdt listed in front: round-robin would move every other symbol
+    shifted = [["adausdt", "ethusdt"], ["btcusdt", "solusdt", "xrpusdt"]]
+    plan, moved = keep_homes(tmp_path, shifted, fits)
+    home = home_shard("adausdt", 2)
+    assert moved == [] and plan[1 - home] == first[1 - home]
+    assert plan[home] == [*first[home], "adausdt"]
+    # xrpusdt delisted: it leaves, nothing else moves
+    plan, moved = keep_homes(tmp_path, [[s for s in g if s != "xrpusdt"] for g in plan], fits)
+    assert moved == [] and all("xrpusdt" not in group for group in plan)
+    # three shards now: as planned, and what moved is named
+    three = [["btcusdt", "adausdt"], ["ethusdt"], ["solusdt"]]
+    moved_to_three = ["adausdt", "solusdt"] if home == 1 else ["solusdt"]
+    assert keep_homes(tmp_path, three, fits) == (three, moved_to_three)
+    # a new symbol whose home shard is full: as planned
+    keep_homes(tmp_path, [["a1usdt", "a2usdt", "a3usdt"], ["b1usdt"]], fits)
+    new = next(s for s in (f"n{n}usdt" for n in range(100)) if home_shard(s, 2) == 0)
+    given = [["a1usdt", "a3usdt", new], ["a2usdt", "b1usdt"]]
+    assert keep_homes(tmp_path, given, fits) == (given, ["a2usdt"])
 
 
 def test_part_files_a_killed_run_left_in_progress_go_once_the_rerun_has_checkpointed(tmp_path):

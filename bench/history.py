@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 from connectors.binance.archive import ArchiveConfig, day_start_ms
-from connectors.binance.history import RestConfig
 from connectors.binance.markets import SPOT
 from connectors.binance.records import Trade
+from connectors.binance.rest import RestConfig
 from connectors.feed import BinanceFeed
 from connectors.flink.outputs import committed_rows
 from connectors.simulator import ExchangeSimulator, GeneratedFeed, Market

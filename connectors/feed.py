@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.binance.archive import Archive, ArchiveConfig, ArchiveHistory
-from connectors.binance.history import BinanceHistory, RestConfig
+from connectors.binance.history import BinanceHistory
 from connectors.binance.markets import MARKETS
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, Control, DeadLetter, Trade
+from connectors.binance.rest import RestConfig
 from connectors.binance.streams import (
     MAX_STREAMS_PER_CONNECTION,
     describe,

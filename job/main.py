@@ -175,9 +175,9 @@ def _settings(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from connectors.binance.archive import ArchiveConfig
-    from connectors.binance.history import RestConfig
     from connectors.binance.listings import DEFAULT_REFRESH_S
     from connectors.binance.markets import MARKETS, SPOT, USDM
+    from connectors.binance.rest import RestConfig
     from connectors.binance.streams import (
         DEFAULT_STREAMS_PER_CONNECTION,
         STREAM_KINDS,
@@ -530,8 +530,8 @@ def whole_market(args: argparse.Namespace, rest_url: str | None = None) -> None:
     """``--symbols all``: the symbols that trade now (on ``rest_url``, else the REST options'),
     and their connections; a failure ends the command with one line."""
     from connectors.binance.exchange_info import TRADING, ExchangeInfoUnavailable
-    from connectors.binance.history import RestConfig
     from connectors.binance.listings import Listings
+    from connectors.binance.rest import RestConfig
 
     facts = args.market_facts
     listings = Listings(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from bench.clients.meter import Meter, arguments, report
-from connectors.binance.history import RestConfig
+from connectors.binance.rest import RestConfig
 from connectors.feed import BinanceFeed
 
 MAX_BATCH = 10_000

@@ -5,7 +5,7 @@ backfill machinery adds to the hot path, its thread waiting)."""
 from __future__ import annotations
 
 from bench.clients import bridge
-from connectors.binance.history import RestConfig
+from connectors.binance.rest import RestConfig
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ takes no filter: every contract comes back, perpetual or quarterly (``BTCUSDT_26
 SETTLING or PENDING_TRADING, a few with Chinese characters in their names (``币安人生USDT``); the
 market's ``contract_types`` are kept, and names that are not ASCII letters and digits are left out
 with a warning (a stream name here is one of those).
-The request goes through the same per-host weight gate as the REST history, so that every process
-on the machine shares one budget.
+The request goes through ``rest.py``, as the REST history's do: every process on the machine shares
+one weight budget.
 """
 
 from __future__ import annotations
@@ -26,12 +26,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-import orjson
-import requests
-
-from connectors.binance.history import RestConfig
 from connectors.binance.markets import SPOT, BinanceMarket
-from connectors.websocket.gate import WeightGate
+from connectors.binance.rest import BinanceRest, RestConfig, RestUnavailable
 
 log = logging.getLogger(__name__)
 _SHOWN = 3  # names a warning quotes
@@ -70,44 +66,27 @@ def listed_symbols(
     """Every symbol ``market`` lists, whatever its status (lower case -> ``TRADING``, ``BREAK``,
     ...; in the exchange's order), filtered as ``trading_symbols`` says. A listing shows here
     ahead of its trading (Binance: in ``BREAK`` until it opens)."""
-    gate = WeightGate(rest.rest_url, rest.rest_weight_budget, gate_dir)
-    wait = gate.reserve(market.weights["exchangeInfo"])
-    if wait > 0:
-        raise ExchangeInfoUnavailable(
-            f"the request weight budget of {rest.rest_url} is spent for {wait:.0f}s more"
-        )
-    url = rest.rest_url.rstrip("/") + market.endpoint("exchangeInfo")
+    client = BinanceRest(rest, market, gate_dir, ca_file)
     try:
-        response = requests.get(
-            url,
-            params=dict(market.exchange_info_params),
-            timeout=rest.rest_timeout,
-            verify=ca_file or True,
-        )
-    except requests.RequestException as exc:
-        raise ExchangeInfoUnavailable(f"GET {url}: {type(exc).__name__}: {exc}") from exc
-    used = response.headers.get("X-MBX-USED-WEIGHT-1M")
-    if used is not None and used.isdigit():
-        gate.observe(int(used))
-    if response.status_code != 200:
-        raise ExchangeInfoUnavailable(
-            f"GET {url}: HTTP {response.status_code} {response.text[:200]}"
-        )
+        answer = client.get("exchangeInfo", dict(market.exchange_info_params))
+    except RestUnavailable as exc:
+        raise ExchangeInfoUnavailable(str(exc)) from exc
+    finally:
+        client.close()
     try:
-        entries = orjson.loads(response.content)["symbols"]
         wanted = {q.upper() for q in quotes}
         excluded = {s.upper() for s in exclude}
         listed = {
             entry["symbol"]: entry["status"]
-            for entry in entries
+            for entry in answer["symbols"]
             if (market.contract_types is None or entry["contractType"] in market.contract_types)
             and (not wanted or entry["quoteAsset"] in wanted)
             and entry["symbol"] not in excluded
         }
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise ExchangeInfoUnavailable(
-            f"GET {url}: not an exchangeInfo answer ({type(exc).__name__}: {exc}):"
-            f" {response.text[:200]}"
+            f"{market.name} exchangeInfo: not its answer ({type(exc).__name__}: {exc}):"
+            f" {str(answer)[:200]}"
         ) from exc
     unnamable = [s for s in listed if not (s.isascii() and s.isalnum())]
     if unnamable:

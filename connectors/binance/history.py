@@ -16,9 +16,7 @@ their entries with ``nq`` and without ``M``)::
         as the stream's aggTrade; startTime/endTime (ms, inclusive, less than an hour apart)
         is how a time becomes an id: f of the first aggregate trade is the first trade id
 
-Every answer carries ``X-MBX-USED-WEIGHT-1M``, the weight this IP has used this minute; 429 (rate
-limited) and 418 (IP banned) carry ``Retry-After`` seconds. Weights are read from the docs as
-defaults, not constants: the header corrects what the budget believes.
+Requests go through ``rest.py`` (the weight budget every process on the machine shares).
 """
 
 from __future__ import annotations
@@ -26,18 +24,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import requests
 
-from connectors.binance.markets import SPOT, USDM, BinanceMarket
+from connectors.binance.markets import SPOT, BinanceMarket
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
-from connectors.settings import check_settings, check_url, setting
+from connectors.binance.rest import BinanceRest, RestConfig, RestUnavailable
 from connectors.websocket.backfill import HistoryUnavailable
-from connectors.websocket.gate import WeightGate, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +41,6 @@ PAGE_SIZE = 1000  # the largest page every history endpoint serves
 TICKER_WEIGHTS = ((20, 2), (100, 40))
 TICKER_ALL_WEIGHT = 80
 _HOUR_MS = 3_600_000
-
-
-@dataclass(frozen=True)
-class RestConfig:
-    rest_url: str = setting(
-        SPOT.rest_url,
-        f"Binance REST base URL that gaps are filled from; {USDM.rest_url} with --market usdm",
-        metavar="URL",
-    )
-    rest_weight_budget: int = setting(
-        SPOT.default_weight_budget,
-        f"request weight per minute the backfill may spend, of the {SPOT.weight_limit:,} Binance"
-        f" allows an IP ({USDM.default_weight_budget:,} of {USDM.weight_limit:,} with --market"
-        " usdm); shared by every process on this machine",
-        minimum=25,
-    )
-    rest_timeout: float = setting(
-        10.0, "seconds one REST request may take", metavar="S", positive=True
-    )
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-        check_url(self.rest_url, ("http", "https"), "rest_url")
 
 
 class BinanceHistory:
@@ -88,18 +60,9 @@ class BinanceHistory:
     ) -> None:
         market.check_stream(kind)
         self.kind = kind
-        self._market = market
         self._endpoint = market.history_endpoints[kind]
-        self._base = config.rest_url.rstrip("/")
-        self._timeout = config.rest_timeout
-        self._gate = WeightGate(config.rest_url, config.rest_weight_budget, gate_dir)
-        self._session = requests.Session()  # keeps connections to the host open between pages
-        # per request: a session's verify would lose to $REQUESTS_CA_BUNDLE, a request's does not
-        self._verify = ca_file or True
+        self._rest = BinanceRest(config, market, gate_dir, ca_file)
         self._parser = Parser(kinds=(kind,))
-        self._counts = dict.fromkeys(
-            ("rest_requests", "rest_weight_used", "rest_errors", "rest_rate_limited"), 0
-        )
 
     def fetch(self, key: str, first_seq: int) -> list[Trade | AggTrade | DeadLetter]:
         entries = self._get(
@@ -155,57 +118,25 @@ class BinanceHistory:
 
     @property
     def stats(self) -> dict[str, int]:
-        return dict(self._counts)
+        return dict(self._rest.counts)
 
     def close(self) -> None:
-        self._session.close()
+        self._rest.close()
 
     def _get(
         self, endpoint: str, params: dict[str, str | int], weight: int | None = None
     ) -> list[Any]:
         """The answer's JSON array (its entries unchecked); raises HistoryUnavailable."""
-        weight = weight if weight is not None else self._market.weights[endpoint]
-        wait = self._gate.reserve(weight)
-        if wait > 0:
-            raise HistoryUnavailable(
-                "request weight budget spent for this minute", retry_after=wait
-            )
-        url = self._base + self._market.endpoint(endpoint)
-        self._counts["rest_requests"] += 1
-        self._counts["rest_weight_used"] += weight
         try:
-            response = self._session.get(
-                url, params=params, timeout=self._timeout, verify=self._verify
-            )
-        except requests.RequestException as exc:
-            self._counts["rest_errors"] += 1
-            raise HistoryUnavailable(f"GET {url}: {type(exc).__name__}: {exc}") from exc
-        used = response.headers.get("X-MBX-USED-WEIGHT-1M")
-        if used is not None and used.isdigit():
-            self._gate.observe(int(used))
-        status = response.status_code
-        if status == 200:
-            try:
-                entries = orjson.loads(response.content)
-            except orjson.JSONDecodeError as exc:
-                self._counts["rest_errors"] += 1
-                raise HistoryUnavailable(f"GET {url}: answer is not JSON: {exc}") from exc
-            if type(entries) is not list:
-                self._counts["rest_errors"] += 1
-                raise HistoryUnavailable(f"GET {url}: answer is not a list: {response.text[:200]}")
-            return entries
-        detail = f"GET {url} {params}: HTTP {status} {response.text[:200]}"
-        if status in (418, 429):
-            self._counts["rest_rate_limited"] += 1
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                self._gate.hold_off(retry_after)
+            entries = self._rest.get(endpoint, params, weight)
+        except RestUnavailable as exc:
             raise HistoryUnavailable(
-                detail, retry_after=retry_after if retry_after is not None else 60.0
-            )
-        self._counts["rest_errors"] += 1
-        # 5xx: Binance's outcome is unknown, ask again; 4xx: the request itself is wrong.
-        raise HistoryUnavailable(detail, permanent=status < 500)
+                str(exc), retry_after=exc.retry_after, permanent=exc.permanent
+            ) from exc
+        if type(entries) is not list:
+            self._rest.counts["rest_errors"] += 1
+            raise HistoryUnavailable(f"{endpoint}: answer is not a list: {entries!r:.200}")
+        return entries
 
     def _record(self, key: str, entry: object) -> Trade | AggTrade | DeadLetter:
         raw = orjson.dumps(entry)

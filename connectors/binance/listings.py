@@ -20,8 +20,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from connectors.binance.exchange_info import TRADING, ExchangeInfoUnavailable, listed_symbols
-from connectors.binance.history import RestConfig
 from connectors.binance.markets import MARKETS
+from connectors.binance.rest import RestConfig
 from connectors.websocket.ratelimited_log import RateLimitedLog
 
 log = logging.getLogger(__name__)

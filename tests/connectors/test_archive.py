@@ -23,9 +23,9 @@ from connectors.binance.archive import (
     day_start_ms,
     read_day,
 )
-from connectors.binance.history import RestConfig
 from connectors.binance.parser import Parser
 from connectors.binance.records import DeadLetter, Trade
+from connectors.binance.rest import RestConfig
 from connectors.feed import BinanceFeed
 from connectors.simulator import GeneratedFeed, Market
 from connectors.simulator.archive import day_csv, day_zip

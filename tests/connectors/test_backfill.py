@@ -12,8 +12,8 @@ import time
 import orjson
 import pytest
 
-from connectors.binance.history import RestConfig
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
+from connectors.binance.rest import RestConfig
 from connectors.feed import BinanceFeed
 from connectors.simulator import Market, whole_market
 from connectors.websocket.config import BridgeConfig

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from connectors.binance.history import BinanceHistory, RestConfig
+from connectors.binance.history import BinanceHistory
 from connectors.binance.markets import USDM
 from connectors.binance.records import AggTrade
+from connectors.binance.rest import RestConfig
 from connectors.feed import BinanceFeed
 from connectors.simulator import Market
 from connectors.websocket.backfill import HistoryUnavailable

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from connectors.binance.history import RestConfig
 from connectors.binance.listings import Listings, SymbolWatch
 from connectors.binance.records import Trade
+from connectors.binance.rest import RestConfig
 from connectors.binance.streams import stream_url
 from connectors.feed import BinanceFeed
 from connectors.simulator import whole_market

@@ -10,8 +10,8 @@ import time
 import pytest
 import trustme
 
-from connectors.binance.history import RestConfig
 from connectors.binance.records import Trade
+from connectors.binance.rest import RestConfig
 from connectors.feed import BinanceFeed
 from connectors.simulator import Market
 from connectors.websocket.config import BridgeConfig

@@ -160,9 +160,10 @@ def test_a_listing_joins_the_running_job_complete_and_a_halt_stops_nothing(simul
 @pytest.mark.scale
 def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(simulator, tmp_path):
     """1,500 symbols at 5,000 trades/s (Zipf: a few busy, a long quiet tail), the default plan
-    (8 connections), one connection reset mid-run and refused for 2 s while the market trades on:
-    every published trade written once, the bars exact, no late trade, no unfilled gap, and
-    nothing in the exchange's log that Binance would have refused or banned. (That a reset shard
+    (8 connections), one connection reset mid-run and refused for 2 s while the market trades on,
+    a symbol listed (announced ahead, then trading) and another halted meanwhile: every published
+    trade written once, the listed symbol's from its first, the bars exact, no late trade, no
+    unfilled gap, and nothing in the exchange's log that Binance would have refused or banned. (That a reset shard
     makes no late trade whatever the timing is tests/flink/test_gap_free.py's to show: here the
     catch-up is quick enough that, measured, it made none even without the watermark hold.)"""
     # the history keeps the whole run, so that every written trade can be checked against it
@@ -185,6 +186,8 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
         # weight each (the redundancy issue takes REST out of this); Binance allows 6,000 a minute
         "--rest-weight-budget",
         "5000",
+        "--listing-refresh",
+        "5",
         "--out",
         str(out),
         "--checkpoint-interval",
@@ -195,7 +198,10 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
     proc = start_job(cmd, logs, stdout)
     try:
         sim.wait_for(lambda: len(sim.connections) >= 8, timeout=300)
+        sim.faults.list_symbol("NEWUSDT", rate=20, status="BREAK")
+        sim.faults.halt_symbol("SOLUSDT")
         time.sleep(15)
+        sim.faults.resume_symbol("NEWUSDT")  # joined meanwhile: its trading opens
         sim.faults.refuse_connections()
         sim.faults.drop_after(0, reset=True)  # one of the eight
         time.sleep(2)
@@ -206,6 +212,8 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
     symbols = sorted(sim.market.symbols)
     trades = assert_every_published_trade_once(read_output(out, "trades"), sim, symbols=symbols)
     assert len(trades) > 150_000
+    listed = [t["t"] for t in trades if t["s"] == "NEWUSDT"]
+    assert listed[:1] == [1] and len(listed) > 200
     assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
     assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
     assert sim.log.statuses[414] == sim.log.statuses[429] == sim.log.statuses[418] == 0

@@ -809,9 +809,11 @@ def build(
     t_env = StreamTableEnvironment.create(env)
     config = t_env.get_config()
     config.set("table.local-time-zone", "UTC")  # the hour folders, whatever the machine's zone
-    # Only the bridge runs in parallel (its shards): Flink SQL carries far more than one Python
-    # interpreter feeds it, and one watermark assigner keeps the late-trade filter exact (it then
-    # sees the very watermarks the windows do; with several, a window sees their minimum).
+    # Flink SQL carries far more than one Python interpreter feeds it: parallelism 1 from the
+    # exchange by symbol on. What chains to the bridge (the table conversion, the watermark
+    # assigner, the late-trade filter, the windows' local phase) keeps the bridge's parallelism:
+    # each bridge subtask has a watermark of its own, held for its own shards, and the windows
+    # after the exchange go by the oldest (tests/flink/test_gap_free.py, two subtasks).
     config.set("table.exec.resource.default-parallelism", "1")
     trades, dead_letters = (trades_source or binance_trades)(
         t_env,
@@ -830,7 +832,7 @@ def build(
         many = len(args.symbol_list) > PRINTED_BARS_UP_TO
         print_lines(t_env, market_summary(t_env, trades) if many else bars)
         return
-    # One statement set, planned as a whole: the three outputs share one watermark assigner (not
+    # One statement set, planned as a whole: the three outputs share the watermark assigners (not
     # a copy each), so the late-trade filter sees the very watermarks the bars' windows do.
     config.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
     roll = env.get_checkpoint_config().get_checkpoint_interval() or 10_000

@@ -83,7 +83,8 @@ CAST(q AS STRING) AS quote_volume,
 
 # A window [s, s + 60000) is emitted once the watermark reaches s + 59999; the window operator
 # drops what comes for it later. Fed by the same watermark assigner, this filter sees the same
-# watermarks, so it picks exactly the dropped trades.
+# watermarks, so it picks exactly the dropped trades (with several bridge subtasks it judges by
+# its subtask's watermark, never behind the windows': README, Gap-free delivery).
 _LATE = f"""
   SELECT * FROM {{trades}}
   WHERE CURRENT_WATERMARK(rowtime) IS NOT NULL

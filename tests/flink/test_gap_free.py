@@ -70,17 +70,21 @@ def test_resets_and_refused_upgrades_cost_nothing_and_since_starts_in_the_past(
     assert "catching up after" in log
 
 
+@pytest.mark.parametrize("subtasks", [1, 2])
 def test_one_shard_reset_while_the_other_trades_on_makes_no_late_trade(
-    simulator, demo_captures, tmp_path
+    simulator, demo_captures, tmp_path, subtasks
 ):
-    """Two shards, one connection each, in one bridge subtask: one watermark. Only one connection
-    is reset, seconds before a minute ends in market time, and refused for 3 s (20 s of market
-    time) while the other goes on delivering: the watermark waits until the reset shard has
-    fetched what it missed, so that minute's bar closes with its trades in it and none is late."""
+    """Two shards, one connection each, in one bridge subtask (one watermark) or in two (the
+    event time is the older of theirs). Only one connection is reset, seconds before a minute ends
+    in market time, and refused for 3 s (20 s of market time) while the other goes on delivering:
+    the event time waits until the reset shard has fetched what it missed, so that minute's bar
+    closes with its trades in it and none is late."""
     sim = simulator(live_market(demo_captures))
     out, logs = tmp_path / "out", tmp_path / "log"
     proc = start_job(
-        job_command(sim, out, tmp_path, "--shards", "2", duration=40),
+        job_command(
+            sim, out, tmp_path, "--shards", "2", "--parallelism", str(subtasks), duration=40
+        ),
         logs,
         tmp_path / "stdout.txt",
     )

@@ -163,9 +163,10 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
     (8 connections), one connection reset mid-run and refused for 2 s while the market trades on,
     a symbol listed (announced ahead, then trading) and another halted meanwhile: every published
     trade written once, the listed symbol's from its first, the bars exact, no late trade, no
-    unfilled gap, and nothing in the exchange's log that Binance would have refused or banned. (That a reset shard
-    makes no late trade whatever the timing is tests/flink/test_gap_free.py's to show: here the
-    catch-up is quick enough that, measured, it made none even without the watermark hold.)"""
+    unfilled gap, and nothing in the exchange's log that Binance would have refused or banned.
+    (That a reset shard makes no late trade whatever the timing is tests/flink/test_gap_free.py's
+    to show: here the catch-up is quick enough that, measured, it made none even without the
+    watermark hold.)"""
     # the history keeps the whole run, so that every written trade can be checked against it
     sim = simulator(
         whole_market(1500, rate=5000, pause_without_subscribers=False, seed=11, history_seconds=600)

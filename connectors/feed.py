@@ -110,13 +110,7 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
             request_interval=2.0 / facts.max_incoming_per_second,
         )
         if since_ms is not None:
-            # days of the archive take longer than a catch-up's deadline: replayed first
-            self.resume_at(
-                since_ms,
-                [s.upper() for s in self.symbols],
-                until_ms,
-                replay=history is not rest_history,
-            )
+            self.resume_at(since_ms, [s.upper() for s in self.symbols], until_ms)
         elif until_ms is not None:
             raise ValueError("until_ms ends a replay that since_ms starts")
 

@@ -7,7 +7,10 @@ held, the fetched ones are added to the barrier and drain first. An episode has 
 the ids to fetch, from the first missing one up to ``target`` (the last id before the key's first
 live record after the barrier; unknown until that record comes: then the fill fetches until the
 history has nothing newer). The barrier closes once every fill is done, or at the episode's
-deadline; ids the history could not supply are reported as failures (dead letters) there.
+deadline; ids the history could not supply are reported as failures (dead letters) there. A
+catch-up that starts while an earlier episode still waits for a key's first live record (its
+connection was lost before one came) takes the key over from where it stands: at any time one fill
+at most waits for a key's live record, the newest catch-up's, whose barrier that record follows.
 
 Fetched records of several keys leave merged by time, so that a backfill never runs ahead of the
 event time of another key it holds back.
@@ -155,6 +158,7 @@ class Backfiller:
         positions = self.sequencer.last_seqs
         if not positions:
             return None
+        self._take_over(positions)
         episode = self._new_episode()
         for key, last in positions.items():
             episode.fills[key] = _Fill(
@@ -168,6 +172,22 @@ class Backfiller:
             else f"the positions of {len(positions)} keys",
         )
         return episode.barrier
+
+    def _take_over(self, positions: Mapping[str, int]) -> None:
+        """A catch-up starting while earlier episodes are open (the connection an earlier one waits
+        for was lost before it delivered a key): every key is this catch-up's from its position on.
+        A fill of an earlier episode still waiting for its key's first live record ends at that
+        position (what it fetched up to there stays its own, a page in flight is dropped, and its
+        end reports nothing: the ids after it are this catch-up's to fetch or report), and the key
+        counts as seen after those barriers. So a key has one fill without a target at most, the
+        newest catch-up's, and its next live record, which comes after the newest barrier, bounds
+        that one: left without a target, the newest fill would go on past the live stream and put
+        records into its barrier ahead of the live ones it holds back (issue 18)."""
+        for earlier in self.episodes:
+            for key, fill in earlier.fills.items():
+                if fill.target is None and not fill.done and key in positions:
+                    fill.target, fill.done = positions[key], True
+            earlier.seen_after.update(positions)
 
     def replay(self, targets: Mapping[str, int]) -> Barrier | None:
         """Before any connection opens (a start in the past): an episode fetching, for every key

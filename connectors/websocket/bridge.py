@@ -135,7 +135,6 @@ class Bridge(Generic[ItemT]):
         self._until: int | None = None  # resume_at(): the replay's end, ms; no live part
         self._targets: dict[str, int] = {}  # key -> last seq to replay (with ``_until``)
         self._finished = False  # the replay up to ``_until`` is in the buffer: nothing follows
-        self._replay_first = False  # resume_at(replay=): the past before the first connection
         # Redundant lines: key -> seq -> a record that jumped ahead on one line while another may
         # still deliver what it skipped; key -> (seq, monotonic time) of a record delivered, whose
         # copy tells how far the other line trails (one probe a key at a time: cheap, unbiased).
@@ -193,23 +192,15 @@ class Bridge(Generic[ItemT]):
                 self._restored[key] = seq
         return self
 
-    def resume_at(
-        self,
-        time_ms: int,
-        keys: Iterable[str],
-        until_ms: int | None = None,
-        replay: bool = False,
-    ) -> Self:
+    def resume_at(self, time_ms: int, keys: Iterable[str], until_ms: int | None = None) -> Self:
         """Start these keys (those without a ``resume_after`` position) at the first record at or
-        after ``time_ms``, fetched from the history before the live stream goes on; with
-        ``until_ms``, end before the first record at or after it, and never connect. ``replay``:
-        fetch the past in a replay before the first connection (no deadline: days of it),
-        rather than in the catch-up at the first connect (bounded by ``backfill_timeout``)."""
+        after ``time_ms``, replayed from the history before the first connection opens (no
+        deadline: days of it, whatever the history); with ``until_ms``, end before the first
+        record at or after it, and never connect."""
         if self._history is None:
             raise ValueError("starting at a time needs a history to fetch from")
         self._start_time = (time_ms, list(keys))
         self._until = until_ms
-        self._replay_first = replay or until_ms is not None
         return self
 
     def join(self, keys: Sequence[str], start_ms: int | None) -> None:
@@ -348,8 +339,7 @@ class Bridge(Generic[ItemT]):
     def _run(self) -> None:
         try:
             self._resolve_start_time()
-            if self._replay_first:
-                self._replay()
+            self._replay()
             if self._until is not None:
                 self._finished = True
                 log.info(

@@ -126,6 +126,22 @@ def test_a_reset_connection_loses_nothing(simulator, feeds):
     assert stats["unfilled_ids"] == 0 and not any(isinstance(i, DeadLetter) for i in items)
 
 
+def test_a_reconnect_lost_at_once_leaves_one_catch_up_per_symbol(simulator, feeds):
+    """A connection lost before it delivered a trade of a symbol, its catch-up still waiting for
+    one, and the next open within the catch-up's grace: two catch-ups from the same position. The
+    next live trade bounds the newest; left open, that one went on past the stream (which trails
+    the REST history here) and put trades ahead of the live ones it held back (issue 18)."""
+    sim = simulator(live_market(rate=50, count=600))
+    sim.faults.delay_market(0.3)  # the stream trails the history, as Binance's may
+    feed = feeds(sim)
+    drain_until(feed, lambda items: len(items) >= 50, timeout=10)
+    sim.faults.drop_after(0, reset=True, times=2)  # the open connection, and the next at once
+    items = drain_until(feed, all_published(sim, feed=feed))
+    assert_exactly_once_in_order(items, sim)
+    assert not any(isinstance(i, DeadLetter) for i in items)
+    assert len(sim.connections) == 3
+
+
 @pytest.mark.slow
 def test_refused_reconnects_then_a_gap_filled_across_symbols_by_time(simulator, feeds):
     sim = simulator(live_market(rate=600, count=3000))

@@ -92,17 +92,6 @@ def trade_tuple(rec: Trade | AggTrade, watermark_cap: int = NO_CAP) -> TradeTupl
     )
 
 
-# A subtask that holds its watermark (source.py) and has no trade to emit emits this instead: the
-# watermark assigner counts a subtask without rows for the idle timeout as idle and lets the other
-# subtasks move the event time on without it, which would make late what it holds back. Its times
-# are the cap, so it moves nothing; the trades table drops it right after the assigner.
-HEARTBEAT_SYMBOL = ""
-
-
-def heartbeat_tuple(watermark_cap: int) -> TradeTuple:
-    return (HEARTBEAT_SYMBOL, 0, "0", "0", watermark_cap, watermark_cap, False, 0, 0, watermark_cap)
-
-
 def dead_letter_tuple(letter: DeadLetter) -> DeadLetterTuple:
     """A ``DeadLetter`` as a DEAD_LETTER_TYPE tuple."""
     text, encoding = encode_raw(letter.raw)

@@ -39,7 +39,6 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.data_stream import DataStream
 from pyflink.datastream.state import MapStateDescriptor
-from pyflink.table.expressions import col
 
 from connectors.binance.listings import Listings, SymbolWatch
 from connectors.binance.records import AggTrade, DeadLetter, Trade
@@ -59,14 +58,12 @@ from .metrics import SourceMetrics
 from .rows import (
     DEAD_LETTER_FIELDS,
     DEAD_LETTER_TYPE,
-    HEARTBEAT_SYMBOL,
     NO_CAP,
     TRADE_FIELDS,
     TRADE_TYPE,
     DeadLetterTuple,
     TradeTuple,
     dead_letter_tuple,
-    heartbeat_tuple,
     trade_tuple,
 )
 from .seed import keyed_seed
@@ -188,10 +185,8 @@ def trade_tables(
     watermarks.configure(t_env)
     time_column = f"f{TRADE_FIELDS.index('trade_time')}"  # tuple fields are f0, f1, ...
     watermark_column = f"f{TRADE_FIELDS.index('watermark_time')}"
-    table = (
-        t_env.from_data_stream(trades, watermarks.schema(time_column, watermark_column))
-        .alias(*TRADE_FIELDS, "rowtime")
-        .where(col("symbol") != HEARTBEAT_SYMBOL)  # past the watermark assigner: rows.py
+    table = t_env.from_data_stream(trades, watermarks.schema(time_column, watermark_column)).alias(
+        *TRADE_FIELDS, "rowtime"
     )
     return TradeTables(table, t_env.from_data_stream(dead_letters).alias(*DEAD_LETTER_FIELDS))
 
@@ -289,10 +284,7 @@ class _BridgeFunction(KeyedProcessFunction):
                     e,
                 )
             raise
-        cap = self._watermark_cap()
-        yield from self._emit(shard, batch, cap)
-        if cap != NO_CAP and not batch:
-            yield heartbeat_tuple(cap)
+        yield from self._emit(shard, batch, self._watermark_cap())
         self.metrics.publish()
         if self.watch is not None:
             self._join_listed(shard, feed)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from connectors.simulator import Market
+from connectors.simulator import Market, whole_market
 from helpers.flinkjob import (
     assert_every_published_trade_once,
     expected_bars,
@@ -70,21 +70,17 @@ def test_resets_and_refused_upgrades_cost_nothing_and_since_starts_in_the_past(
     assert "catching up after" in log
 
 
-@pytest.mark.parametrize("subtasks", [1, 2])
 def test_one_shard_reset_while_the_other_trades_on_makes_no_late_trade(
-    simulator, demo_captures, tmp_path, subtasks
+    simulator, demo_captures, tmp_path
 ):
-    """Two shards, one connection each, in one bridge subtask (one watermark) or in two (the
-    event time is the older of theirs). Only one connection is reset, seconds before a minute ends
-    in market time, and refused for 3 s (20 s of market time) while the other goes on delivering:
-    the event time waits until the reset shard has fetched what it missed, so that minute's bar
-    closes with its trades in it and none is late."""
+    """Two shards, one connection each, in one bridge subtask: one watermark. Only one connection
+    is reset, seconds before a minute ends in market time, and refused for 3 s (20 s of market
+    time) while the other goes on delivering: the watermark waits until the reset shard has
+    fetched what it missed, so that minute's bar closes with its trades in it and none is late."""
     sim = simulator(live_market(demo_captures))
     out, logs = tmp_path / "out", tmp_path / "log"
     proc = start_job(
-        job_command(
-            sim, out, tmp_path, "--shards", "2", "--parallelism", str(subtasks), duration=40
-        ),
+        job_command(sim, out, tmp_path, "--shards", "2", duration=40),
         logs,
         tmp_path / "stdout.txt",
     )
@@ -148,3 +144,37 @@ def test_a_restart_resumes_after_the_checkpoint_and_fetches_what_it_missed(
     assert "switched from state RUNNING to RESTARTING" in log
     restored = re.findall(r"starting feed \S+ at \S+, last ids (\{.+\})", log)
     assert "BTCUSDT" in restored[-1], restored  # the restarted feed resumed after checkpointed ids
+
+
+@pytest.mark.scale
+def test_a_reset_on_one_of_two_bridge_subtasks_holds_the_bars_of_both(simulator, tmp_path):
+    """Eight symbols on eight connections over two bridge subtasks (``--parallelism 2``: Flink
+    spreads the shards by the hash of their key, five and three here). Each subtask has a
+    watermark of its own, and the bars' windows go by the older: one connection reset seconds
+    before a minute ends and refused for 8 s, past the minute's end, while the seven others trade
+    on holds the bars of every symbol until the reset one has fetched what it missed; none is
+    late. (Scale tier: about 100 s.)"""
+    market = whole_market(
+        8, rate=400, pause_without_subscribers=False, seed=23, history_seconds=600
+    )
+    sim = simulator(market)
+    out, logs = tmp_path / "out", tmp_path / "log"
+    cmd = job_command(sim, out, tmp_path, "--shards", "8", "--parallelism", "2", duration=90)
+    cmd[cmd.index("btcusdt,ethusdt")] = ",".join(s.lower() for s in market.symbols)
+    proc = start_job(cmd, logs, tmp_path / "stdout.txt")
+    try:
+        sim.wait_for(lambda: len(sim.connections) >= 8, timeout=300)
+        time.sleep(3)
+        sim.wait_for(lambda: 55 <= time.time() % 60 <= 57, timeout=60)
+        sim.faults.refuse_connections()
+        sim.faults.drop_after(0, reset=True)  # one of the eight
+        time.sleep(8)
+        sim.faults.accept_connections()
+    finally:
+        finish_job(proc, tmp_path / "stdout.txt")
+
+    symbols = sorted(market.symbols)
+    trades = assert_every_published_trade_once(read_output(out, "trades"), sim, symbols=symbols)
+    assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)
+    assert read_output(out, "dead-letters") == []  # no late trade, no unfilled gap
+    assert len(re.findall(r"connection to ws://\S+ \(\w+@trade\) lost", flink_log(logs))) == 1

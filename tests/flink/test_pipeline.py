@@ -148,8 +148,8 @@ def test_refused_connections_fail_the_job_which_restarts_and_delivers(
 
 
 def test_two_shards_on_two_subtasks(simulator, capture_dir, capture, tmp_path):
-    """One raw-stream connection per symbol, each in its own bridge subtask; bars in parallel
-    too."""
+    """One raw-stream connection per symbol, with two bridge subtasks. (Flink places the shards
+    by the hash of their key: these two land on the same subtask, README's Scaling out says so.)"""
     sim = simulator(replay_market(capture_dir))
     out, logs = tmp_path / "out", tmp_path / "log"
     proc = start_job(

@@ -160,8 +160,9 @@ def test_a_listing_joins_the_running_job_complete_and_a_halt_stops_nothing(simul
 @pytest.mark.scale
 def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(simulator, tmp_path):
     """1,500 symbols at 5,000 trades/s (Zipf: a few busy, a long quiet tail) for 2.5 minutes, the
-    default plan (8 connections), one connection reset mid-run and refused for 2 s while the market trades on,
-    a symbol listed (announced ahead, then trading) and another halted meanwhile: every published
+    default plan (8 connections), one connection reset mid-run and refused for 2 s while the
+    market trades on, a symbol listed (announced ahead, then trading) and another halted
+    meanwhile: every published
     trade written once, the listed symbol's from its first, the bars exact, no late trade, no
     unfilled gap, and nothing in the exchange's log that Binance would have refused or banned.
     (That a reset shard makes no late trade whatever the timing is tests/flink/test_gap_free.py's

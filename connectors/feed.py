@@ -48,7 +48,10 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
     default the market's host and its mirrors); the first copy of each trade wins (bridge.py).
 
     With ``archive`` too (an ``ArchiveConfig``), a ``since_ms`` a day or more back reads the
-    complete days from Binance's public archive instead of REST (``connectors/binance/archive.py``).
+    complete days from Binance's public archive instead of REST (``connectors/binance/archive.py``;
+    the market's day files of the stream kind, ``markets.py``'s ``archive_paths``: spot's trades
+    and aggTrades, USD-M's aggTrades), and on a market whose REST history reaches back only so far
+    (USD-M: 48 hours), every day further back than that, whole.
     ``until_ms`` ends the history there: the feed replays it and is then ``finished``, no live part.
 
     ``add_symbols`` subscribes more symbols while the feed runs (a listing): a ``SUBSCRIBE`` on
@@ -93,11 +96,17 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
         )
         history: BinanceHistory | ArchiveHistory | None = rest_history
         if rest_history is not None and archive is not None and since_ms is not None:
-            if market != "spot" or stream != "trade":
-                raise ValueError("the archive is read for spot @trade history only")
-            archive_files = Archive(archive, config.ca_file)
+            path = facts.archive_paths.get(stream)
+            if path is None:
+                raise ValueError(f"the archive holds no @{stream} history of {facts.title}")
+            archive_files = Archive(archive, config.ca_file, path)
             history = ArchiveHistory(
-                rest_history, archive_files, since_ms, until_ms, len(self.symbols)
+                rest_history,
+                archive_files,
+                since_ms,
+                until_ms,
+                len(self.symbols),
+                rest_window_ms=facts.history_window_ms,
             )
         self._decoder = BinanceDecoder(kinds=(stream,), symbols=self.symbols)
         super().__init__(

@@ -461,9 +461,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             {"rest_url": facts.rest_url, "rest_weight_budget": facts.default_weight_budget},
         )
     )
-    # the archive holds spot @trade history only
-    archived = not args.no_archive and args.market == "spot" and args.stream == "trade"
-    args.archive = _settings(p, ArchiveConfig, args) if archived else None
+    args.archive = _settings(p, ArchiveConfig, args) if args.archive_kind is not None else None
     return args
 
 
@@ -484,14 +482,23 @@ def apply_market(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None
         ("--stream", functools.partial(facts.check_stream, args.stream)),
         *(("--ws-url", functools.partial(facts.check_ws_url, url)) for url in args.ws_url),
     ]
+    # the stream kind whose history the archive's day files give (markets.py), None: not read
+    archived = not args.no_archive and args.stream in facts.archive_paths
+    args.archive_kind = args.stream if archived else None
     if args.since is not None:
         now_ms = round(time.time() * 1000)
-        checks.append(("--since", functools.partial(facts.check_since, args.since, now_ms)))
+        checks.append(
+            (
+                "--since",
+                functools.partial(facts.check_since, args.since, now_ms, args.archive_kind),
+            )
+        )
     for option, check in checks:
         try:
             check()
         except ValueError as exc:
-            refuse(f"{option}: {exc} (--market {args.market})")
+            hint = ", and --no-archive reads none of it from the archive" if args.no_archive else ""
+            refuse(f"{option}: {exc}{hint} (--market {args.market})")
 
 
 def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:

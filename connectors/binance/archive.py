@@ -1,5 +1,6 @@
 """Binance's public archive of trades (data.binance.vision): day files, downloaded once into a
-cache folder, checksum verified, read as the same ``Trade`` records the stream delivers.
+cache folder, checksum verified, read as the same ``Trade`` (or ``AggTrade``) records the stream
+delivers.
 
 What Binance publishes (binance/binance-public-data README as of its commit 5c7f319, 2025-01-09;
 rows quoted in its issue #30)::
@@ -12,6 +13,15 @@ rows quoted in its issue #30)::
         from January 1st 2025 onwards will be in microseconds"); told apart by size, row by row
     GET <the zip's URL>.CHECKSUM
         "<sha256 hex>  BTCUSDT-trades-2026-12-01.zip", as ``sha256sum`` prints it
+    GET .../data/spot/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2026-12-01.zip
+    GET .../data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2026-12-01.zip
+        aggregate trades (``@aggTrade``), one a row:
+        aggId, price, qty, firstId, lastId, timestamp, isBuyerMaker[, isBestMatch (spot only)]
+        USD-M's files carry a header row (``agg_trade_id,price,quantity,first_trade_id,
+        last_trade_id,transact_time,is_buyer_maker``, from about 2022-08-11 on), detected as
+        for trades; their times are ms (spot's microseconds from 2025 on, detected alike)
+
+Where each market keeps which kind of day file is ``markets.py``'s ``archive_paths``.
 
 A day's file appears the day after ("new daily data becoming available the next day"), costs no
 request weight, and holds the trades of that UTC day, ids ascending: the archive's last id of a
@@ -43,6 +53,7 @@ from pathlib import Path
 import requests
 
 from connectors.binance.history import PAGE_SIZE, BinanceHistory
+from connectors.binance.markets import SPOT
 from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, DeadLetter, FailureReason, Trade
 from connectors.settings import check_settings, check_url, setting
@@ -66,7 +77,7 @@ CHUNK = 1 << 20  # read to hash
 # written as received: a download interrupted keeps what came up to its last whole piece
 DOWNLOAD_PIECE = 1 << 14
 
-Record = Trade | AggTrade | DeadLetter  # what a history page holds (here: Trade, DeadLetter)
+Record = Trade | AggTrade | DeadLetter  # what a history page holds
 
 
 def default_cache() -> str:
@@ -110,34 +121,49 @@ def day_start_ms(day: datetime.date) -> int:
     return int(datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp()) * 1000
 
 
-def day_name(symbol: str, day: datetime.date) -> str:
-    return f"{symbol}-trades-{day}.zip"
-
-
 def archive_days(
-    since_ms: int, until_ms: int | None = None, now_ms: int | None = None
+    since_ms: int,
+    until_ms: int | None = None,
+    now_ms: int | None = None,
+    rest_window_ms: int | None = None,
 ) -> list[datetime.date]:
     """The complete UTC days from ``since_ms`` on (to ``until_ms``) worth reading from the archive:
-    each has ended, and at least ``MIN_ARCHIVE_SPAN_MS`` of it is wanted."""
+    each has ended, and at least ``MIN_ARCHIVE_SPAN_MS`` of it is wanted, or REST cannot serve
+    the rest of it: it began before ``rest_window_ms`` (an hour spared) back from now, when REST's
+    history reaches back only that far (USD-M's, 48 hours)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rest_from = None if rest_window_ms is None else now_ms - rest_window_ms + 3_600_000
     first = day_of(since_ms)
-    if day_start_ms(first) + DAY_MS - since_ms < MIN_ARCHIVE_SPAN_MS:
+    if day_start_ms(first) + DAY_MS - since_ms < MIN_ARCHIVE_SPAN_MS and (
+        rest_from is None or since_ms >= rest_from
+    ):
         first += datetime.timedelta(days=1)
     last = day_of(now_ms) - datetime.timedelta(days=1)
     if until_ms is not None:
-        last = min(last, day_of(until_ms - MIN_ARCHIVE_SPAN_MS))
+        cut = day_of(until_ms - MIN_ARCHIVE_SPAN_MS)
+        if rest_from is not None and day_start_ms(day_of(until_ms)) < rest_from:
+            cut = day_of(until_ms - 1)  # REST could not serve until's day up to it
+        last = min(last, cut)
     return [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 class Archive:
     """Day files, downloaded into ``config.archive_cache`` and verified against their checksum.
 
-    Layout of the cache: ``<cache>/data/spot/daily/trades/<SYMBOL>/<file>.zip`` with its
-    ``.CHECKSUM`` beside it, as on the archive; a download in progress is ``<file>.zip.part``
-    (locked while written), resumed from where it stopped by the next attempt or run.
+    ``path``: where the archive keeps a symbol's day file (``markets.py``'s ``archive_paths``;
+    by default spot's trades). Layout of the cache: that path under ``<cache>``
+    (``<cache>/data/spot/daily/trades/<SYMBOL>/<file>.zip``) with its ``.CHECKSUM`` beside it, as
+    on the archive; a download in progress is ``<file>.zip.part`` (locked while written), resumed
+    from where it stopped by the next attempt or run.
     """
 
-    def __init__(self, config: ArchiveConfig = ArchiveConfig(), ca_file: str | None = None):
+    def __init__(
+        self,
+        config: ArchiveConfig = ArchiveConfig(),
+        ca_file: str | None = None,
+        path: str = SPOT.archive_paths["trade"],
+    ):
+        self._path = path
         self._base = config.archive_url.rstrip("/")
         self._cache = Path(config.archive_cache)
         self._verify = ca_file or True
@@ -157,8 +183,8 @@ class Archive:
 
     def day_file(self, symbol: str, day: datetime.date) -> Path:
         """The verified zip of ``symbol``'s trades on ``day``; raises ``ArchiveUnavailable``."""
-        name = day_name(symbol, day)
-        relative = f"data/spot/daily/trades/{symbol}/{name}"
+        relative = self._path.format(symbol=symbol, day=day)
+        name = relative.rsplit("/", 1)[-1]
         path = self._cache / relative
         checksum_path = path.with_name(name + ".CHECKSUM")
         if path.exists() and checksum_path.exists():
@@ -254,10 +280,14 @@ class Archive:
         raise ArchiveUnreachable(f"{name}: download failed {DOWNLOAD_ATTEMPTS} times: {cause}")
 
 
-def read_day(path: Path, symbol: str, parser: Parser) -> Generator[Record, None, None]:
-    """The trades of a day file in its order, each row checked as a REST entry is; a row that
-    fails is a dead letter. Raises ``ArchiveUnavailable`` for a file that is no archive day file,
-    or once an id is not above the one before (the rest of the day is then REST's)."""
+def read_day(
+    path: Path, symbol: str, parser: Parser, kind: str = "trade"
+) -> Generator[Record, None, None]:
+    """The trades (``kind`` ``trade``) or aggregate trades (``aggTrade``) of a day file in its
+    order, each row checked as a REST entry is; a row that fails is a dead letter. Raises
+    ``ArchiveUnavailable`` for a file that is no archive day file, or once an id is not above the
+    one before (the rest of the day is then REST's)."""
+    row_record = _ROWS[kind]
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
@@ -273,14 +303,14 @@ def read_day(path: Path, symbol: str, parser: Parser) -> Generator[Record, None,
                 for row in rows:
                     if rows.line_num == 1 and row and not row[0].isdigit():
                         continue  # a header row
-                    record = _trade(row, symbol, parser)
-                    if type(record) is Trade:
-                        if record.trade_id <= last:  # the replay reads ids in order: REST's
+                    record = row_record(row, symbol, parser)
+                    if type(record) is not DeadLetter:
+                        if record.seq <= last:  # the replay reads ids in order: REST's
                             raise ArchiveUnavailable(
-                                f"{path.name}: id {record.trade_id} after {last} "
+                                f"{path.name}: id {record.seq} after {last} "
                                 f"(row {rows.line_num}): not in ascending order"
                             )
-                        last = record.trade_id
+                        last = record.seq
                     yield record
         except (zipfile.BadZipFile, OSError, EOFError, csv.Error) as exc:
             raise ArchiveUnavailable(f"{path.name} cannot be read to its end: {exc}") from exc
@@ -295,9 +325,7 @@ def _trade(row: list[str], symbol: str, parser: Parser) -> Record:
     trade_id, when, maker = row[0], row[4], row[5].lower()
     if not (trade_id.isdigit() and when.isdigit() and maker in ("true", "false")):
         return Parser.failure(FailureReason.WRONG_TYPE, raw, "archive row: id, time or side")
-    ms = int(when)
-    if ms >= MICROSECONDS_FROM:
-        ms //= 1000
+    ms = _ms(int(when))
     data = {
         "e": "trade",
         "s": symbol,
@@ -309,6 +337,44 @@ def _trade(row: list[str], symbol: str, parser: Parser) -> Record:
         "m": maker == "true",
     }
     return parser.rest_record("trade", data, raw)
+
+
+def _agg_trade(row: list[str], symbol: str, parser: Parser) -> Record:
+    """aggId, price, qty, firstId, lastId, timestamp, isBuyerMaker[, isBestMatch]"""
+    raw = ",".join(row).encode()
+    if len(row) < 7:
+        return Parser.failure(
+            FailureReason.MISSING_FIELD, raw, f"archive row of {len(row)} columns, expected 7"
+        )
+    agg_id, first, last, when, maker = row[0], row[3], row[4], row[5], row[6].lower()
+    if not (
+        all(field.isdigit() for field in (agg_id, first, last, when)) and maker in ("true", "false")
+    ):
+        return Parser.failure(
+            FailureReason.WRONG_TYPE, raw, "archive row: ids, time or side of an aggregate trade"
+        )
+    ms = _ms(int(when))
+    data = {
+        "e": "aggTrade",
+        "s": symbol,
+        "a": int(agg_id),
+        "p": row[1],
+        "q": row[2],
+        "f": int(first),
+        "l": int(last),
+        "T": ms,
+        "E": ms,
+        "m": maker == "true",
+    }
+    return parser.rest_record("aggTrade", data, raw)
+
+
+def _ms(when: int) -> int:
+    """A file's time in ms: spot's files hold microseconds from 2025 on, told by size."""
+    return when // 1000 if when >= MICROSECONDS_FROM else when
+
+
+_ROWS = {"trade": _trade, "aggTrade": _agg_trade}  # stream kind -> its day files' row reader
 
 
 class _Hole:
@@ -359,14 +425,16 @@ class ArchiveHistory:
         since_ms: int,
         until_ms: int | None = None,
         symbols: int = 1,
+        rest_window_ms: int | None = None,
     ) -> None:
-        """``symbols``: how many will be replayed, for the progress (days needed)."""
-        if rest.kind != "trade":
-            raise ValueError("the archive's day files hold @trade history only")
+        """``symbols``: how many will be replayed, for the progress (days needed);
+        ``rest_window_ms``: how far back REST's history serves asks by time (None: any), the days
+        further back come from the archive whole. ``archive`` holds day files of ``rest.kind``."""
         self._rest, self._archive = rest, archive
         self._since, self._until = since_ms, until_ms
-        self._days = archive_days(since_ms, until_ms)
-        self._parser = Parser(kinds=("trade",))
+        self._days = archive_days(since_ms, until_ms, rest_window_ms=rest_window_ms)
+        self._kind = rest.kind
+        self._parser = Parser(kinds=(rest.kind,))
         self._cursors: dict[str, _Cursor] = {}
         self._needed = len(self._days) * symbols  # day files to read, over every symbol
         self._rlog = RateLimitedLog(log)  # a whole market's days would flood the console
@@ -398,7 +466,7 @@ class ArchiveHistory:
             elif type(head) is DeadLetter:
                 page.append(head)
                 cursor.pop()
-            elif type(head) is Trade:
+            elif isinstance(head, (Trade, AggTrade)):
                 if head.seq < first_seq:
                     cursor.pop()  # before the start, or already fetched from REST
                     cursor.rest_before_head = False
@@ -439,7 +507,7 @@ class ArchiveHistory:
                     break
                 if type(head) is DeadLetter:
                     cursor.failures.append(head)
-                elif type(head) is Trade:
+                elif isinstance(head, (Trade, AggTrade)):
                     if head.time >= time_ms:
                         return head.seq
                     cursor.rest_before_head = False
@@ -447,7 +515,7 @@ class ArchiveHistory:
         elif day in self._days and not self._unreachable:
             try:
                 for record in self._day_records(key, day):
-                    if type(record) is Trade and record.time >= time_ms:
+                    if type(record) is not DeadLetter and record.time >= time_ms:
                         return record.seq
             except ArchiveUnavailable as exc:
                 log.info("archive: %s %s: %s: looking the time up over REST", key, day, exc)
@@ -485,7 +553,7 @@ class ArchiveHistory:
         days = self._days
         if days:
             probe = self._rest.fetch(key, first_seq)[:1]
-            when = probe[0].time if probe and type(probe[0]) is Trade else None
+            when = probe[0].time if probe and type(probe[0]) is not DeadLetter else None
             days = [] if when is None else [d for d in days if d >= day_of(when)]
         return self._cursor(key, days)
 
@@ -533,7 +601,7 @@ class ArchiveHistory:
                 path.stat().st_size / 1e6,
                 time.monotonic() - started,
             )
-        with contextlib.closing(read_day(path, key, self._parser)) as records:
+        with contextlib.closing(read_day(path, key, self._parser, self._kind)) as records:
             yield from records
 
 

@@ -29,6 +29,11 @@ before the split, its events with an ``X`` field, ``MARKET``, that spot's lack; 
 under ``/market`` now is unconfirmed), and its only history of single trades,
 ``/fapi/v1/historicalTrades``, needs an API key and returns market trades only, so the gaps of a
 stream that carried others could not be filled, nor told from lost trades.
+
+Both markets' history is also published as day files on data.binance.vision (``archive.py``):
+spot's ``data/spot/daily/{trades|aggTrades}/``, USD-M's ``data/futures/um/daily/aggTrades/``
+(binance-public-data README; the columns and time units are ``archive.py``'s). For USD-M it is the
+only history further back than REST's 48 hours.
 """
 
 from __future__ import annotations
@@ -60,6 +65,9 @@ class BinanceMarket:
     exchange_info_params: Mapping[str, str]  # what narrows exchangeInfo's answer
     contract_types: tuple[str, ...] | None  # of exchangeInfo's symbols, the ones read; None: all
     history_window_ms: int | None  # how far back the history serves asks by time; None: any
+    # stream kind -> where the archive (data.binance.vision) keeps a symbol's day file of it:
+    # formatted with symbol= and day= (a date); kinds not named here have no archive
+    archive_paths: Mapping[str, str]
     # A line of this market's outputs names it, unless None: spot's lines predate markets and
     # keep the form their readers know.
     output_name: str | None
@@ -102,9 +110,12 @@ class BinanceMarket:
                 f" not @{kind}"
             )
 
-    def check_since(self, since_ms: int, now_ms: int) -> None:
-        """ValueError when the REST history cannot reach back to ``since_ms`` (with an hour to
-        spare: the job starts reading it a while after it was told)."""
+    def check_since(self, since_ms: int, now_ms: int, archive_kind: str | None = None) -> None:
+        """ValueError when the history cannot reach back to ``since_ms``: the archive's day files
+        of ``archive_kind`` (None: not read) reach back any time; else the REST history's window
+        (with an hour to spare: the job starts reading it a while after it was told)."""
+        if archive_kind is not None and archive_kind in self.archive_paths:
+            return
         window = self.history_window_ms
         if window is not None and since_ms < now_ms - window + _HOUR_MS:
             hours = window // _HOUR_MS
@@ -132,6 +143,10 @@ SPOT = BinanceMarket(
     exchange_info_params={"showPermissionSets": "false"},
     contract_types=None,
     history_window_ms=None,
+    archive_paths={
+        "trade": "data/spot/daily/trades/{symbol}/{symbol}-trades-{day}.zip",
+        "aggTrade": "data/spot/daily/aggTrades/{symbol}/{symbol}-aggTrades-{day}.zip",
+    },
     output_name=None,
 )
 USDM = BinanceMarket(
@@ -154,6 +169,9 @@ USDM = BinanceMarket(
     # delivery date after an underscore, BTCUSDT_261225).
     contract_types=("PERPETUAL", "TRADIFI_PERPETUAL"),
     history_window_ms=48 * _HOUR_MS,
+    archive_paths={
+        "aggTrade": "data/futures/um/daily/aggTrades/{symbol}/{symbol}-aggTrades-{day}.zip",
+    },
     output_name="usdm",
 )
 MARKETS = {market.name: market for market in (SPOT, USDM)}

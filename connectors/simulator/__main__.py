@@ -83,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         metavar="D",
         help="--generate: the symbols traded this many days before the simulator started, so "
-        "that REST and the archive (/data/spot/daily/trades/...) have history to serve",
+        "that REST and the archive (/data/spot/daily/trades/..., usdm: "
+        "/data/futures/um/daily/aggTrades/...) have history to serve",
     )
     parser.add_argument(
         "--past-rate",
@@ -240,7 +241,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"REST:     {rest}/{history}?symbol={symbol}")
         print(f"symbols:  {rest}/exchangeInfo")
         if args.past_days:
-            print(f"archive:  {sim.http_url}/data/spot/daily/trades/<SYMBOL>/ (--archive-url)")
+            for folder in venue.archive_roots.values():
+                print(f"archive:  {sim.http_url}{folder}/<SYMBOL>/ (--archive-url)")
         if "ticker/24hr" in venue.weights:
             print(f"ticker:   {rest}/ticker/24hr")
         print("Ctrl-C to stop", flush=True)

@@ -3,11 +3,17 @@ UTC day's trades, and its ``.CHECKSUM``, made from what the market published.
 
     GET /data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2026-12-01.zip            the day's trades
     GET /data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2026-12-01.zip.CHECKSUM   sha256sum's line
+    GET /data/spot/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2026-12-01.zip      (spot @aggTrade)
+    GET /data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2026-12-01.zip  (usdm venue)
 
 As Binance writes them (binance-public-data README, 2025-01-09; rows quoted in its issue #30): one
 CSV member named like the zip with ``.csv``, no header, the columns ``id, price, qty, quoteQty,
 time, isBuyerMaker, isBestMatch``, booleans ``True``/``False``, time in ms before 2025-01-01 and
-in microseconds from then on (here the ms time and a made-up sub-millisecond part). A day is
+in microseconds from then on (here the ms time and a made-up sub-millisecond part). Aggregate
+trades: ``aggId, price, qty, firstId, lastId, timestamp, isBuyerMaker`` and on spot
+``isBestMatch``; USD-M's files begin with a header row (``agg_trade_id,price,quantity,
+first_trade_id,last_trade_id,transact_time,is_buyer_maker``), booleans ``true``/``false``, times in
+ms. Which venue serves which folder, and its format, is ``venues.py``'s. A day is
 published once it has ended, by the clock and by the symbol's trades (one came after it), and
 only with trades in it (404 otherwise). The zip is the same bytes
 on every request, so that a download cut short can be resumed with ``Range``.
@@ -30,24 +36,34 @@ from decimal import Decimal
 
 from connectors.simulator.history import Event
 from connectors.simulator.market import Market
+from connectors.simulator.venues import SPOT, Venue
 
-PREFIX = "/data/spot/daily/trades/"
-_PATH = re.compile(
-    r"/data/spot/daily/trades/(?P<symbol>[A-Z0-9]+)/(?P=symbol)-trades-"
+_FILE = re.compile(
+    r"(?P<symbol>[A-Z0-9]+)/(?P=symbol)-(?P<name>trades|aggTrades)-"
     r"(?P<day>\d{4}-\d\d-\d\d)\.zip(?P<checksum>\.CHECKSUM)?"
 )
 _RANGE = re.compile(r"bytes=(\d+)-$")
-MICROSECONDS_FROM = datetime.date(2025, 1, 1)  # spot files' times are in µs from this day on
 _DAY_MS = 86_400_000
 _QUOTE_STEP = Decimal("0.00000001")
 _BOOL = {True: "True", False: "False"}  # as Python prints them: Binance's spot files do
+_LOWER = {True: "true", False: "false"}  # USD-M's files
+AGG_HEADER = (
+    "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"
+)
+_NAMES = {"trade": "trades", "aggTrade": "aggTrades"}  # stream kind -> its files' name
 
 Answer = tuple[int, bytes, dict[str, str]]
 
 
-def day_csv(events: Iterable[Event], day: datetime.date) -> bytes:
-    """The CSV of a day's ``@trade`` events, as Binance's spot trades files hold them."""
-    micro = day >= MICROSECONDS_FROM
+def day_csv(
+    events: Iterable[Event], day: datetime.date, kind: str = "trade", venue: Venue = SPOT
+) -> bytes:
+    """The CSV of a day's ``@trade`` events, as Binance's spot trades files hold them; of
+    ``@aggTrade`` events, as ``venue``'s aggTrades files do."""
+    since = venue.archive_microseconds_from
+    micro = since is not None and day >= since
+    if kind == "aggTrade":
+        return _agg_csv(events, micro, venue.archive_header)
     lines = []
     for e in events:
         price, qty = e["p"], e["q"]
@@ -59,12 +75,24 @@ def day_csv(events: Iterable[Event], day: datetime.date) -> bytes:
     return "".join(lines).encode()
 
 
-def day_zip(symbol: str, day: datetime.date, csv: bytes) -> bytes:
-    """One member, ``<SYMBOL>-trades-<day>.csv``, with a fixed date: the same bytes every time."""
+def _agg_csv(events: Iterable[Event], micro: bool, header: bool) -> bytes:
+    lines = [AGG_HEADER] if header else []
+    for e in events:
+        when = e["T"] * 1000 + e["a"] % 1000 if micro else e["T"]
+        row = f"{e['a']},{e['p']},{e['q']},{e['f']},{e['l']},{when}"
+        if header:  # USD-M's: lower-case booleans, no isBestMatch
+            lines.append(f"{row},{_LOWER[e['m']]}\n")
+        else:
+            lines.append(f"{row},{_BOOL[e['m']]},{_BOOL[e.get('M', True)]}\n")
+    return "".join(lines).encode()
+
+
+def day_zip(symbol: str, day: datetime.date, csv: bytes, name: str = "trades") -> bytes:
+    """One member, ``<SYMBOL>-<name>-<day>.csv``, with a fixed date: the same bytes every time."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         stamp = (day.year, day.month, day.day, 0, 0, 0)
-        info = zipfile.ZipInfo(f"{symbol}-trades-{day}.csv", stamp)
+        info = zipfile.ZipInfo(f"{symbol}-{name}-{day}.csv", stamp)
         info.compress_type = zipfile.ZIP_DEFLATED
         archive.writestr(info, csv)
     return out.getvalue()
@@ -80,16 +108,18 @@ class ArchiveFiles:
 
     def __init__(self, market: Market) -> None:
         self.market = market
-        self._zips: dict[tuple[str, datetime.date], bytes] = {}  # made once, served many times
+        # folder -> the stream kind of its day files, as the market's venue serves them
+        self._roots = {root + "/": kind for kind, root in market.venue.archive_roots.items()}
+        # made once, served many times
+        self._zips: dict[tuple[str, str, datetime.date], bytes] = {}
         # faults
         self.hidden: set[tuple[str, datetime.date]] = set()
         self.corrupt: set[tuple[str, datetime.date]] = set()
         self.cuts: list[int] = []  # the next zip downloads send only this many bytes, one each
         self.served: list[tuple[str, int, int]] = []  # (path, status, body bytes) of each answer
 
-    @staticmethod
-    def routes(path: str) -> bool:
-        return path.startswith(PREFIX)
+    def routes(self, path: str) -> bool:
+        return path.startswith("/data/")
 
     def answer(self, path: str, range_header: str | None) -> Answer:
         """Status, body and headers (``Content-Length`` among them: a cut download's promises
@@ -100,14 +130,16 @@ class ArchiveFiles:
         return status, body, headers
 
     def _answer(self, path: str, range_header: str) -> Answer:
-        match = _PATH.fullmatch(path)
-        if match is None:
+        root = next((r for r in self._roots if path.startswith(r)), None)
+        match = None if root is None else _FILE.fullmatch(path[len(root) :])
+        if root is None or match is None or match["name"] != _NAMES[self._roots[root]]:
             return _not_found()
+        kind = self._roots[root]
         symbol, day = match["symbol"], datetime.date.fromisoformat(match["day"])
-        data = self._zip(symbol, day)
+        data = self._zip(kind, symbol, day)
         if data is None:
             return _not_found()
-        name = f"{symbol}-trades-{day}.zip"
+        name = f"{symbol}-{match['name']}-{day}.zip"
         if match["checksum"]:
             return 200, checksum_line(name, data), {"Content-Type": "text/plain"}
         if (symbol, day) in self.corrupt:
@@ -127,25 +159,26 @@ class ArchiveFiles:
             body = body[: self.cuts.pop(0)]
         return (206 if first else 200), body, extra
 
-    def _zip(self, symbol: str, day: datetime.date) -> bytes | None:
+    def _zip(self, kind: str, symbol: str, day: datetime.date) -> bytes | None:
         """The day's zip; None when it is not published: not over yet (by the clock, and by the
         market's trade times: a replayed capture's day goes on), hidden, or no trades."""
         start = int(datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp())
         start_ms = start * 1000
         if start_ms + _DAY_MS > time.time() * 1000 or (symbol, day) in self.hidden:
             return None
-        made = self._zips.get((symbol, day))
+        made = self._zips.get((kind, symbol, day))
         if made is not None:
             return made
-        published = self.market.published(symbol, "trade")
+        published = self.market.published(symbol, kind)
         if published is None or not published.times or published.times[-1] < start_ms + _DAY_MS:
             return None
         first = published.index_of_time(start_ms)
         events = published.events[first : published.index_of_time(start_ms + _DAY_MS)]
         if not events:
             return None
-        made = day_zip(symbol, day, day_csv(events, day))
-        self._zips[(symbol, day)] = made
+        venue = self.market.venue
+        made = day_zip(symbol, day, day_csv(events, day, kind, venue), _NAMES[kind])
+        self._zips[(kind, symbol, day)] = made
         return made
 
 

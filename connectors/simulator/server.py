@@ -13,7 +13,8 @@ under ``/market``, connections on its other roots taking no stream, and its REST
 - ``GET /api/v3/historicalTrades``, ``/api/v3/aggTrades``, ``/api/v3/exchangeInfo`` and
   ``/api/v3/ticker/24hr`` over plain HTTP, from what the market published, with Binance's
   request weight limit (``rest.py``);
-- ``GET /data/spot/daily/trades/...``: the public archive's day files of what it published
+- ``GET /data/spot/daily/trades/...`` (and ``aggTrades``; for usdm
+  ``/data/futures/um/daily/aggTrades/...``): the public archive's day files of what it published
   (``archive.py``), as ``data.binance.vision`` serves them;
 - a log of every HTTP status answered and every close the server sent (``exchange_log.py``).
 

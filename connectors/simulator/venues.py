@@ -14,11 +14,15 @@ which the simulator does not import: the exchange and its client each state what
   symbols) at 6,000 weight a minute; USD-M ``/fapi/v1`` (aggTrades 20, exchangeInfo 1) at 2,400,
   its ``aggTrades`` asked by time refused beyond the last 48 hours (``-4166``);
 - per connection: 5 incoming messages a second on spot, 10 on USD-M; pings every 20 s (pong due
-  within a minute) on spot, every 3 minutes (within 10) on USD-M.
+  within a minute) on spot, every 3 minutes (within 10) on USD-M;
+- the public archive's day files (data.binance.vision, ``archive.py``): spot's under
+  ``/data/spot/daily/{trades|aggTrades}/``, no header row, times in microseconds from 2025 on;
+  USD-M's ``/data/futures/um/daily/aggTrades/``, with a header row, times in ms.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -39,6 +43,9 @@ class Venue:
     ping_interval: float
     pong_timeout: float
     history_window_ms: int | None  # how far back aggTrades answers asks by time; None: any
+    archive_roots: Mapping[str, str]  # stream kind -> the folder of its archive's day files
+    archive_header: bool  # whether its day files begin with a header row
+    archive_microseconds_from: datetime.date | None  # its files' times are µs from this day on
 
     def route(self, path: str) -> tuple[str, bool] | None:
         """``(the path under its root, whether streams asked for there are delivered)``; None for
@@ -69,6 +76,9 @@ SPOT = Venue(
     ping_interval=20.0,
     pong_timeout=60.0,
     history_window_ms=None,
+    archive_roots={"trade": "/data/spot/daily/trades", "aggTrade": "/data/spot/daily/aggTrades"},
+    archive_header=False,
+    archive_microseconds_from=datetime.date(2025, 1, 1),
 )
 USDM = Venue(
     name="usdm",
@@ -82,5 +92,8 @@ USDM = Venue(
     ping_interval=180.0,
     pong_timeout=600.0,
     history_window_ms=48 * 3_600_000,
+    archive_roots={"aggTrade": "/data/futures/um/daily/aggTrades"},
+    archive_header=True,
+    archive_microseconds_from=None,
 )
 VENUES = {venue.name: venue for venue in (SPOT, USDM)}

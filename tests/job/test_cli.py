@@ -181,7 +181,7 @@ def test_a_whole_market_is_planned_into_connections_binance_accepts():
         (["--market", "usdm", "--stream", "trade"], "--stream"),
         (["--market", "usdm", "--ws-url", "wss://fstream.binance.com"], "--ws-url"),
         (["--market", "usdm", "--ws-url", "wss://fstream.binance.com/public"], "--ws-url"),
-        (["--market", "usdm", "--since", THREE_DAYS_AGO], "--since"),
+        (["--market", "usdm", "--since", THREE_DAYS_AGO, "--no-archive"], "--since"),
         (["--from-checkpoint", "/nonexistent/chk-1"], "--from-checkpoint"),
     ],
 )

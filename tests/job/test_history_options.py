@@ -17,7 +17,18 @@ def test_the_archive_is_on_for_trades_and_off_on_request(tmp_path):
     assert args.archive.archive_url == DEFAULT_ARCHIVE_URL
     assert args.archive.archive_cache == str(tmp_path)
     assert parse_args(["--since", SINCE, "--no-archive"]).archive is None
-    assert parse_args(["--since", SINCE, "--stream", "aggTrade"]).archive is None  # @trade only
+    # spot's aggTrades day files, USD-M's (further back than its REST's 48 hours)
+    assert parse_args(["--since", SINCE, "--stream", "aggTrade"]).archive is not None
+    usdm = parse_args(["--market", "usdm", "--since", SINCE])
+    assert (usdm.archive_kind, usdm.archive.archive_url) == ("aggTrade", DEFAULT_ARCHIVE_URL)
+
+
+def test_usdm_since_beyond_rest_without_the_archive_is_one_line_saying_why(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--market", "usdm", "--since", SINCE, "--no-archive"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--since" in err and "last 48 hours" in err, err
+    assert "--no-archive reads none of it from the archive" in err, err
 
 
 @pytest.mark.parametrize(

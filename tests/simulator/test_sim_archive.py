@@ -99,3 +99,73 @@ def test_the_command_line_makes_past_days_to_serve(simulator):
     assert published.times[0] < day_start_ms(datetime.datetime.now(datetime.UTC).date() - DAY)
     yesterday = datetime.datetime.now(datetime.UTC).date() - DAY
     assert get(day_url(sim, yesterday))[0] == 200
+
+
+def usdm_day_url(sim, day: datetime.date, suffix: str = "") -> str:
+    folder = "data/futures/um/daily/aggTrades/BTCUSDT"
+    return f"{sim.http_url}/{folder}/BTCUSDT-aggTrades-{day}.zip{suffix}"
+
+
+def test_usdm_serves_agg_trades_day_files_in_the_futures_folder_with_a_header(simulator, tmp_path):
+    args = parse_args(
+        ["--venue", "usdm", "--generate", "btcusdt", "--past-days", "2.5", "--past-rate", "0.02"]
+    )
+    sim = simulator(build_market(args))
+    yesterday = datetime.datetime.now(datetime.UTC).date() - DAY
+    status, headers, data = get(usdm_day_url(sim, yesterday))
+    assert status == 200 and headers["Content-Type"] == "application/zip"
+    _, _, checksum = get(usdm_day_url(sim, yesterday, ".CHECKSUM"))
+    (tmp_path / f"BTCUSDT-aggTrades-{yesterday}.zip").write_bytes(data)
+    (tmp_path / "c.CHECKSUM").write_bytes(checksum)
+    check = subprocess.run(
+        ["sha256sum", "-c", "c.CHECKSUM"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.namelist() == [f"BTCUSDT-aggTrades-{yesterday}.csv"]
+        rows = z.read(z.namelist()[0]).decode().splitlines()
+    start = day_start_ms(yesterday)
+    want = [
+        e
+        for e in sim.market.published("BTCUSDT", "aggTrade").events
+        if start <= e["T"] < start + 86_400_000
+    ]
+    assert rows[0] == (
+        "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
+    )
+    assert len(rows) - 1 == len(want) > 1000
+    e = want[0]
+    assert rows[1].split(",") == [
+        str(e["a"]),
+        e["p"],
+        e["q"],
+        str(e["f"]),
+        str(e["l"]),
+        str(e["T"]),  # ms: futures files were never moved to microseconds
+        "true" if e["m"] else "false",
+    ]
+    # spot's folders are not the futures venue's
+    assert get(day_url(sim, yesterday))[0] == 404
+    spot_agg = f"{sim.http_url}/data/spot/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-{yesterday}.zip"
+    assert get(spot_agg)[0] == 404
+
+
+def test_usdm_day_files_have_the_same_faults(simulator):
+    args = parse_args(
+        ["--venue", "usdm", "--generate", "btcusdt", "--past-days", "2.5", "--past-rate", "0.02"]
+    )
+    sim = simulator(build_market(args))
+    today = datetime.datetime.now(datetime.UTC).date()
+    assert get(usdm_day_url(sim, today))[0] == 404  # not over yet
+    _, _, whole = get(usdm_day_url(sim, today - DAY))
+    status, _, tail = get(usdm_day_url(sim, today - DAY), {"Range": "bytes=1000-"})
+    assert status == 206 and tail == whole[1000:]
+    sim.faults.corrupt_archive_day("BTCUSDT", today - DAY)
+    _, _, corrupt = get(usdm_day_url(sim, today - DAY))
+    assert len(corrupt) == len(whole) and corrupt != whole
+    sim.faults.cut_archive_downloads(after_bytes=100)
+    with pytest.raises(http.client.IncompleteRead):
+        get(usdm_day_url(sim, today - DAY))
+    sim.faults.hide_archive_day("BTCUSDT", today - 2 * DAY)
+    assert get(usdm_day_url(sim, today - 2 * DAY))[0] == 404
+    assert get(usdm_day_url(sim, today - 2 * DAY, ".CHECKSUM"))[0] == 404

@@ -116,3 +116,55 @@ def test_until_is_a_bounded_backfill_job_that_ends_by_itself(simulator, tmp_path
     assert normalized_bars(read_output(out, "bars")) == expected_bars(trades)  # the last one too
     assert sim.connections == []  # no live part
     assert "history replayed up to --until" in console and "job finished" in console
+
+
+def test_usdm_since_past_rests_48_hours_reads_the_futures_archive_then_rest_then_live(
+    simulator, tmp_path
+):
+    """USD-M's REST serves asks by time for the last 48 hours only: the days further back come
+    from the archive's aggTrades day files (``data/futures/um/daily/aggTrades/``), whole, even the
+    half hour wanted of --since's day, then ``/fapi/v1/aggTrades`` by id, then the live stream."""
+    feeds = [
+        GeneratedFeed(
+            s,
+            rate=20,
+            seed=i,
+            kind="aggTrade",
+            venue="usdm",
+            past_seconds=3.5 * 86_400,
+            past_rate=0.05,
+        )
+        for i, s in enumerate(SYMBOLS)
+    ]
+    sim = simulator(
+        Market(feeds, pause_without_subscribers=False, history_limit=None, venue="usdm")
+    )
+    since = day_start_ms(today() - 3 * DAY) + 23 * 3_600_000 + 1_800_000
+    out, logs = tmp_path / "out", tmp_path / "log"
+    stdout = tmp_path / "stdout.txt"
+    cmd = job_command(
+        sim, out, tmp_path, "--since", str(since), *history_options(sim, tmp_path), market="usdm"
+    )
+    finish_job(start_job(cmd, logs, stdout), stdout)
+
+    published = {s: sim.market.published(s, "aggTrade").events for s in SYMBOLS}
+    first_ids = {s: next(e["a"] for e in published[s] if e["T"] >= since) for s in SYMBOLS}
+    written = read_output(out, "trades")
+    assert {line.pop("market") for line in written} == {"usdm"}
+    trades = assert_every_published_trade_once(written, sim, first_ids, kind="aggTrade")
+    bars = read_output(out, "bars")
+    assert {bar.pop("market") for bar in bars} == {"usdm"}
+    assert normalized_bars(bars) == expected_bars(trades, kind="aggTrade")
+    assert read_output(out, "dead-letters") == []
+    stats = final_feed_stats(flink_log(logs))
+    archived = sum(
+        1 for s in SYMBOLS for e in published[s] if since <= e["T"] < day_start_ms(today())
+    )
+    assert stats["archive_trades"] == archived
+    assert stats["archive_days_fetched"] == 6 and stats["archive_fallbacks"] == 0
+    assert {p.rsplit("/", 2)[0] for p, _, _ in sim.archive_requests} == {
+        "/data/futures/um/daily/aggTrades"
+    }
+    rest = [(path, status) for path, status, _ in sim.rest_requests]
+    assert rest and all(p.startswith("/fapi/v1/aggTrades?") and s == 200 for p, s in rest)
+    assert sim.connections  # and then live

@@ -260,3 +260,34 @@ def test_a_corrupt_and_a_missing_usdm_day_are_refused_and_come_from_rest(simulat
     assert sim.connections == []
     served = {p.rsplit("/", 1)[0] for p, _, _ in sim.archive_requests}
     assert served == {"/data/futures/um/daily/aggTrades/BTCUSDT"}
+
+
+def test_a_spot_agg_trade_feed_reads_spot_agg_trades_day_files_alike(simulator, tmp_path):
+    """What falls out of the same code: spot ``@aggTrade`` history from
+    ``data/spot/daily/aggTrades/`` (no header, microsecond times), bounded by ``until_ms``."""
+    feed_of = GeneratedFeed(
+        "BTCUSDT", rate=50.0, count=0, kind="aggTrade", past_seconds=3.5 * 86_400, past_rate=0.05
+    )
+    sim = simulator(Market([feed_of], pause_without_subscribers=False, history_limit=None))
+    since, until = day_start_ms(today() - 3 * DAY), day_start_ms(today())
+    feed = BinanceFeed(
+        ["btcusdt"],
+        "aggTrade",
+        sim.ws_url,
+        BridgeConfig(gate_dir=str(tmp_path), **FAST),
+        rest=RestConfig(rest_url=sim.http_url),
+        since_ms=since,
+        archive=ArchiveConfig(archive_url=sim.http_url, archive_cache=str(tmp_path / "cache")),
+        until_ms=until,
+    ).start()
+    try:
+        items = drain_until(feed, lambda items: feed.finished)
+        stats = feed.stats
+    finally:
+        feed.close()
+    want = [e["a"] for e in published(sim, "BTCUSDT").events if since <= e["T"] < until]
+    assert [i.agg_id for i in items if type(i) is AggTrade] == want and len(items) == len(want)
+    assert stats["archive_days_fetched"] == 3 and stats["archive_trades"] == len(want)
+    assert {p.rsplit("/", 1)[0] for p, _, _ in sim.archive_requests} == {
+        "/data/spot/daily/aggTrades/BTCUSDT"
+    }

@@ -1,7 +1,9 @@
 """``--since`` three days back: the job reads the complete days from the simulator's archive (one
 download cut short and resumed, one day corrupt and taken from REST instead), the rest of the gap
 from REST, then the live stream; every trade is written once and the bars are exact across both
-seams. ``--until`` makes the same history a bounded job that ends by itself.
+seams. ``--until`` makes the same history a bounded job that ends by itself. On USD-M futures
+(``--market usdm``), whose REST serves asks by time for the last 48 hours only, the days further
+back come from the futures archive's aggTrades day files.
 
 The simulated symbols traded for three and a half days before the simulator started, a trade every
 20 s (``tests/connectors/test_archive.py``), then live at 20 a second.

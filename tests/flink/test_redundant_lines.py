@@ -59,6 +59,8 @@ def test_resets_of_one_line_at_a_time_lose_nothing_and_ask_no_rest(
         "1s",
         "--checkpoint-dir",
         (tmp_path / "checkpoints").as_uri(),
+        "--rest-port",  # any free port: another Flink on the machine may hold 8081
+        "0",
     ]
     proc = start_job(cmd, logs, stdout)
     try:

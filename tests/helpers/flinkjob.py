@@ -27,7 +27,8 @@ def job_command(
     sim, out: Path, tmp: Path, *extra: str, duration: float = 12, market: str = "spot"
 ) -> list[str]:
     """``python job/main.py`` reading the simulator ``sim`` (WebSocket and REST), bounded; with
-    ``market`` usdm, as USD-M futures (whose streams are under ``/market``)."""
+    ``market`` usdm, as USD-M futures (whose streams are under ``/market``). Its web UI on any
+    free port: another Flink on the machine (another test run) may hold 8081."""
     return [
         sys.executable,
         str(MAIN),
@@ -49,6 +50,8 @@ def job_command(
         "1s",
         "--checkpoint-dir",
         (tmp / "checkpoints").as_uri(),
+        "--rest-port",
+        "0",
         *extra,
     ]
 

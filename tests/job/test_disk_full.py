@@ -74,8 +74,6 @@ def test_a_full_output_disk_restarts_the_job_and_loses_nothing(simulator, demo_c
         sim,
         out,
         tmp_path,
-        "--rest-port",
-        "0",
         "--metrics-port",
         "0",
         "--set",

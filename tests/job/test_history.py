@@ -49,9 +49,8 @@ def today() -> datetime.date:
 
 
 def history_options(sim, tmp_path) -> list[str]:
-    """A cache of the test's own (job_command reads the simulator's archive); any free port for
-    the web UI (8081 may be taken)."""
-    return ["--archive-cache", str(tmp_path / "cache"), "--rest-port", "0"]
+    """A cache of the test's own (job_command reads the simulator's archive)."""
+    return ["--archive-cache", str(tmp_path / "cache")]
 
 
 def final_feed_stats(log: str) -> dict:

@@ -36,7 +36,7 @@ def test_the_same_command_after_kill_9_resumes_from_the_last_checkpoint(
         Market.replay(demo_captures, speed=6.5, loop=True, pause_without_subscribers=False)
     )
     out = tmp_path / "out"
-    cmd = job_command(sim, out, tmp_path, "--rest-port", "0", duration=30)
+    cmd = job_command(sim, out, tmp_path, duration=30)
     first = start_job(cmd, tmp_path / "log1", tmp_path / "stdout1.txt", group=True)
     try:
         sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
@@ -79,7 +79,7 @@ def test_a_listing_joined_before_the_kill_carries_on_in_the_rerun(simulator, tmp
         whole_market(40, rate=200, pause_without_subscribers=False, seed=19, history_seconds=600)
     )
     out = tmp_path / "out"
-    cmd = job_command(sim, out, tmp_path, "--rest-port", "0", duration=30)
+    cmd = job_command(sim, out, tmp_path, duration=30)
     cmd[cmd.index("btcusdt,ethusdt")] = "all"
     cmd += ["--shards", "4", "--listing-refresh", "1"]
     first = start_job(cmd, tmp_path / "log1", tmp_path / "stdout1.txt", group=True)

@@ -129,6 +129,8 @@ def test_a_listing_joins_the_running_job_complete_and_a_halt_stops_nothing(simul
         "2s",
         "--checkpoint-dir",
         (tmp_path / "checkpoints").as_uri(),
+        "--rest-port",  # any free port: another Flink on the machine may hold 8081
+        "0",
     ]
     proc = start_job(cmd, logs, stdout)
     try:
@@ -196,6 +198,8 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
         "2s",
         "--checkpoint-dir",
         (tmp_path / "checkpoints").as_uri(),
+        "--rest-port",  # any free port: another Flink on the machine may hold 8081
+        "0",
     ]
     proc = start_job(cmd, logs, stdout)
     try:
@@ -259,6 +263,8 @@ def test_the_whole_market_on_two_lines_through_resets_asks_no_history(simulator,
         "2s",
         "--checkpoint-dir",
         (tmp_path / "checkpoints").as_uri(),
+        "--rest-port",  # any free port: another Flink on the machine may hold 8081
+        "0",
     ]
     proc = start_job(cmd, logs, stdout)
     pick = random.Random(13)

@@ -10,7 +10,6 @@ trade every 20 s; then it trades live at 50 a second.
 from __future__ import annotations
 
 import datetime
-import time
 import zipfile
 
 import pytest
@@ -30,6 +29,7 @@ from connectors.feed import BinanceFeed
 from connectors.simulator import GeneratedFeed, Market
 from connectors.simulator.archive import day_csv, day_zip
 from connectors.websocket.bridge import BridgeConfig
+from helpers.draining import drain_until
 
 DAY = datetime.timedelta(days=1)
 PAST_RATE = 0.05  # trades a second over the three simulated days: 4,320 a day
@@ -243,15 +243,6 @@ def feeds(tmp_path):
     yield open_feed
     for feed in opened:
         feed.close()
-
-
-def drain_until(feed, done, timeout: float = 90.0) -> list:
-    items, deadline = [], time.monotonic() + timeout
-    while not done(items):
-        assert time.monotonic() < deadline, f"timed out with {len(items)} items; {feed.stats}"
-        items += feed.drain(10_000)
-        time.sleep(0.01)
-    return items
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from connectors.binance.rest import RestConfig
 from connectors.feed import BinanceFeed
 from connectors.simulator import Market, whole_market
 from connectors.websocket.config import BridgeConfig
+from helpers.draining import drain_until
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
 OUT_OF_ORDERNESS_MS = 2000  # the job's default watermark bound: a trade further behind is late
@@ -52,15 +53,6 @@ def feeds(tmp_path):
     yield open_feed
     for feed in opened:
         feed.close()
-
-
-def drain_until(feed, done, timeout: float = 60.0) -> list:
-    items, deadline = [], time.monotonic() + timeout
-    while not done(items):
-        assert time.monotonic() < deadline, f"timed out with {len(items)} items; stats {feed.stats}"
-        items += feed.drain(10_000)
-        time.sleep(0.01)
-    return items
 
 
 def records(items, symbol):

@@ -15,22 +15,13 @@ from connectors.feed import BinanceFeed
 from connectors.simulator.market import Market
 from connectors.websocket.config import BridgeConfig
 from connectors.websocket.errors import ConnectFailed, ReconnectsExhausted
+from helpers.draining import drain_until
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
 
 
 def config(tmp_path, **overrides) -> BridgeConfig:
     return BridgeConfig(gate_dir=str(tmp_path), **{**FAST, **overrides})
-
-
-def collect(feed, until, timeout=30.0) -> list:
-    """Drains the feed until ``until(items)`` holds; fails the test on timeout."""
-    items, deadline = [], time.monotonic() + timeout
-    while not until(items):
-        assert time.monotonic() < deadline, f"timed out with {len(items)} items; stats {feed.stats}"
-        items += feed.drain(10_000)
-        time.sleep(0.01)
-    return items
 
 
 def trade_ids(items, symbol) -> list[int]:
@@ -62,7 +53,7 @@ def test_replay_of_real_captures_delivers_every_trade_once_in_order(
     paths = [p for p in capture_paths if p.name.endswith("_20240809.gz")]
     sim = simulator(Market.replay(paths, speed=0))
     feed = feeds(["btcusdt", "ethusdt"], "trade", sim.ws_url, config(tmp_path))
-    items = collect(feed, count_trades(10_147 + 8_409))
+    items = drain_until(feed, count_trades(10_147 + 8_409))
     for symbol, n in (("BTCUSDT", 10_147), ("ETHUSDT", 8_409)):
         ids = trade_ids(items, symbol)
         assert ids == sim.sent_trade_ids(symbol) and len(ids) == n
@@ -83,7 +74,7 @@ def test_replay_of_the_older_trade_format_on_a_raw_stream(
     paths = [p for p in capture_paths if p.name == "btcusdt_20230405.dat.gz"]  # still carries b/a
     sim = simulator(Market.replay(paths, speed=0))
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
-    ids = trade_ids(collect(feed, count_trades(3_144)), "BTCUSDT")
+    ids = trade_ids(drain_until(feed, count_trades(3_144)), "BTCUSDT")
     assert ids == sim.sent_trade_ids("BTCUSDT") == list(range(ids[0], ids[0] + 3_144))
 
 
@@ -91,7 +82,7 @@ def test_replay_of_real_agg_trades(simulator, capture_paths, feeds, tmp_path):
     paths = [p for p in capture_paths if p.name.startswith("cryptofeed_")]
     sim = simulator(Market.replay(paths, kinds=("aggTrade",), speed=0))
     feed = feeds(["btcusdt", "ethusdt", "dotusdt"], "aggTrade", sim.ws_url, config(tmp_path))
-    items = collect(feed, lambda items: len(items) >= 1_227 + 506 + 177)
+    items = drain_until(feed, lambda items: len(items) >= 1_227 + 506 + 177)
     assert all(isinstance(i, AggTrade) for i in items)
     for symbol, n in (("BTCUSDT", 1_227), ("ETHUSDT", 506), ("DOTUSDT", 177)):
         aggs = [i for i in items if i.symbol == symbol]
@@ -104,7 +95,7 @@ def test_replay_of_real_agg_trades(simulator, capture_paths, feeds, tmp_path):
 def test_raw_stream_single_symbol(simulator, feeds, tmp_path):
     sim = simulator(Market.generated(["btcusdt"], rate=0, count=500, speed=0))
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
-    items = collect(feed, count_trades(500))
+    items = drain_until(feed, count_trades(500))
     assert trade_ids(items, "BTCUSDT") == sim.sent_trade_ids("BTCUSDT")
     assert sim.connections[0].path == "/ws/btcusdt@trade"
 
@@ -139,11 +130,11 @@ def test_malformed_frames_become_dead_letters_and_disturb_nothing(
     feed = feeds(
         ["btcusdt", "ethusdt"], "trade", sim.ws_url, config(tmp_path, max_frame_bytes=4096)
     )
-    before = collect(feed, count_trades(10), timeout=10)  # connected and flowing
+    before = drain_until(feed, count_trades(10), timeout=10)  # connected and flowing
     sim.faults.send_frames([frame for frame, _ in MALFORMED])
     sim.faults.send_frames([b"\x00binary"], binary=True)
     sim.faults.send_frames([b'{"pad":"' + b"x" * 10_000 + b'"}'])
-    items = before + collect(
+    items = before + drain_until(
         feed,
         lambda items: (
             # 4,000 trades, 10 bad frames, the answer to the connection's LIST_SUBSCRIPTIONS
@@ -167,7 +158,7 @@ def test_refused_connection_is_an_error_the_consumer_raises(simulator, feeds, tm
     sim.faults.refuse_connections()
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
     with pytest.raises(ConnectFailed, match="connection refused") as raised:
-        collect(feed, lambda items: False, timeout=10)
+        drain_until(feed, lambda items: False, timeout=10)
     assert sim.ws_url in str(raised.value)
     assert feed.stats["connect_failures"] == 1 and feed.stats["connects"] == 0
 
@@ -177,12 +168,12 @@ def test_429_retry_after_is_honoured_by_the_next_attempt(simulator, feeds, tmp_p
     sim.faults.reject_handshake(status=429, retry_after=2, times=1)
     first = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
     with pytest.raises(ConnectFailed) as raised:
-        collect(first, lambda items: False, timeout=10)
+        drain_until(first, lambda items: False, timeout=10)
     assert (raised.value.status, raised.value.retry_after) == (429, 2.0)
     rejected_at = time.time()
     # A new feed, as a restarted job would make, waits out the Retry-After before connecting.
     second = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
-    collect(second, count_trades(1), timeout=10)
+    drain_until(second, count_trades(1), timeout=10)
     assert sim.connections[0].opened_at - rejected_at >= 1.8
 
 
@@ -191,7 +182,7 @@ def test_dropped_connection_is_logged_and_reconnected(simulator, feeds, tmp_path
     sim.faults.drop_after(1000, code=1011, reason="going away")
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
     with caplog.at_level(logging.INFO, "connectors.websocket.bridge"):
-        items = collect(
+        items = drain_until(
             feed,
             lambda items: (
                 sim.market.finished
@@ -221,7 +212,7 @@ def test_tcp_reset_is_reconnected(simulator, feeds, tmp_path):
     )
     sim.faults.drop_after(500, reset=True)
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
-    items = collect(
+    items = drain_until(
         feed,
         lambda items: (
             sim.market.finished
@@ -238,12 +229,12 @@ def test_tcp_reset_is_reconnected(simulator, feeds, tmp_path):
 def test_silence_is_a_timeout_then_a_reconnect(simulator, feeds, tmp_path, caplog):
     sim = simulator(Market.generated(["btcusdt"], rate=50), ping_interval=0.2)
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path, silence_timeout=1.0))
-    collect(feed, count_trades(1), timeout=10)
+    drain_until(feed, count_trades(1), timeout=10)
     with caplog.at_level(logging.WARNING, "connectors.websocket.bridge"):
         sim.faults.go_silent()
-        collect(feed, lambda items: feed.stats["reconnects"] == 1, timeout=10)
+        drain_until(feed, lambda items: feed.stats["reconnects"] == 1, timeout=10)
     sim.faults.resume()
-    collect(feed, count_trades(5), timeout=10)
+    drain_until(feed, count_trades(5), timeout=10)
     assert feed.stats["silence_timeouts"] == 1
     assert any("no frame for 1s (timeout)" in r.getMessage() for r in caplog.records)
 
@@ -251,7 +242,7 @@ def test_silence_is_a_timeout_then_a_reconnect(simulator, feeds, tmp_path, caplo
 def test_pings_are_answered_with_their_payload(simulator, feeds, tmp_path):
     sim = simulator(Market.generated(["btcusdt"], rate=5), ping_interval=0.1, pong_timeout=0.5)
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
-    collect(
+    drain_until(
         feed, lambda items: sim.connections and sim.connections[0].pongs_received >= 5, timeout=10
     )
     conn = sim.connections[0]
@@ -267,17 +258,17 @@ def test_handover_opens_the_new_connection_first_and_loses_nothing(
     sim = simulator(Market.generated(["btcusdt", "ethusdt"], rate=800, count=4000, speed=1))
     cfg = config(tmp_path, max_connection_age=3.0 if trigger == "max_age" else 85_000.0)
     feed = feeds(["btcusdt", "ethusdt"], "trade", sim.ws_url, cfg)
-    collect(feed, count_trades(200), timeout=10)
+    drain_until(feed, count_trades(200), timeout=10)
     if trigger == "server_shutdown":
         sim.faults.server_shutdown(grace=5.0)
-    items = collect(
+    items = drain_until(
         feed,
         lambda items: (
             feed.stats["handovers"] >= 1 and sim.market.finished and not feed.stats["buffered"]
         ),
         timeout=30,
     )
-    items = collect(feed, lambda more: True) + items
+    items = drain_until(feed, lambda more: True) + items
     old, new = sim.connections[0], sim.connections[1]
     assert new.opened_at < (old.closed_at or time.time())  # make before break
     for symbol in ("BTCUSDT", "ETHUSDT"):
@@ -291,11 +282,11 @@ def test_handover_opens_the_new_connection_first_and_loses_nothing(
 def test_reconnects_exhausted_is_an_error(simulator, feeds, tmp_path):
     sim = simulator(Market.generated(["btcusdt"], rate=100))
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path, max_reconnect_attempts=3))
-    collect(feed, count_trades(1), timeout=10)
+    drain_until(feed, count_trades(1), timeout=10)
     sim.faults.refuse_connections()
     sim.faults.drop_after(0, code=1001)
     with pytest.raises(ReconnectsExhausted, match=r"after 3 reconnect attempts; last: .*refused"):
-        collect(feed, lambda items: False, timeout=10)
+        drain_until(feed, lambda items: False, timeout=10)
     assert feed.stats["connect_failures"] == 3
 
 
@@ -325,7 +316,7 @@ def test_blocking_buffer_loses_nothing_to_a_slow_consumer(simulator, feeds, tmp_
 def test_sequence_gaps_and_duplicates_are_counted(simulator, feeds, tmp_path):
     sim = simulator(Market.generated(["btcusdt"], rate=10))
     feed = feeds(["btcusdt"], "trade", sim.ws_url, config(tmp_path))
-    first = collect(feed, count_trades(1), timeout=10)
+    first = drain_until(feed, count_trades(1), timeout=10)
     last = trade_ids(first, "BTCUSDT")[-1]
     trade = {
         "e": "trade",
@@ -338,7 +329,7 @@ def test_sequence_gaps_and_duplicates_are_counted(simulator, feeds, tmp_path):
     }
     ids = [last + 10_000, last + 10_000, last + 9_999]
     sim.faults.send_frames([orjson.dumps(dict(trade, t=n)) for n in ids])
-    collect(feed, lambda items: feed.stats["reordered"] == 1, timeout=10)
+    drain_until(feed, lambda items: feed.stats["reordered"] == 1, timeout=10)
     assert feed.stats["gaps"] >= 1 and feed.stats["duplicates"] >= 1
 
 
@@ -352,7 +343,7 @@ def test_repeated_open_close_leaves_no_threads_or_sockets(simulator, tmp_path):
     for _ in range(20):
         feed = BinanceFeed(["btcusdt"], "trade", sim.ws_url, config(tmp_path)).start()
         try:
-            collect(feed, count_trades(1), timeout=10)
+            drain_until(feed, count_trades(1), timeout=10)
         finally:
             feed.close()
     assert threading.active_count() == threads
@@ -365,7 +356,7 @@ def test_resume_after_checkpointed_ids_drops_what_was_delivered_before(simulator
         {"BTCUSDT": 500}
     )
     with feed:
-        items = collect(feed, count_trades(500))
+        items = drain_until(feed, count_trades(500))
         sim.wait_for(lambda: feed.stats["messages"] == 1001)  # and the LIST_SUBSCRIPTIONS answer
         items += feed.drain(10_000)
     assert trade_ids(items, "BTCUSDT") == list(range(501, 1001))

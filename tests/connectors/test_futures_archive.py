@@ -10,7 +10,6 @@ aggregate every 20 s), then live at 50 a second (as ``test_archive.py``'s spot m
 from __future__ import annotations
 
 import datetime
-import time
 
 import pytest
 
@@ -31,6 +30,7 @@ from connectors.simulator.archive import AGG_HEADER, day_csv, day_zip
 from connectors.simulator.venues import SPOT as SPOT_VENUE
 from connectors.simulator.venues import USDM as USDM_VENUE
 from connectors.websocket.bridge import BridgeConfig
+from helpers.draining import drain_until
 
 DAY = datetime.timedelta(days=1)
 HOUR_MS = 3_600_000
@@ -194,15 +194,6 @@ def feeds(tmp_path):
     yield open_feed
     for feed in opened:
         feed.close()
-
-
-def drain_until(feed, done, timeout: float = 90.0) -> list:
-    items, deadline = [], time.monotonic() + timeout
-    while not done(items):
-        assert time.monotonic() < deadline, f"timed out with {len(items)} items; {feed.stats}"
-        items += feed.drain(10_000)
-        time.sleep(0.01)
-    return items
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from connectors.binance.streams import stream_url
 from connectors.feed import BinanceFeed
 from connectors.simulator import whole_market
 from connectors.websocket.config import BridgeConfig
+from helpers.draining import drain_until
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "poll_interval": 0.05}
 
@@ -47,14 +48,6 @@ def ids(items, symbol):
     return [i.trade_id for i in items if isinstance(i, Trade) and i.symbol == symbol]
 
 
-def drain_until(feed, items, done, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"timed out; stats {feed.stats}"
-        items += feed.drain(10_000)
-        time.sleep(0.01)
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -67,7 +60,7 @@ def test_a_symbol_listed_while_the_feed_runs_is_complete_from_its_first_trade(
     sim = simulator(market, endpoints=lines)
     feed = feeds(sim, market.symbols, lines)
     items: list = []
-    drain_until(feed, items, lambda: len(items) > 100)
+    drain_until(feed, lambda items: len(items) > 100, items=items)
     before = now_ms()
     sim.faults.list_symbol("NEWUSDT", rate=50)  # trading at once, before the feed hears of it
     time.sleep(1.0)
@@ -75,7 +68,7 @@ def test_a_symbol_listed_while_the_feed_runs_is_complete_from_its_first_trade(
     assert traded_before > 20
     assert feed.add_symbols(["NEWUSDT", market.symbols[0]], since_ms=before) == ["newusdt"]
 
-    drain_until(feed, items, lambda: len(ids(items, "NEWUSDT")) > traded_before + 50)
+    drain_until(feed, lambda items: len(ids(items, "NEWUSDT")) > traded_before + 50, items=items)
     got = ids(items, "NEWUSDT")
     assert got == list(range(1, len(got) + 1))  # from its first trade, each once, in order
     stats = feed.stats
@@ -89,8 +82,8 @@ def test_a_symbol_listed_while_the_feed_runs_is_complete_from_its_first_trade(
     for endpoint in sim.endpoints:
         endpoint.faults.drop_after(0, reset=True)
     last = got[-1]
-    drain_until(feed, items, lambda: feed.stats["reconnects"] >= lines)
-    drain_until(feed, items, lambda: len(ids(items, "NEWUSDT")) > 50)
+    drain_until(feed, lambda items: feed.stats["reconnects"] >= lines, items=items)
+    drain_until(feed, lambda items: len(ids(items, "NEWUSDT")) > 50, items=items)
     after = ids(items, "NEWUSDT")
     assert after == list(range(last + 1, last + 1 + len(after)))
     assert feed.stats["resubscribed"] == 0
@@ -101,14 +94,14 @@ def test_a_listing_announced_ahead_joins_before_its_first_trade_without_rest(sim
     sim = simulator(market)
     feed = feeds(sim, market.symbols)
     items: list = []
-    drain_until(feed, items, lambda: len(items) > 10)
+    drain_until(feed, lambda items: len(items) > 10, items=items)
     sim.faults.list_symbol("NEWUSDT", rate=50, status="BREAK")
     feed.add_symbols(["newusdt"], since_ms=now_ms())
     # its SUBSCRIBE sent (after the LIST_SUBSCRIPTIONS of the connect) and answered
-    drain_until(feed, items, lambda: feed.stats["requests"] == 2)
+    drain_until(feed, lambda items: feed.stats["requests"] == 2, items=items)
     time.sleep(0.3)
     sim.faults.resume_symbol("NEWUSDT")
-    drain_until(feed, items, lambda: len(ids(items, "NEWUSDT")) > 30)
+    drain_until(feed, lambda items: len(ids(items, "NEWUSDT")) > 30, items=items)
     got = ids(items, "NEWUSDT")
     assert got == list(range(1, len(got) + 1))
     assert feed.stats["backfilled"] == 0  # nothing to fetch: subscribed before trading opened
@@ -125,7 +118,7 @@ def test_a_connection_that_lacks_a_stream_subscribes_it_after_listing_them(simul
     feed.start()
     items: list = []
     missing = market.symbols[2]
-    drain_until(feed, items, lambda: len(ids(items, missing)) > 20)
+    drain_until(feed, lambda items: len(ids(items, missing)) > 20, items=items)
     assert feed.stats["resubscribed"] == 1
     got = ids(items, missing)
     assert got == list(range(got[0], got[0] + len(got)))
@@ -136,11 +129,11 @@ def test_a_refused_subscription_is_an_error_with_binances_reason(simulator, feed
     sim = simulator(market, max_streams=3)
     feed = feeds(sim, market.symbols)
     items: list = []
-    drain_until(feed, items, lambda: len(items) > 10)
+    drain_until(feed, lambda items: len(items) > 10, items=items)
     sim.faults.list_symbol("NEWUSDT", rate=50)
     with caplog.at_level(logging.ERROR, logger="connectors.feed"):
         feed.add_symbols(["newusdt"])
-        drain_until(feed, items, lambda: feed.stats["requests_refused"] == 1)
+        drain_until(feed, lambda items: feed.stats["requests_refused"] == 1, items=items)
     (refusal,) = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert "SUBSCRIBE of 1 streams (newusdt@trade)" in refusal and "code 2" in refusal
     assert ids(items, "NEWUSDT") == []

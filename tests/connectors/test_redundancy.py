@@ -14,6 +14,7 @@ from connectors.binance.rest import RestConfig
 from connectors.feed import BinanceFeed
 from connectors.simulator import Market
 from connectors.websocket.config import BridgeConfig
+from helpers.draining import drain_until
 
 AGG_SYMBOLS = ("BTCUSDT", "ETHUSDT", "DOTUSDT")  # what the cryptofeed capture holds
 SPEED = 10.0  # 1,910 aggregate trades over 90 s of 2022 in about 9 s
@@ -39,15 +40,6 @@ def feeds(tmp_path):
     yield open_feed
     for feed in opened:
         feed.close()
-
-
-def drain_until(feed, done, timeout: float = 60.0) -> list:
-    items, deadline = [], time.monotonic() + timeout
-    while not done(items):
-        assert time.monotonic() < deadline, f"timed out with {len(items)} items; stats {feed.stats}"
-        items += feed.drain(10_000)
-        time.sleep(0.01)
-    return items
 
 
 def drain_for(feed, seconds: float) -> list:

@@ -6,18 +6,17 @@ about 400 trades/s."""
 from __future__ import annotations
 
 import re
-import sys
 import time
 
 import pytest
 
 from connectors.simulator import Market
 from helpers.flinkjob import (
-    MAIN,
     assert_every_published_trade_once,
     expected_bars,
     finish_job,
     flink_log,
+    job_command,
     normalized_bars,
     read_output,
     start_job,
@@ -40,28 +39,7 @@ def test_resets_of_one_line_at_a_time_lose_nothing_and_ask_no_rest(
     sim.endpoints[1].faults.delay_market(0.3)
     sim.faults.fail_rest(503, times=1_000_000)  # the history out of reach: each ask is logged
     out, logs, stdout = tmp_path / "out", tmp_path / "log", tmp_path / "stdout.txt"
-    cmd = [
-        sys.executable,
-        str(MAIN),
-        "--ws-url",
-        ",".join(sim.ws_urls),
-        "--redundancy",
-        "2",
-        "--rest-url",
-        sim.http_url,
-        "--symbols",
-        "btcusdt,ethusdt",
-        "--duration",
-        "40",
-        "--out",
-        str(out),
-        "--checkpoint-interval",
-        "1s",
-        "--checkpoint-dir",
-        (tmp_path / "checkpoints").as_uri(),
-        "--rest-port",  # any free port: another Flink on the machine may hold 8081
-        "0",
-    ]
+    cmd = job_command(sim, out, tmp_path, duration=40, lines=2)
     proc = start_job(cmd, logs, stdout)
     try:
         sim.wait_for(lambda: all(e.connections for e in sim.endpoints), timeout=300)

@@ -24,24 +24,35 @@ JOB_TIMEOUT = 600  # a hang guard only: a healthy run takes well under a minute
 
 
 def job_command(
-    sim, out: Path, tmp: Path, *extra: str, duration: float = 12, market: str = "spot"
+    sim,
+    out: Path,
+    tmp: Path,
+    *extra: str,
+    duration: float = 12,
+    market: str = "spot",
+    symbols: str = "btcusdt,ethusdt",
+    lines: int = 1,
 ) -> list[str]:
     """``python job/main.py`` reading the simulator ``sim`` (WebSocket and REST), bounded; with
-    ``market`` usdm, as USD-M futures (whose streams are under ``/market``). Its web UI on any
-    free port: another Flink on the machine (another test run) may hold 8081."""
+    ``market`` usdm, as USD-M futures (whose streams are under ``/market``); with ``lines`` 2,
+    from two of its endpoints (``--redundancy``). Its web UI on any free port: another Flink on
+    the machine (another test run) may hold 8081."""
+    route = "/market" if market == "usdm" else ""
     return [
         sys.executable,
         str(MAIN),
         "--market",
         market,
         "--ws-url",
-        sim.ws_url + ("/market" if market == "usdm" else ""),
+        ",".join(url + route for url in sim.ws_urls[:lines]),
+        "--redundancy",
+        str(lines),
         "--rest-url",
         sim.http_url,
         "--archive-url",  # a test never reads Binance's own archive
         sim.http_url,
         "--symbols",
-        "btcusdt,ethusdt",
+        symbols,
         "--duration",
         str(duration),
         "--out",

@@ -20,6 +20,7 @@ from helpers.flinkjob import (
     expected_bars,
     finish_job,
     flink_log,
+    job_command,
     normalized_bars,
     read_output,
     start_job,
@@ -110,28 +111,17 @@ def test_a_listing_joins_the_running_job_complete_and_a_halt_stops_nothing(simul
         whole_market(40, rate=200, pause_without_subscribers=False, seed=17, history_seconds=600)
     )
     out, logs, stdout = tmp_path / "out", tmp_path / "log", tmp_path / "stdout.txt"
-    cmd = [
-        sys.executable,
-        str(MAIN),
-        "--symbols",
-        "all",
+    cmd = job_command(
+        sim,
+        out,
+        tmp_path,
         "--listing-refresh",
         "2",
-        "--ws-url",
-        sim.ws_url,
-        "--rest-url",
-        sim.http_url,
-        "--duration",
-        "35",
-        "--out",
-        str(out),
         "--checkpoint-interval",
         "2s",
-        "--checkpoint-dir",
-        (tmp_path / "checkpoints").as_uri(),
-        "--rest-port",  # any free port: another Flink on the machine may hold 8081
-        "0",
-    ]
+        duration=35,
+        symbols="all",
+    )
     proc = start_job(cmd, logs, stdout)
     try:
         sim.wait_for(lambda: len(sim.connections) >= 1, timeout=300)
@@ -175,32 +165,21 @@ def test_the_whole_market_through_a_reset_loses_nothing_and_makes_nothing_late(s
         whole_market(1500, rate=5000, pause_without_subscribers=False, seed=11, history_seconds=600)
     )
     out, logs, stdout = tmp_path / "out", tmp_path / "log", tmp_path / "stdout.txt"
-    cmd = [
-        sys.executable,
-        str(MAIN),
-        "--symbols",
-        "all",
-        "--ws-url",
-        sim.ws_url,
-        "--rest-url",
-        sim.http_url,
-        "--duration",
-        "150",  # a few minutes of the market, the reset 15 s in
+    cmd = job_command(
+        sim,
+        out,
+        tmp_path,
         # a reset at 5,000 trades/s leaves most of the connection's 188 symbols with a gap: 25
         # weight each (the redundancy issue takes REST out of this); Binance allows 6,000 a minute
         "--rest-weight-budget",
         "5000",
         "--listing-refresh",
         "5",
-        "--out",
-        str(out),
         "--checkpoint-interval",
         "2s",
-        "--checkpoint-dir",
-        (tmp_path / "checkpoints").as_uri(),
-        "--rest-port",  # any free port: another Flink on the machine may hold 8081
-        "0",
-    ]
+        duration=150,  # a few minutes of the market, the reset 15 s in
+        symbols="all",
+    )
     proc = start_job(cmd, logs, stdout)
     try:
         sim.wait_for(lambda: len(sim.connections) >= 8, timeout=300)
@@ -244,28 +223,9 @@ def test_the_whole_market_on_two_lines_through_resets_asks_no_history(simulator,
     )
     sim.endpoints[1].faults.delay_market(0.1)
     out, logs, stdout = tmp_path / "out", tmp_path / "log", tmp_path / "stdout.txt"
-    cmd = [
-        sys.executable,
-        str(MAIN),
-        "--symbols",
-        "all",
-        "--redundancy",
-        "2",
-        "--ws-url",
-        ",".join(sim.ws_urls),
-        "--rest-url",
-        sim.http_url,
-        "--duration",
-        "50",
-        "--out",
-        str(out),
-        "--checkpoint-interval",
-        "2s",
-        "--checkpoint-dir",
-        (tmp_path / "checkpoints").as_uri(),
-        "--rest-port",  # any free port: another Flink on the machine may hold 8081
-        "0",
-    ]
+    cmd = job_command(
+        sim, out, tmp_path, "--checkpoint-interval", "2s", duration=50, symbols="all", lines=2
+    )
     proc = start_job(cmd, logs, stdout)
     pick = random.Random(13)
     try:

@@ -203,19 +203,21 @@ def _latency(job: FlinkJob, start: float, end: float, name: str) -> dict:
 def _checkpoint(work: Path) -> dict:
     """The newest completed checkpoint: its size on disk (MB) and how long it took (s), from
     Flink's REST API of the embedded run (its port: the Flink log)."""
-    newest = max(glob.glob(str(work / "checkpoints" / "*" / "chk-*")), key=os.path.getmtime)
+    # at any depth: a run's checkpoints are under its job's folder, then Flink's job id
+    found = glob.glob(str(work / "checkpoints" / "**" / "chk-*"), recursive=True)
+    newest = max(found, key=os.path.getmtime)
     size = sum(
         os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(newest) for f in files
     )
-    found = {"checkpoint_mb": round(size / 1e6, 2)}
+    out = {"checkpoint_mb": round(size / 1e6, 2)}
     logs = " ".join(Path(p).read_text(errors="replace") for p in glob.glob(f"{work}/log/*.log"))
     port = re.search(r"Rest endpoint listening at [\w.]+:(\d+)", logs)
     if port:
         base = f"http://127.0.0.1:{port.group(1)}"
         jobs = _json(f"{base}/jobs")["jobs"]
         stats = _json(f"{base}/jobs/{jobs[0]['id']}/checkpoints")["latest"]["completed"]
-        found["checkpoint_s"] = round(stats["end_to_end_duration"] / 1000, 2)
-    return found
+        out["checkpoint_s"] = round(stats["end_to_end_duration"] / 1000, 2)
+    return out
 
 
 def _json(url: str) -> dict:

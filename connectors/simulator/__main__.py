@@ -22,7 +22,7 @@ import threading
 
 from connectors.simulator.captures import DEMO_CAPTURES
 from connectors.simulator.limits import MAX_STREAMS, MAX_URL_BYTES
-from connectors.simulator.market import Feed, GeneratedFeed, Market, replay_feeds
+from connectors.simulator.market import Feed, GeneratedFeed, Market, MarketOptions, replay_feeds
 from connectors.simulator.server import VENUE, ExchangeSimulator
 from connectors.simulator.venues import SPOT, VENUES
 from connectors.simulator.whole_market import WHOLE_MARKET_HISTORY_SECONDS, whole_market
@@ -123,7 +123,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--history-seconds",
         type=float,
         default=WHOLE_MARKET_HISTORY_SECONDS,
-        help="--market-symbols: how far back REST serves each symbol's trades (memory: ~700 "
+        help="--market-symbols: how far back REST serves each symbol's trades (memory: ~270 "
         "bytes a trade, kept up to twice this long; default %(default)g)",
     )
     parser.add_argument("--live", action="store_true", help="markets run without subscribers too")
@@ -196,14 +196,14 @@ def build_market(args: argparse.Namespace) -> Market:
         GeneratedFeed(symbol, rate=rate, kind=kind, venue=args.venue, **past)
         for symbol in args.generate
     ]
-    return Market(
-        feeds,
-        speed=args.speed,
-        pause_without_subscribers=not args.live,
-        venue=args.venue,
-        # past days are history the archive serves: none of it trimmed
-        **({"history_limit": None} if args.past_days else {}),
-    )
+    options: MarketOptions = {
+        "speed": args.speed,
+        "pause_without_subscribers": not args.live,
+        "venue": args.venue,
+    }
+    if args.past_days:  # past days are history the archive serves: none of it trimmed
+        options["history_limit"] = None
+    return Market(feeds, **options)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         market,
         args.host,
         args.port,
+        keep_frames=False,  # nothing outside this process could read them: counts only
         ping_interval=VENUE if args.ping_interval is None else args.ping_interval,
         pong_timeout=VENUE if args.pong_timeout is None else args.pong_timeout,
         max_url_bytes=args.max_url_bytes or None,

@@ -5,6 +5,10 @@ events on its own virtual timeline (nanoseconds from a common origin). The marke
 those timelines against the event loop's clock, scaled by ``speed`` (0 = as fast as the
 subscribers take them), and hands every payload to a sink (the server) pre-serialized.
 
+With a ``tick`` the market wakes at most that often, and emits at once every event that fell due
+meanwhile (each stamped with the time it goes out, as always): its connections then get them in
+one write each, not one write an event (a whole market's thousands of trades a second).
+
 With ``pause_without_subscribers`` a feed's clock only runs while its stream has a
 subscriber, so a client that reconnects finds the market where it left it. Without it the
 market is live: events nobody is subscribed to are emitted all the same, and only the
@@ -63,6 +67,7 @@ class MarketOptions(TypedDict, total=False):
     """``Market``'s keyword arguments, which ``Market.replay`` and ``Market.generated`` pass on."""
 
     speed: float
+    tick: float
     pause_without_subscribers: bool
     history_limit: int | None
     history_seconds: float | None
@@ -199,6 +204,7 @@ class GeneratedFeed(Feed):
         start = start_price or START_PRICES.get(self._symbol, "100.00")
         self._price = _units(start)
         self._price_decimals = len(tick.partition(".")[2]) if self._usdm else 8
+        self._price_text = _decimal(self._price, self._price_decimals)
         self._next_id = self._next_trade_id = first_id
         self._emitted = 0
         self._random = random.Random(seed)
@@ -235,13 +241,15 @@ class GeneratedFeed(Feed):
         # (down, flat, flat, up), 1 for the maker side, the rest for the quantity.
         bits = self._random.getrandbits(32)
         step = (bits & 3 == 3) - (bits & 3 == 0)
-        self._price = max(self._tick, self._price + step * self._tick)
+        price = max(self._tick, self._price + step * self._tick)
+        if price != self._price:  # else its text stays (half the trades)
+            self._price, self._price_text = price, _decimal(price, self._price_decimals)
+        # Quantities are below 1: printed as _decimal prints them, without its arithmetic.
         if self._usdm:  # 0.001 .. 0.5
-            quantity = ((bits >> 3) % 500 + 1) * 10 ** (8 - _USDM_QUANTITY_DECIMALS)
-            q = _decimal(quantity, _USDM_QUANTITY_DECIMALS)
+            q = f"0.{(bits >> 3) % 500 + 1:0{_USDM_QUANTITY_DECIMALS}d}"
         else:  # 0.00001 .. 0.5
-            q = _decimal(((bits >> 3) % 50_000 + 1) * 1_000)
-        p, m = _decimal(self._price, self._price_decimals), "true" if bits & 4 else "false"
+            q = f"0.{(bits >> 3) % 50_000 + 1:05d}000"
+        p, m = self._price_text, "true" if bits & 4 else "false"
         seq = self._next_id
         if self._kind == "trade":
             payload = (
@@ -332,6 +340,7 @@ class Market:
         feeds: Iterable[Feed],
         *,
         speed: float = 1.0,
+        tick: float = 0.0,
         pause_without_subscribers: bool = True,
         history_limit: int | None = 100_000,
         history_seconds: float | None = None,
@@ -339,8 +348,11 @@ class Market:
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
+        if tick < 0:
+            raise ValueError("tick must be >= 0")
         self.venue: Venue = VENUES[venue]
         self.speed = speed
+        self.tick = tick
         self.pause_without_subscribers = pause_without_subscribers
         self._history_limit, self._history_seconds = history_limit, history_seconds
         self._clocks: dict[str, _Clock] = {}
@@ -501,7 +513,7 @@ class Market:
             if self.speed:
                 now = loop.time()
                 if when > now:
-                    await self._sleep(when - now)
+                    await self._sleep(max(when - now, self.tick))
                     continue
             heapq.heappop(schedule)
             payload, seq = clock.feed.pop()

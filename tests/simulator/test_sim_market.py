@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from decimal import Decimal
 
@@ -76,6 +77,23 @@ def test_timed_replay_keeps_the_recorded_spacing_scaled_by_speed(capture_dir, sp
         planned = (event.recv_time_ns - origin) / 1e9 / speed
         assert planned - 0.002 <= at - start <= planned + 0.5  # never early; late only under load
         assert payload == event.raw
+
+
+def test_a_market_with_a_tick_emits_what_fell_due_in_one_go():
+    market = Market.generated(
+        ["ethusdt"], rate=1000, count=200, pause_without_subscribers=False, tick=0.05
+    )
+    recorder, start = play(market)
+    assert recorder.ids() == list(range(1, 201))
+    # 200 trades due over 0.2 s, a millisecond apart: out in a few bursts 50 ms apart, not one by
+    # one (a pause of the process may split a burst now and then)
+    times = [at for at, _, _ in recorder.events]
+    assert sum(b - a > 0.0005 for a, b in itertools.pairwise(times)) <= 15
+    for n, (at, _, _) in enumerate(recorder.events):
+        planned = n / 1000
+        assert planned - 0.002 <= at - start <= planned + 0.05 + 0.5  # a tick late at most
+    with pytest.raises(ValueError, match="tick"):
+        Market([], tick=-1)
 
 
 def test_a_paused_market_neither_emits_nor_catches_up():

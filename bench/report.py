@@ -57,6 +57,9 @@ def judge(results: dict) -> None:
         results[key] = bool(test(results))
 
 
+SOAK_HEADING = "## 9. Soak"  # the last section: bench/soak.py replaces it in place
+
+
 def write(results: dict, profile: dict | None, soak: dict | None, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -66,7 +69,8 @@ def write(results: dict, profile: dict | None, soak: dict | None, out: Path) -> 
 def replace_soak(results_md: Path, soak: dict) -> None:
     """Puts the soak's section into an existing results.md, in place of an older one."""
     text = results_md.read_text()
-    results_md.write_text(text.split("\n## 6. Soak\n")[0].rstrip("\n") + "\n" + soak_markdown(soak))
+    kept = text.split(f"\n{SOAK_HEADING}\n")[0]
+    results_md.write_text(kept.rstrip("\n") + "\n" + soak_markdown(soak))
 
 
 def _n(value, digits: int = 0) -> str:
@@ -393,7 +397,7 @@ def soak_markdown(soak: dict | None) -> str:
         return ""
     lines = [
         "",
-        "## 6. Soak",
+        SOAK_HEADING,
         "",
         f"`python bench/soak.py` ({soak['date']}): {soak['minutes']:g} minutes of `job/main.py` "
         f"against the live exchange simulator at {_n(soak['rate'])} trades/s (BTCUSDT and "

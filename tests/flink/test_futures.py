@@ -17,12 +17,10 @@ import pytest
 from bench.cluster import get_text, wait_until
 from connectors.simulator import Market
 from helpers.flinkjob import (
-    assert_every_published_trade_once,
-    expected_bars,
+    assert_usdm_outputs,
     finish_job,
     flink_log,
     job_command,
-    normalized_bars,
     read_output,
     start_job,
 )
@@ -77,12 +75,7 @@ def test_usdm_reset_is_filled_from_fapi_agg_trades_and_every_line_says_usdm(simu
     finally:
         finish_job(proc, stdout)
 
-    written = read_output(out, "trades")
-    assert {line.pop("market") for line in written} == {"usdm"}
-    trades = assert_every_published_trade_once(written, sim, first_ids, kind="aggTrade")
-    bars = read_output(out, "bars")
-    assert {bar.pop("market") for bar in bars} == {"usdm"}
-    assert normalized_bars(bars) == expected_bars(trades, kind="aggTrade")
+    assert_usdm_outputs(out, sim, first_ids)
     # the one malformed frame; no late trade, no unfilled gap
     letters = read_output(out, "dead-letters")
     assert [(d["reason"], d["market"], orjson.loads(d["raw"])["data"]) for d in letters] == [

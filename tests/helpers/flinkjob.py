@@ -276,3 +276,15 @@ def assert_every_published_trade_once(
             ) == (e["p"], e["q"], e["T"], e["m"], e[first], e[last])
         expected += events
     return expected
+
+
+def assert_usdm_outputs(out: Path, sim, first_ids: dict) -> list[dict]:
+    """A USD-M run's outputs: every trades and bars line says ``"market":"usdm"``, every aggregate
+    trade published from ``first_ids`` on written once, the bars exact. Returns the trades."""
+    written = read_output(out, "trades")
+    assert {line.pop("market") for line in written} == {"usdm"}
+    trades = assert_every_published_trade_once(written, sim, first_ids, kind="aggTrade")
+    bars = read_output(out, "bars")
+    assert {bar.pop("market") for bar in bars} == {"usdm"}
+    assert normalized_bars(bars) == expected_bars(trades, kind="aggTrade")
+    return trades

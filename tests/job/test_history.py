@@ -22,6 +22,7 @@ from connectors.simulator import GeneratedFeed, Market
 from helpers.flinkjob import (
     SYMBOLS,
     assert_every_published_trade_once,
+    assert_usdm_outputs,
     expected_bars,
     finish_job,
     flink_log,
@@ -150,12 +151,7 @@ def test_usdm_since_past_rests_48_hours_reads_the_futures_archive_then_rest_then
 
     published = {s: sim.market.published(s, "aggTrade").events for s in SYMBOLS}
     first_ids = {s: next(e["a"] for e in published[s] if e["T"] >= since) for s in SYMBOLS}
-    written = read_output(out, "trades")
-    assert {line.pop("market") for line in written} == {"usdm"}
-    trades = assert_every_published_trade_once(written, sim, first_ids, kind="aggTrade")
-    bars = read_output(out, "bars")
-    assert {bar.pop("market") for bar in bars} == {"usdm"}
-    assert normalized_bars(bars) == expected_bars(trades, kind="aggTrade")
+    assert_usdm_outputs(out, sim, first_ids)
     assert read_output(out, "dead-letters") == []
     stats = final_feed_stats(flink_log(logs))
     archived = sum(

@@ -13,8 +13,8 @@ from connectors.binance.parser import Parser
 from connectors.binance.records import AggTrade, Control, DeadLetter, Trade
 from connectors.binance.rest import RestConfig
 from connectors.binance.streams import (
-    MAX_STREAMS_PER_CONNECTION,
     describe,
+    first_few,
     normalize_symbols,
     stream_name,
     stream_url,
@@ -131,14 +131,8 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
         new = [s for s in normalize_symbols(symbols) if s not in self.symbols]
         if not new:
             return []
-        wanted = [*self.symbols, *new]
-        if len(wanted) > MAX_STREAMS_PER_CONNECTION:
-            raise ValueError(
-                f"{self.name}: {len(wanted)} streams exceed Binance's"
-                f" {MAX_STREAMS_PER_CONNECTION} per connection"
-            )
-        for endpoint in self._endpoints:
-            stream_url(endpoint, wanted, self.stream)  # ValueError past the URL's length
+        for endpoint in self._endpoints:  # ValueError past 1024 streams or the URL's length
+            stream_url(endpoint, [*self.symbols, *new], self.stream)
         self.join([s.upper() for s in new], since_ms)
         return new
 
@@ -173,8 +167,7 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
                 "%s: Binance refused %s%s: %s",
                 where,
                 request.method,
-                f" of {len(request.streams)} streams ({', '.join(request.streams[:3])}"
-                f"{', ...' if len(request.streams) > 3 else ''})"
+                f" of {len(request.streams)} streams ({first_few(request.streams)})"
                 if request.method == SUBSCRIBE
                 else "",
                 answer.error,
@@ -188,7 +181,7 @@ class BinanceFeed(Bridge[Trade | AggTrade | DeadLetter]):
                     where,
                     len(lacking),
                     len(self.symbols),
-                    ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else ""),
+                    first_few(lacking),
                 )
                 self.send(reader, self._requests.subscribe(lacking))
         return True

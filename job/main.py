@@ -504,28 +504,33 @@ def apply_market(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None
 def plan_shards(args: argparse.Namespace, refuse: Callable[[str], Any]) -> None:
     """The connections as the job will open them (``args.shard_plan``), checked before Flink
     starts rather than after submitting."""
-    from connectors.binance.streams import plan_connections, stream_url
+    from connectors.binance.streams import plan_connections
 
     try:
         args.shard_plan = plan_connections(
             args.symbol_list, args.shards, args.streams_per_connection
         )
         for group in args.shard_plan:
-            for endpoint in args.ws_url:
-                stream_url(endpoint, group, args.stream)
+            check_connection(args, group)
     except ValueError as exc:
         refuse(f"--streams-per-connection: {exc}")
 
 
-def fits_a_connection(args: argparse.Namespace) -> Callable[[Sequence[str]], bool]:
-    """Whether a shard's symbols fit one connection to every endpoint (Binance's streams and URL
-    length)."""
+def check_connection(args: argparse.Namespace, symbols: Sequence[str]) -> None:
+    """ValueError unless ``symbols`` fit one connection to every endpoint (Binance's streams per
+    connection and URL length)."""
     from connectors.binance.streams import stream_url
+
+    for endpoint in args.ws_url:
+        stream_url(endpoint, symbols, args.stream)
+
+
+def fits_a_connection(args: argparse.Namespace) -> Callable[[Sequence[str]], bool]:
+    """``check_connection`` as a yes or no."""
 
     def fits(symbols: Sequence[str]) -> bool:
         try:
-            for endpoint in args.ws_url:
-                stream_url(endpoint, symbols, args.stream)
+            check_connection(args, symbols)
         except ValueError:
             return False
         return True

@@ -28,31 +28,14 @@ from collections.abc import Collection
 
 from connectors.binance.markets import SPOT, BinanceMarket
 from connectors.binance.rest import BinanceRest, RestConfig, RestUnavailable
+from connectors.binance.streams import first_few
 
 log = logging.getLogger(__name__)
-_SHOWN = 3  # names a warning quotes
 TRADING = "TRADING"
 
 
 class ExchangeInfoUnavailable(Exception):
     """exchangeInfo could not be read; the message says why."""
-
-
-def trading_symbols(
-    rest: RestConfig,
-    quotes: Collection[str] = (),
-    exclude: Collection[str] = (),
-    gate_dir: str | None = None,
-    ca_file: str | None = None,
-    market: BinanceMarket = SPOT,
-) -> list[str]:
-    """The TRADING symbols of ``market`` (lower case, in the exchange's order), only those quoted
-    in ``quotes`` when given (e.g. ``["USDT", "FDUSD"]``), without those in ``exclude``."""
-    listed = listed_symbols(rest, quotes, exclude, gate_dir, ca_file, market)
-    symbols = [symbol for symbol, status in listed.items() if status == TRADING]
-    if not symbols:
-        raise ExchangeInfoUnavailable(f"{market.name} exchangeInfo: no TRADING symbol matches")
-    return symbols
 
 
 def listed_symbols(
@@ -64,8 +47,9 @@ def listed_symbols(
     market: BinanceMarket = SPOT,
 ) -> dict[str, str]:
     """Every symbol ``market`` lists, whatever its status (lower case -> ``TRADING``, ``BREAK``,
-    ...; in the exchange's order), filtered as ``trading_symbols`` says. A listing shows here
-    ahead of its trading (Binance: in ``BREAK`` until it opens)."""
+    ...; in the exchange's order), only those quoted in ``quotes`` when given (e.g. ``["USDT",
+    "FDUSD"]``), without those in ``exclude``. A listing shows here ahead of its trading
+    (Binance: in ``BREAK`` until it opens)."""
     client = BinanceRest(rest, market, gate_dir, ca_file)
     try:
         answer = client.get("exchangeInfo", dict(market.exchange_info_params))
@@ -95,6 +79,6 @@ def listed_symbols(
             len(unnamable),
             market.name,
             "s" if len(unnamable) > 1 else "",
-            ", ".join(unnamable[:_SHOWN]) + (", ..." if len(unnamable) > _SHOWN else ""),
+            first_few(unnamable),
         )
     return {s.lower(): status for s, status in listed.items() if s not in unnamable}

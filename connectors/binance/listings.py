@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from connectors.binance.exchange_info import TRADING, ExchangeInfoUnavailable, listed_symbols
 from connectors.binance.markets import MARKETS
 from connectors.binance.rest import RestConfig
+from connectors.binance.streams import first_few
 from connectors.websocket.ratelimited_log import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class SymbolWatch:
                 "listings: %d symbol%s joined (%s)",
                 len(joined),
                 "s" * (len(joined) > 1),
-                ", ".join(sorted(joined)[:5]) + (", ..." if len(joined) > 5 else ""),
+                first_few(sorted(joined), 5),
             )
             with self._lock:
                 self._joined.update(joined)

@@ -97,6 +97,11 @@ def home_shard(symbol: str, shards: int) -> int:
     return zlib.crc32(symbol.lower().encode()) % shards
 
 
+def first_few(names: Sequence[str], shown: int = 3) -> str:
+    """Names as a log line quotes them: the first ``shown``, then "..." if there are more."""
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
 def describe(symbols: Sequence[str], kind: str) -> str:
     """How a log line names a connection's streams: the symbols when they are few, else their
     count with the first and the last."""

@@ -44,6 +44,7 @@ from connectors.binance.listings import Listings, SymbolWatch
 from connectors.binance.records import AggTrade, DeadLetter, Trade
 from connectors.binance.streams import (
     DEFAULT_STREAMS_PER_CONNECTION,
+    first_few,
     home_shard,
     normalize_symbols,
     plan_connections,
@@ -336,7 +337,7 @@ class _BridgeFunction(KeyedProcessFunction):
                 " connections for them",
                 shard,
                 len(joining),
-                ", ".join(sorted(joining)[:3]),
+                first_few(sorted(joining)),
                 exc,
             )
 
@@ -345,8 +346,10 @@ class _BridgeFunction(KeyedProcessFunction):
         if feed is None:
             last_ids = dict(self.last_state.items())
             # symbols that joined this shard before a restart: their positions are here
-            joined = sorted(
-                s.lower() for s in last_ids if s.lower() not in self.planned and self.listings
+            joined = (
+                sorted(s.lower() for s in last_ids if s.lower() not in self.planned)
+                if self.listings
+                else []
             )
             symbols = [*self.groups[shard], *joined]
             feed = self.feed_factory(symbols)

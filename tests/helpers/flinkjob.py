@@ -67,6 +67,27 @@ def job_command(
     ]
 
 
+def cluster_job(sim, out: Path, duration: float) -> list[str]:
+    """``-py job/main.py ...`` for ``flink run`` on a standalone cluster, reading ``sim``,
+    bounded (the cluster's conf/ gives it the rest)."""
+    return [
+        "-py",
+        str(MAIN),
+        "--ws-url",
+        sim.ws_url,
+        "--rest-url",
+        sim.http_url,
+        "--symbols",
+        "btcusdt,ethusdt",
+        "--duration",
+        str(duration),
+        "--out",
+        str(out),
+        "--checkpoint-interval",
+        "1s",
+    ]
+
+
 def job_env(log_dir: Path) -> dict:
     return dict(os.environ, FLINK_LOG_DIR=str(log_dir))
 

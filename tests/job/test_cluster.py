@@ -17,11 +17,11 @@ from bench.cluster import StandaloneCluster, get_json, get_text, wait_until
 from connectors.simulator import Market
 from helpers.flinkjob import (
     CAPTURES,
-    MAIN,
     SYMBOLS,
     assert_every_published_trade_once,
     assert_trades_exact,
     capture_trades,
+    cluster_job,
     expected_bars,
     in_progress_files,
     normalized_bars,
@@ -44,23 +44,7 @@ def cluster(tmp_path):
 
 
 def flink_run(sim, out, duration: int) -> list[str]:
-    return [
-        "run",
-        "-py",
-        str(MAIN),
-        "--ws-url",
-        sim.ws_url,
-        "--rest-url",
-        sim.http_url,
-        "--symbols",
-        "btcusdt,ethusdt",
-        "--duration",
-        str(duration),
-        "--out",
-        str(out),
-        "--checkpoint-interval",
-        "1s",
-    ]
+    return ["run", *cluster_job(sim, out, duration)]
 
 
 def test_flink_run_on_a_standalone_cluster(cluster, simulator, capture_dir, tmp_path):
